@@ -1,0 +1,152 @@
+"""Image references: parsing and normalising names like ``alpine`` or ``host:5000/ns/app:1@sha256:…``.
+
+The grammar is docker's (distribution/reference): a name is an optional registry host followed by
+slash-separated lower-case path components, then an optional ``:tag`` and an optional
+``@algorithm:hex`` digest. A name given without a registry ("short name") resolves to Docker Hub,
+where single-component paths live under ``library/`` — unless registries.conf lists other
+``unqualified-search-registries``, which is why the reference remembers that it was short.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+from rootlet.registry.errors import InvalidReference
+
+DOCKER_HUB = "docker.io"
+#: Where the Docker Hub API really lives; ``docker.io`` is only the name users type.
+DOCKER_HUB_API = "registry-1.docker.io"
+DEFAULT_TAG = "latest"
+
+_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*\Z")
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}\Z")
+_HOST = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+    r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?\Z"
+)
+_MAX_NAME = 255
+
+
+def is_digest(value: str) -> bool:
+    """True when *value* is a well-formed ``sha256:<64 hex>`` digest, safe to use in URLs and paths."""
+    return bool(_DIGEST.match(value))
+
+
+def check_digest(value: str) -> str:
+    """Return *value* if it is a valid sha256 digest, else raise ``InvalidReference``."""
+    if not is_digest(value):
+        raise InvalidReference(
+            f"invalid digest {value!r}",
+            "a digest is 'sha256:' followed by 64 lower-case hex characters",
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A fully qualified image reference.
+
+    ``registry`` is the host users name (``docker.io``, ``127.0.0.1:5000``); ``repository`` the
+    path inside it (``library/alpine``); ``tag`` and ``digest`` may each be absent but not both
+    after parsing (a bare name gets ``latest``). ``short`` records that the user gave no registry,
+    so search registries may be tried; ``path`` is the repository as typed, before ``library/``.
+    """
+
+    registry: str
+    repository: str
+    tag: str | None = None
+    digest: str | None = None
+    short: bool = False
+    path: str = ""
+
+    @property
+    def name(self) -> str:
+        """``registry/repository`` without tag or digest (what ``RepoTags`` entries start with)."""
+        return f"{self.registry}/{self.repository}"
+
+    @property
+    def api_host(self) -> str:
+        """The host that serves the registry API for this reference."""
+        return DOCKER_HUB_API if self.registry == DOCKER_HUB else self.registry
+
+    def with_registry(self, registry: str) -> Reference:
+        """The same reference on another registry (search registries, mirrors)."""
+        path = self.path or self.repository
+        repository = _normalise_path(registry, path)
+        return replace(self, registry=registry, repository=repository)
+
+    def with_digest(self, digest: str) -> Reference:
+        """The same repository pinned to *digest* (the tag is kept for display)."""
+        return replace(self, digest=check_digest(digest))
+
+    def tagged(self) -> str:
+        """``name:tag`` (the form stored in ``RepoTags``); ``name:latest`` when only a digest was given."""
+        return f"{self.name}:{self.tag or DEFAULT_TAG}"
+
+    def __str__(self) -> str:
+        text = self.name
+        if self.tag:
+            text += f":{self.tag}"
+        if self.digest:
+            text += f"@{self.digest}"
+        return text
+
+
+def _normalise_path(registry: str, path: str) -> str:
+    if registry == DOCKER_HUB and "/" not in path:
+        return f"library/{path}"
+    return path
+
+
+def _looks_like_host(component: str) -> bool:
+    return "." in component or ":" in component or component == "localhost" or component != component.lower()
+
+
+def parse_reference(text: str) -> Reference:
+    """Parse *text* as docker does, raising ``InvalidReference`` with a hint when it is malformed."""
+    original = text
+    if not text or len(text) > 4096 or any(c.isspace() for c in text):
+        raise InvalidReference(f"invalid reference format: {original!r}", _HINT)
+    digest: str | None = None
+    if "@" in text:
+        text, digest = text.split("@", 1)
+        if not is_digest(digest):
+            raise InvalidReference(
+                f"invalid reference format: bad digest in {original!r}",
+                "a digest is 'sha256:' followed by 64 lower-case hex characters",
+            )
+    tag: str | None = None
+    slash = text.rfind("/")
+    colon = text.rfind(":")
+    if colon > slash:
+        text, tag = text[:colon], text[colon + 1 :]
+        if not _TAG.match(tag):
+            raise InvalidReference(f"invalid reference format: bad tag {tag!r} in {original!r}", _HINT)
+    first, _, rest = text.partition("/")
+    if rest and _looks_like_host(first):
+        if not _HOST.match(first):
+            raise InvalidReference(f"invalid reference format: bad registry host {first!r}", _HINT)
+        registry, path, short = first.lower(), rest, False
+        if registry == "index.docker.io":
+            registry = DOCKER_HUB
+    else:
+        registry, path, short = DOCKER_HUB, text, True
+    components = path.split("/")
+    for comp in components:
+        if not _COMPONENT.match(comp):
+            upper = comp != comp.lower()
+            raise InvalidReference(
+                f"invalid reference format: {original!r}",
+                "repository names must be lower-case" if upper else _HINT,
+            )
+    repository = _normalise_path(registry, path)
+    if len(registry) + 1 + len(repository) > _MAX_NAME:
+        raise InvalidReference(f"invalid reference format: name longer than {_MAX_NAME} characters", _HINT)
+    if tag is None and digest is None:
+        tag = DEFAULT_TAG
+    return Reference(registry, repository, tag, digest, short, path)
+
+
+_HINT = "use NAME[:TAG][@sha256:DIGEST], e.g. alpine, alpine:3.20 or 127.0.0.1:5000/team/app:1"

@@ -1,0 +1,128 @@
+"""Fixtures shared by every test tier.
+
+Nothing here mocks the registry or the kernel: ``registry`` starts Debian's real
+``docker-registry`` on a free loopback port and loads the real images from ``../shared/images``;
+``rootlet`` runs the installed ``rootlet`` command in a subprocess with a fresh store root and
+private HOME/XDG directories, so no test sees another's state or the developer's own config.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("ROOTLET_SHARED", REPO.parent / "shared"))
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def need(*programs: str) -> None:
+    """Skip the calling test, naming what is missing, unless every program is on PATH."""
+    missing = [p for p in programs if shutil.which(p) is None]
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)} (apt-get install {' '.join(missing)})")
+
+
+@pytest.fixture(scope="session")
+def shared_images() -> Path:
+    """The real Docker Hub OCI layouts of ../shared/images."""
+    images = SHARED / "images"
+    if not images.is_dir():
+        pytest.skip(f"../shared/images is absent ({images})")
+    return images
+
+
+@pytest.fixture(scope="session")
+def registry(shared_images: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real docker-registry on 127.0.0.1 holding library/busybox and library/alpine; yields host:port."""
+    need("docker-registry", "skopeo", "curl")
+    port = free_port()
+    state = tmp_path_factory.mktemp("registry")
+    script = SHARED / "registry" / "start-registry.sh"
+    out = subprocess.run(["bash", str(script), str(port), str(state)], capture_output=True, text=True, timeout=300)
+    if out.returncode != 0:
+        raise RuntimeError(f"start-registry.sh failed: {out.stderr}")
+    yield f"127.0.0.1:{port}"
+    pid_file = state / "registry.pid"
+    if pid_file.exists():
+        try:
+            os.kill(int(pid_file.read_text()), 15)
+        except ProcessLookupError:
+            pass
+
+
+@pytest.fixture
+def store_root(tmp_path: Path) -> Path:
+    """A fresh, empty rootlet store root for one test."""
+    root = tmp_path / "store"
+    return root
+
+
+@pytest.fixture
+def rootlet_env(tmp_path: Path, store_root: Path) -> dict[str, str]:
+    """Environment for a rootlet subprocess: private HOME and XDG dirs, the fresh store root."""
+    home = tmp_path / "home"
+    run = tmp_path / "run"
+    for d in (home, run, home / ".config"):
+        d.mkdir(parents=True, exist_ok=True)
+    run.chmod(0o700)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_RUNTIME_DIR": str(run),
+        "XDG_DATA_HOME": str(home / ".local" / "share"),
+        "ROOTLET_ROOT": str(store_root),
+        "LANG": "C.UTF-8",
+        "TERM": "dumb",
+    }
+    if "ROOTLET_REGISTRIES_CONF" in os.environ:
+        env["ROOTLET_REGISTRIES_CONF"] = os.environ["ROOTLET_REGISTRIES_CONF"]
+    return env
+
+
+def rootlet_command() -> list[str]:
+    """The installed ``rootlet`` console script next to the running interpreter."""
+    exe = Path(sys.executable).parent / "rootlet"
+    if exe.exists():
+        return [str(exe)]
+    found = shutil.which("rootlet")
+    if found is None:
+        raise RuntimeError("the rootlet command is not installed (pip install -e .)")
+    return [found]
+
+
+RunRootlet = Callable[..., subprocess.CompletedProcess]
+
+
+@pytest.fixture
+def rootlet(rootlet_env: dict[str, str]) -> RunRootlet:
+    """Run ``rootlet ARGS…`` as a subprocess; returns the CompletedProcess (text, captured)."""
+
+    def run(*args: str, input: str | None = None, timeout: float = 120, env: dict[str, str] | None = None,
+            check: bool = False) -> subprocess.CompletedProcess:
+        full_env = dict(rootlet_env)
+        if env:
+            full_env.update(env)
+        proc = subprocess.run(
+            rootlet_command() + list(args), input=input, capture_output=True, text=True,
+            timeout=timeout, env=full_env,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"rootlet {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    return run
