@@ -1,0 +1,140 @@
+"""The ``rootlet`` command: the typer app, global flags, and the one error boundary.
+
+Every command module registers itself on the app given to ``register``. ``main`` is the only place
+that turns exceptions into messages and exit codes: ``RootletError`` → ``Error: …`` plus a hint,
+exit 125 (podman's code for its own failures); a usage mistake (unknown flag, missing argument) is
+also 125 with a hint to ``--help``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Optional
+
+import click
+import typer
+
+from rootlet.cli.context import AppContext
+
+#: Options that, as in podman (Go's pflag), may be given bare or as ``--opt=true|false``.
+OPTIONAL_BOOL_OPTIONS = ("--tls-verify",)
+
+
+def build_app() -> typer.Typer:
+    """The typer application with every command registered."""
+    app = typer.Typer(
+        name="rootlet", add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+        pretty_exceptions_enable=False, context_settings={"help_option_names": ["-h", "--help"]},
+        help="Rootless, daemonless containers with podman's command line.",
+    )
+
+    @app.callback()
+    def _global(
+        ctx: typer.Context,
+        root: Optional[str] = typer.Option(None, "--root", help="Store root (default $ROOTLET_ROOT or ~/.local/share/rootlet).",
+                                           show_default=False),
+        debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+        version: bool = typer.Option(False, "--version", "-v", help="Print the version and exit.", is_eager=True),
+    ) -> None:
+        if version:
+            from importlib.metadata import version as pkg_version
+
+            typer.echo(f"rootlet version {pkg_version('rootlet')}")
+            raise typer.Exit(0)
+        from rootlet.registry.store import default_store_root
+
+        ctx.obj = AppContext(root=os.path.abspath(root) if root else default_store_root(), debug=debug)
+
+    from rootlet.cli import auth, images, info
+
+    images.register(app)
+    auth.register(app)
+    info.register(app)
+    return app
+
+
+def _normalise_argv(argv: list[str]) -> list[str]:
+    out: list[str] = []
+    for arg in argv:
+        if arg == "--":
+            out.extend(argv[len(out):])
+            break
+        out.append(f"{arg}=true" if arg in OPTIONAL_BOOL_OPTIONS else arg)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns (and exits with) the process status."""
+    from rootlet.registry.errors import RootletError
+
+    args = _normalise_argv(list(sys.argv[1:] if argv is None else argv))
+    debug = "--debug" in args
+    try:
+        app = build_app()
+        command = typer.main.get_command(app)
+        result = command.main(args=args, prog_name="rootlet", standalone_mode=False)
+        code = result if isinstance(result, int) else 0
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.exceptions.UsageError as exc:
+        _error(exc.format_message(), _usage_hint(exc))
+        code = 125
+    except click.exceptions.Abort:
+        sys.stderr.write("Aborted.\n")
+        code = 130
+    except RootletError as exc:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        _error(exc.message, exc.hint)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        code = 130
+    except BrokenPipeError:
+        # The reader went away (`rootlet images | head`): not an error worth a traceback.
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - swallow the final flush
+        except OSError:
+            pass
+        code = 141
+    except OSError as exc:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        _error(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""),
+               "run with --debug for details")
+        code = 125
+    except Exception as exc:  # noqa: BLE001 - the one boundary: a bug must still exit 125, not 1
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        _error(f"internal error: {type(exc).__name__}: {exc}",
+               "run with --debug for the traceback and report it")
+        code = 125
+    sys.stdout.flush()
+    return code
+
+
+def _usage_hint(exc: click.exceptions.UsageError) -> str:
+    ctx = exc.ctx
+    path = ctx.command_path if ctx is not None else "rootlet"
+    return f"see '{path} --help'"
+
+
+def _error(message: str, hint: str | None) -> None:
+    sys.stderr.write(f"Error: {message}\n")
+    if hint:
+        sys.stderr.write(f"Hint: {hint}\n")
+
+
+def run() -> None:
+    """Console-script wrapper: exit with ``main``'s status."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()
