@@ -1,0 +1,582 @@
+"""Run Python functions inside a user namespace with the maps of a UsernsPlan.
+
+Unpacking layers, deleting them and mounting overlays need to act as the container's root:
+create files owned by subordinate ids, clear mode-0 directories, mount. A process gets those
+powers only inside a user namespace whose maps were written by ``newuidmap``/``newgidmap``.
+``UsernsWorker`` forks one child into such a namespace and then runs calls sent to it over a
+pipe (length-prefixed pickles), so the parent stays an ordinary process with its threads,
+network connections and terminal, and the namespace is set up once for many operations.
+
+Setup, as podman and crun do it: fork → child ``unshare(CLONE_NEWUSER[|CLONE_NEWNS])`` and
+reports → parent writes the maps (newuidmap/newgidmap with subordinate ranges, or directly
+``/proc/PID/{setgroups,uid_map,gid_map}`` in single-id mode) → child becomes root of the
+namespace and serves calls. A rootful plan forks without a user namespace, so callers treat
+both alike.
+
+Fork only from a single-threaded process (see DESIGN.md "Starting a container"): a lock held by
+another thread at fork time stays locked forever in the child.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import pickle
+import select
+import shutil
+import signal
+import stat
+import struct
+import subprocess
+import threading
+import time
+import traceback
+import weakref
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from rootlet.registry.errors import StoreError, UsernsError
+from rootlet.runtime import linux
+from rootlet.runtime.idmap import UsernsPlan, map_text
+
+T = TypeVar("T")
+
+_HEADER = struct.Struct("!Q")
+# Upper bound for one frame; a corrupt length must not make us allocate gigabytes.
+_MAX_FRAME = 1 << 31
+# How long close() waits for the child to finish its current call before killing it.
+_CLOSE_TIMEOUT = 10.0
+
+_INSTALL_UIDMAP = "install the uidmap package (apt-get install uidmap / dnf install shadow-utils)"
+
+
+# --- framing -------------------------------------------------------------------------------------
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to a pipe, looping over short writes."""
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def _read_exact(fd: int, size: int) -> bytes | None:
+    """Read exactly ``size`` bytes; None on EOF before the first byte, EOFError on EOF later."""
+    chunks: list[bytes] = []
+    remaining = size
+    while remaining:
+        chunk = os.read(fd, min(remaining, 1 << 20))
+        if not chunk:
+            if remaining == size:
+                return None
+            raise EOFError("pipe closed in the middle of a message")
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def _send(fd: int, payload: bytes) -> None:
+    """Send one length-prefixed frame."""
+    _write_all(fd, _HEADER.pack(len(payload)) + payload)
+
+
+def _receive(fd: int) -> bytes | None:
+    """Receive one length-prefixed frame; None when the other end closed the pipe."""
+    header = _read_exact(fd, _HEADER.size)
+    if header is None:
+        return None
+    (size,) = _HEADER.unpack(header)
+    if size > _MAX_FRAME:
+        raise EOFError(f"frame of {size} bytes is larger than allowed")
+    body = _read_exact(fd, size) if size else b""
+    if body is None:
+        raise EOFError("pipe closed in the middle of a message")
+    return body
+
+
+def _encode_exception(exc: BaseException) -> bytes:
+    """Pickle an exception for the parent, falling back to its type name and text.
+
+    The round trip is tried here so that an exception whose class cannot be rebuilt from its
+    pickled args (a custom ``__init__``) degrades to a UsernsError instead of failing there.
+    """
+    tb = traceback.format_exc()
+    try:
+        data = pickle.dumps(("exc", exc, tb))
+        pickle.loads(data)
+        return data
+    except Exception:
+        name = f"{type(exc).__module__}.{type(exc).__qualname__}"
+        return pickle.dumps(("exctext", name, str(exc), getattr(exc, "hint", None), tb))
+
+
+# --- the child -----------------------------------------------------------------------------------
+
+def _close_other_fds(keep: Iterable[int]) -> None:
+    """Close every descriptor but ``keep``: a sibling worker must not hold our pipes open."""
+    lowest = 0
+    for fd in sorted(set(keep)):
+        if fd > lowest:
+            os.closerange(lowest, fd)
+        lowest = max(lowest, fd + 1)
+    os.closerange(lowest, 1 << 20)
+
+
+def _become_root(plan: UsernsPlan, mount_ns: bool) -> None:
+    """In the child, after the maps are written: take id 0 and isolate the mount namespace."""
+    if not plan.rootful:
+        os.setresgid(0, 0, 0)
+        if not plan.single_id:
+            os.setgroups([])
+        os.setresuid(0, 0, 0)
+    if mount_ns:
+        # Mounts made by the worker must not propagate back to the host (and in rootful mode the
+        # host's / is usually shared).
+        linux.mount(None, "/", None, linux.MS_REC | linux.MS_SLAVE, None)
+
+
+def _serve(request_fd: int, reply_fd: int) -> None:
+    """Answer requests until the parent closes the request pipe."""
+    while True:
+        frame = _receive(request_fd)
+        if frame is None:
+            return
+        try:
+            func, args, kwargs = pickle.loads(frame)
+            result = func(*args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - every failure is reported to the parent
+            reply = _encode_exception(exc)
+        else:
+            try:
+                reply = pickle.dumps(("ok", result))
+            except Exception as exc:  # noqa: BLE001
+                err = UsernsError(f"the result of {getattr(func, '__qualname__', func)!r} cannot be pickled: {exc}")
+                reply = pickle.dumps(("exc", err, ""))
+        _send(reply_fd, reply)
+
+
+def _child_main(plan: UsernsPlan, mount_ns: bool, request_fd: int, reply_fd: int, parent: int) -> None:
+    """The whole life of the worker child after fork (the caller turns its end into os._exit)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    try:
+        flags = 0 if plan.rootful else linux.CLONE_NEWUSER
+        if mount_ns:
+            flags |= linux.CLONE_NEWNS
+        if flags:
+            linux.unshare(flags)
+    except BaseException as exc:  # noqa: BLE001
+        _send(reply_fd, _encode_exception(exc))
+        return
+    _send(reply_fd, pickle.dumps(("ok", None)))
+    if _receive(request_fd) is None:  # the parent could not write the maps
+        return
+    try:
+        _become_root(plan, mount_ns)
+        # Die with the parent. Set after setresuid: a credential change clears the death signal.
+        linux.set_pdeathsig(signal.SIGKILL)
+        if os.getppid() != parent:
+            return
+    except BaseException as exc:  # noqa: BLE001
+        _send(reply_fd, _encode_exception(exc))
+        return
+    _send(reply_fd, pickle.dumps(("ok", None)))
+    _serve(request_fd, reply_fd)
+
+
+# --- the parent ----------------------------------------------------------------------------------
+
+def _helper_hint(program: str, path: str | None) -> str:
+    """A fix-it hint for a newuidmap/newgidmap that ran but failed."""
+    if path is None:
+        return _INSTALL_UIDMAP
+    try:
+        st = os.stat(path)
+    except OSError:
+        return _INSTALL_UIDMAP
+    if not (st.st_mode & stat.S_ISUID and st.st_uid == 0) and not _has_file_caps(path):
+        cap = "cap_setuid" if program == "newuidmap" else "cap_setgid"
+        return (f"{path} is neither setuid root nor has file capabilities: "
+                f"sudo chmod u+s {path} (or sudo setcap {cap}+ep {path})")
+    kind = "subuid" if program == "newuidmap" else "subgid"
+    return f"check the ranges granted in /etc/{kind} (they must match what rootlet maps)"
+
+
+def _has_file_caps(path: str) -> bool:
+    """Whether ``path`` carries file capabilities (``security.capability``)."""
+    try:
+        return bool(os.getxattr(path, "security.capability"))
+    except OSError:
+        return False
+
+
+def _run_id_helpers(pid: int, plan: UsernsPlan) -> None:
+    """Write the child's maps with newuidmap and newgidmap, run concurrently to halve the wait."""
+    commands = []
+    for program, mapping in (("newuidmap", plan.uid_map), ("newgidmap", plan.gid_map)):
+        path = shutil.which(program)
+        if path is None:
+            raise UsernsError(f"{program} is not installed; it is needed to map subordinate ids", _INSTALL_UIDMAP)
+        argv = [path, str(pid)] + [str(v) for m in mapping for v in (m.inner, m.outer, m.count)]
+        commands.append((program, path, argv))
+    procs: list[tuple[str, str, subprocess.Popen[bytes]]] = []
+    errors: list[UsernsError] = []
+    for program, path, argv in commands:
+        try:
+            procs.append((program, path, subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)))
+        except OSError as e:
+            errors.append(UsernsError(f"cannot run {path}: {e.strerror}", _helper_hint(program, path)))
+            break
+    for program, path, proc in procs:
+        _, err = proc.communicate()
+        if proc.returncode != 0:
+            text = err.decode(errors="replace").strip() or f"exit status {proc.returncode}"
+            errors.append(UsernsError(f"{program} failed: {text}", _helper_hint(program, path)))
+    if errors:
+        raise errors[0]
+
+
+def _write_maps_directly(pid: int, plan: UsernsPlan) -> None:
+    """Single-id mode: map only our own ids, which an unprivileged parent may do itself."""
+    try:
+        with open(f"/proc/{pid}/setgroups", "w") as f:
+            f.write("deny")
+        with open(f"/proc/{pid}/uid_map", "w") as f:
+            f.write(map_text(plan.uid_map))
+        with open(f"/proc/{pid}/gid_map", "w") as f:
+            f.write(map_text(plan.gid_map))
+    except OSError as e:
+        raise UsernsError(f"cannot write the id map of the user namespace: {e.strerror} ({e.filename})",
+                          plan.hint) from e
+
+
+def _unshare_hint(exc: BaseException) -> str | None:
+    """Why unshare(CLONE_NEWUSER) may fail, and what to do about it."""
+    err = getattr(exc, "errno", None)
+    if err == 28:  # ENOSPC
+        return "user namespaces are limited to 0: sudo sysctl -w user.max_user_namespaces=28633"
+    if err in (1, 13):  # EPERM, EACCES
+        return ("unprivileged user namespaces are disabled: sudo sysctl -w kernel.unprivileged_userns_clone=1 "
+                "(Debian) or allow them in the container/seccomp/AppArmor policy that runs rootlet")
+    return None
+
+
+def _reap(pid: int, timeout: float) -> int | None:
+    """Wait up to ``timeout`` s for child ``pid``; SIGKILL it after that. Returns the wait status.
+
+    Waits on a pidfd when the kernel has them (woken the moment the child exits), else polls.
+    """
+    try:
+        done, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return None
+    if done:
+        return status
+    exited = False
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        pidfd = None
+    if pidfd is not None:
+        try:
+            poller = select.poll()
+            poller.register(pidfd, select.POLLIN)
+            exited = bool(poller.poll(int(timeout * 1000)))
+        finally:
+            os.close(pidfd)
+    else:
+        deadline = time.monotonic() + timeout
+        delay = 0.0005
+        while time.monotonic() < deadline:
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                return None
+            if done:
+                return status
+    if not exited:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    try:
+        return os.waitpid(pid, 0)[1]
+    except ChildProcessError:
+        return None
+
+
+def _describe_status(status: int | None) -> str:
+    """'exit status 3' / 'killed by signal 9' for a wait status."""
+    if status is None:
+        return "already reaped"
+    if os.WIFSIGNALED(status):
+        return f"killed by signal {os.WTERMSIG(status)}"
+    return f"exit status {os.waitstatus_to_exitcode(status)}"
+
+
+def _shutdown(state: dict[str, Any]) -> None:
+    """Close the pipes and reap the child; used by close() and when the worker is garbage."""
+    for key in ("request_fd", "reply_fd"):
+        fd = state.get(key)
+        if fd is not None:
+            state[key] = None
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    if state.get("pid") and state.get("status") is None and not state.get("reaped"):
+        state["status"] = _reap(state["pid"], state.get("timeout", _CLOSE_TIMEOUT))
+        state["reaped"] = True
+
+
+class UsernsWorker:
+    """A child process forked into a new user namespace (and optionally a new mount namespace)
+    that runs calls sent to it.
+
+    Create it BEFORE starting any threads (fork from a single-threaded state). Calls are
+    serialized with a lock, so threads may share one worker. The child keeps only descriptors
+    0-2 and ``keep_fds``; it dies with its parent (PR_SET_PDEATHSIG), and because the kernel
+    ties that to the forking thread, create workers on a long-lived thread (the main one).
+    """
+
+    pid: int
+
+    def __init__(self, plan: UsernsPlan, *, mount_ns: bool = False, keep_fds: Iterable[int] = ()) -> None:
+        self.plan = plan
+        self.mount_ns = mount_ns
+        self._lock = threading.Lock()
+        self._dead: str | None = None
+        request_r, request_w = os.pipe()
+        reply_r, reply_w = os.pipe()
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # the child: never return into the caller's code
+            code = 0
+            try:
+                gc.freeze()  # garbage inherited from the parent must never be finalized here
+                _close_other_fds([0, 1, 2, request_r, reply_w, *keep_fds])
+                _child_main(plan, mount_ns, request_r, reply_w, parent)
+            except BaseException:  # noqa: BLE001
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(request_r)
+        os.close(reply_w)
+        self.pid = pid
+        self._state: dict[str, Any] = {"pid": pid, "request_fd": request_w, "reply_fd": reply_r,
+                                       "status": None, "reaped": False, "timeout": _CLOSE_TIMEOUT}
+        self._finalizer = weakref.finalize(self, _shutdown, self._state)
+        try:
+            self._handshake()
+        except BaseException:
+            self._state["timeout"] = 0.5
+            self._finalizer()
+            raise
+
+    # The setup dialogue with the child.
+    def _handshake(self) -> None:
+        """Wait for unshare, write the maps, release the child and wait until it is root."""
+        self._expect_ok("could not create a user namespace", unshare=True)
+        if not self.plan.rootful:
+            if self.plan.single_id:
+                _write_maps_directly(self.pid, self.plan)
+            else:
+                _run_id_helpers(self.pid, self.plan)
+        _send(self._state["request_fd"], b"go")
+        self._expect_ok("could not become root in the user namespace")
+
+    def _expect_ok(self, what: str, unshare: bool = False) -> None:
+        """Read one handshake reply; a child-side failure becomes a UsernsError."""
+        frame = _receive(self._state["reply_fd"])
+        if frame is None:
+            status = _reap(self.pid, 1.0)
+            self._state["reaped"] = True
+            raise UsernsError(f"{what}: the worker process {_describe_status(status)}")
+        reply = pickle.loads(frame)
+        if reply[0] == "ok":
+            return
+        text = str(reply[1]) if reply[0] == "exc" else reply[2]
+        hint = _unshare_hint(reply[1]) if unshare and reply[0] == "exc" else None
+        raise UsernsError(f"{what}: {text}", hint)
+
+    def call(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``func(*args, **kwargs)`` in the child as root of the namespace; return its result.
+
+        ``func`` must be a module-level function (pickled by reference). An exception raised in
+        the child is re-raised here with its type, message and hint (the child's traceback is
+        added as a note); one that cannot be rebuilt becomes a UsernsError with its text. A dead
+        child raises UsernsError.
+        """
+        request = pickle.dumps((func, args, kwargs))  # fails here, before the protocol starts
+        with self._lock:
+            if self._dead is not None:
+                raise UsernsError(f"the user namespace worker is gone ({self._dead})")
+            request_fd, reply_fd = self._state["request_fd"], self._state["reply_fd"]
+            if request_fd is None or reply_fd is None:
+                raise UsernsError("the user namespace worker is closed")
+            try:
+                _send(request_fd, request)
+                frame = _receive(reply_fd)
+            except BaseException as exc:
+                # A broken pipe or an interrupted exchange: the protocol is out of step for good.
+                frame = None
+                if not isinstance(exc, (OSError, EOFError)):
+                    self._kill("interrupted")
+                    raise
+            if frame is None:
+                self._kill("died")
+                raise UsernsError(f"the user namespace worker (pid {self.pid}) {self._dead} while running "
+                                  f"{getattr(func, '__qualname__', func)}")
+        reply = pickle.loads(frame)
+        if reply[0] == "ok":
+            return reply[1]
+        if reply[0] == "exc":
+            exc = reply[1]
+            if reply[2]:
+                exc.add_note("raised in the user namespace worker:\n" + reply[2].rstrip())
+            raise exc
+        _, name, text, hint, tb = reply
+        err = UsernsError(f"{name}: {text}", hint)
+        err.add_note("raised in the user namespace worker:\n" + tb.rstrip())
+        raise err
+
+    def _kill(self, why: str) -> None:
+        """Give up on the child: kill it, reap it and remember why (lock held)."""
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self._state["timeout"] = 5.0
+        self._finalizer()
+        self._dead = f"{why}: {_describe_status(self._state['status'])}"
+
+    @property
+    def alive(self) -> bool:
+        """Whether the worker still accepts calls."""
+        return self._dead is None and self._state["request_fd"] is not None
+
+    def close(self) -> None:
+        """Let the child finish its current call and exit, then reap it. Idempotent."""
+        with self._lock:
+            self._finalizer()
+
+    def __enter__(self) -> UsernsWorker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def run_in_userns(plan: UsernsPlan, func: Callable[..., T], *args: Any, mount_ns: bool = False,
+                  **kwargs: Any) -> T:
+    """One-shot: run ``func(*args, **kwargs)`` in a fresh worker for ``plan`` and return its result."""
+    with UsernsWorker(plan, mount_ns=mount_ns) as worker:
+        return worker.call(func, *args, **kwargs)
+
+
+# --- functions meant to run in a worker ----------------------------------------------------------
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _open_dir(parent_fd: int, name: str) -> int:
+    """Open directory ``name`` below ``parent_fd`` without following symlinks, making it usable.
+
+    A directory we own but may not read, search or write (mode 0, 0500) gets u+rwx; inside a
+    user namespace root's CAP_DAC_OVERRIDE covers directories of other mapped ids anyway.
+    """
+    try:
+        fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+    except PermissionError:
+        # Cannot open it for reading: chmod through an O_PATH handle, which never follows a
+        # symlink swapped in meanwhile, then reopen that very inode through /proc.
+        path_fd = os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
+        try:
+            os.chmod(f"/proc/self/fd/{path_fd}", stat.S_IMODE(os.fstat(path_fd).st_mode) | stat.S_IRWXU)
+            fd = os.open(f"/proc/self/fd/{path_fd}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        finally:
+            os.close(path_fd)
+    try:
+        st = os.fstat(fd)
+        if st.st_mode & stat.S_IRWXU != stat.S_IRWXU and st.st_uid == os.geteuid():
+            os.fchmod(fd, stat.S_IMODE(st.st_mode) | stat.S_IRWXU)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _entries(fd: int) -> list[tuple[str, bool]]:
+    """(name, is a real directory) for each entry of an open directory."""
+    with os.scandir(fd) as it:
+        return [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
+
+
+def remove_tree(path: str) -> None:
+    """Delete ``path`` and everything below it; a missing path is not an error.
+
+    Meant to run in a UsernsWorker, where files owned by subordinate ids can be removed. Never
+    follows symlinks (every step is relative to an open directory fd with O_NOFOLLOW) and makes
+    mode-0 directories usable first. Works iteratively, so depth is bounded by open fds, not by
+    Python's recursion limit. Raises StoreError naming the entry that could not be removed.
+    """
+    path = os.path.abspath(path)
+    parent, name = os.path.split(path)
+    if not name:
+        raise StoreError("refusing to remove /")
+    try:
+        parent_fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise StoreError(f"cannot remove {path}: {e.strerror}") from e
+    stack: list[tuple[int, str, str, list[tuple[str, bool]]]] = []  # (fd, name, display path, todo)
+    current = path
+    try:
+        try:
+            st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return
+        if not stat.S_ISDIR(st.st_mode):
+            os.unlink(name, dir_fd=parent_fd)
+            return
+        fd = _open_dir(parent_fd, name)
+        stack.append((fd, name, path, _entries(fd)))
+        while stack:
+            fd, dname, dpath, todo = stack[-1]
+            descended = False
+            while todo:
+                child, is_dir = todo.pop()
+                current = f"{dpath}/{child}"
+                if is_dir:
+                    child_fd = _open_dir(fd, child)
+                    stack.append((child_fd, child, current, _entries(child_fd)))
+                    descended = True
+                    break
+                try:
+                    os.unlink(child, dir_fd=fd)
+                except FileNotFoundError:
+                    pass
+                except IsADirectoryError:  # replaced by a directory meanwhile
+                    todo.append((child, True))
+            if descended:
+                continue
+            stack.pop()
+            os.close(fd)
+            current = dpath
+            try:
+                os.rmdir(dname, dir_fd=stack[-1][0] if stack else parent_fd)
+            except FileNotFoundError:
+                pass
+    except OSError as e:
+        hint = "unmount it first" if e.errno == 16 else None  # EBUSY: a mount point
+        raise StoreError(f"cannot remove {current}: {e.strerror}", hint) from e
+    finally:
+        for fd, *_ in stack:
+            os.close(fd)
+        os.close(parent_fd)
+
