@@ -23,8 +23,11 @@ def info(
 
     app: AppContext = ctx.obj
     kind = check_format(fmt)
-    host = host_info()
-    store = store_summary(app.store())
+    store_obj = app.store()
+    # Probe the kernel overlay on the store's own filesystem: that is where layers are mounted from.
+    store_obj.ensure()
+    host = host_info(tmpdir=store_obj.tmp)
+    store = store_summary(store_obj)
     if kind == "json":
         dump_json({"host": asdict(host), "store": asdict(store)})
         return
