@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from rootlet.registry import mediatypes as mt
-from rootlet.registry.errors import ManifestError, RootletError, StoreError
+from rootlet.registry.errors import DigestMismatch, LayerError, ManifestError, RootletError, StoreError
 from rootlet.registry.fsutil import flocked
 from rootlet.registry.manifest import (ImageConfig, ImageIndex, ImageManifest, Platform, chain_ids,
                                        parse_config, parse_manifest)
@@ -212,9 +212,17 @@ def _fetch_and_unpack(store: ImageStore, source: object, manifest: ImageManifest
                             if blob is None:
                                 continue
                         progress.layer(desc.digest, desc.size, "extracting")
-                        layers.unpack(worker, blob, mt.LAYER_COMPRESSION.get(desc.media_type, "gzip"),
-                                      chains[i], config.diff_ids[i], chains[:i], desc.digest, desc.size,
-                                      plan.single_id, plan.rootful)
+                        try:
+                            layers.unpack(worker, blob, mt.LAYER_COMPRESSION.get(desc.media_type, "gzip"),
+                                          chains[i], config.diff_ids[i], chains[:i], desc.digest, desc.size,
+                                          plan.single_id, plan.rootful)
+                        except (LayerError, DigestMismatch) as exc:
+                            store.remove_blob(desc.digest)
+                            if isinstance(exc, DigestMismatch):
+                                raise
+                            raise LayerError(f"layer {desc.digest[:19]}: {exc.message}",
+                                             exc.hint or "the image is malformed or hostile; nothing of it was kept"
+                                             ) from None
                         store.remove_blob(desc.digest)
                         progress.layer(desc.digest, desc.size, "done")
             except BaseException:
