@@ -40,12 +40,12 @@ def login(
 
     host = _host(server)
     if get_login:
-        creds = auth.lookup_credentials(host, authfile=authfile)
+        creds = auth.lookup(host, authfile=authfile)
         if creds is None:
             from rootlet.registry.errors import AuthError
 
             raise AuthError(f"not logged in to {host}", f"rootlet login {host}")
-        out(creds[0])
+        out(creds.username)
         return
     if password and password_stdin:
         raise UsageError("--password and --password-stdin cannot be combined")

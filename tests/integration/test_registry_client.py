@@ -1,0 +1,432 @@
+"""The registry client against real docker-registry instances: anonymous, htpasswd, token, TLS,
+mirrors, and resumable, verified blob downloads through a fault-injecting TCP proxy."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from rootlet.registry import mediatypes as mt
+from rootlet.registry.client import ClientSettings, RegistryClient, Source, login_check
+from rootlet.registry.config import RegistriesConfig
+from rootlet.registry.errors import AuthError, DigestMismatch, RegistryError, TransferError
+from rootlet.registry.reference import parse_reference
+from tests.conftest import SHARED, need
+from tests.support.registries import (FaultProxy, TokenServer, make_ca_and_cert, push_layout, start_registry)
+
+pytestmark = pytest.mark.integration
+
+ALPINE = SHARED / "images" / "alpine-3.20"
+ALPINE_MANIFEST = "sha256:75dee2267572e185da1fe743dc9a99bb0eef05d46aeb712e38aa38c9248534e8"
+ALPINE_LAYER = "sha256:d4e6fd67dcf75e40c451560ac7265166c2b72a0f38ddc9aae756a7de3d1efa0c"
+ALPINE_CONFIG = "sha256:df03bedd090aaaf8b1b635b802e7e93a69cb863f6d71c372ce6f82d6f4c286bc"
+USERS = {"alice": "s3cret-pw"}
+
+
+def blob_bytes(digest: str) -> bytes:
+    return (ALPINE / "blobs" / "sha256" / digest.split(":", 1)[1]).read_bytes()
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Private HOME/XDG dirs and an empty registries.conf, so no developer config leaks in."""
+    home = tmp_path / "home"
+    (home / ".config").mkdir(parents=True)
+    run = tmp_path / "run"
+    run.mkdir(mode=0o700)
+    conf = tmp_path / "registries.conf"
+    conf.write_text("")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(run))
+    monkeypatch.setenv("ROOTLET_REGISTRIES_CONF", str(conf))
+    for var in ("REGISTRY_AUTH_FILE", "DOCKER_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def make_client() -> Iterator[Callable[..., RegistryClient]]:
+    clients: list[RegistryClient] = []
+
+    def make(**kwargs: object) -> RegistryClient:
+        client = RegistryClient(ClientSettings(**kwargs), RegistriesConfig.load())  # type: ignore[arg-type]
+        clients.append(client)
+        return client
+
+    yield make
+    for c in clients:
+        c.close()
+
+
+# --- anonymous -------------------------------------------------------------------------------------
+
+def test_anonymous_head_and_get_by_tag_and_digest(registry: str, make_client: Callable[..., RegistryClient]) -> None:
+    client = make_client()
+    source, head = client.open(parse_reference(f"{registry}/library/alpine:3.20"))
+    assert head.digest == ALPINE_MANIFEST
+    assert head.media_type == mt.OCI_MANIFEST
+    assert head.size == 480
+    assert str(source.ref) == f"{registry}/library/alpine:3.20"
+    got = source.manifest("3.20")
+    assert got.digest == ALPINE_MANIFEST and got.media_type == mt.OCI_MANIFEST
+    assert hashlib.sha256(got.data).hexdigest() == ALPINE_MANIFEST.split(":")[1]
+    by_digest = source.manifest(ALPINE_MANIFEST)
+    assert by_digest.data == got.data
+    source2, head2 = client.open(parse_reference(f"{registry}/library/alpine@{ALPINE_MANIFEST}"))
+    assert head2.digest == ALPINE_MANIFEST and source2.ref.digest == ALPINE_MANIFEST
+    config = source.read_blob(ALPINE_CONFIG, 10_000)
+    assert json.loads(config)["rootfs"]["diff_ids"]
+    # the multi-arch busybox index
+    _, head3 = client.open(parse_reference(f"{registry}/library/busybox:latest"))
+    assert head3.media_type in mt.INDEX_TYPES
+
+
+def test_missing_tag_is_registry_error_with_hint(registry: str, make_client: Callable[..., RegistryClient]) -> None:
+    with pytest.raises(RegistryError) as err:
+        make_client().open(parse_reference(f"{registry}/library/alpine:no-such-tag"))
+    assert not isinstance(err.value, (AuthError, TransferError))
+    assert err.value.message == f"manifest unknown: {registry}/library/alpine:no-such-tag"
+    assert "tag" in err.value.hint
+
+
+def test_connection_refused_is_transfer_error(make_client: Callable[..., RegistryClient]) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(TransferError) as err:
+        make_client(retries=2).open(parse_reference(f"127.0.0.1:{port}/library/alpine:3.20"))
+    assert f"127.0.0.1:{port}" in err.value.message
+    assert "refused" in err.value.message.lower()
+
+
+def test_digest_mismatch_on_manifest_by_digest(registry: str, make_client: Callable[..., RegistryClient]) -> None:
+    source, _ = make_client().open(parse_reference(f"{registry}/library/alpine:3.20"))
+    with pytest.raises(RegistryError):
+        source.manifest("sha256:" + "0" * 64)    # unknown digest: 404
+    with pytest.raises(DigestMismatch):
+        source.read_blob(ALPINE_CONFIG, 10)      # larger than allowed
+
+
+def test_mirror_for_docker_io(registry: str, isolated_env: Path, make_client: Callable[..., RegistryClient]) -> None:
+    conf = isolated_env / "registries.conf"
+    conf.write_text(f'''unqualified-search-registries = ["docker.io"]
+[[registry]]
+prefix = "docker.io"
+location = "docker.io"
+[[registry.mirror]]
+location = "{registry}"
+''')
+    source, head = make_client().open(parse_reference("alpine:3.20"))
+    assert head.digest == ALPINE_MANIFEST
+    assert source.endpoint.mirror and source.endpoint.host == registry
+    assert source.endpoint.repository == "library/alpine"
+    assert str(source.ref) == "docker.io/library/alpine:3.20"
+    assert not source.ref.short
+
+
+# --- htpasswd (Basic) --------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def basic_registry(tmp_path_factory: pytest.TempPathFactory, shared_images: Path) -> Iterator[str]:
+    need("docker-registry", "skopeo", "htpasswd")
+    handle = start_registry(tmp_path_factory.mktemp("basic-registry"), auth="htpasswd", users=USERS)
+    try:
+        push_layout(handle.host, ALPINE, "3.20", "library/alpine:3.20", creds="alice:s3cret-pw")
+        yield handle.host
+    finally:
+        handle.stop()
+
+
+def test_basic_auth(basic_registry: str, make_client: Callable[..., RegistryClient]) -> None:
+    ref = parse_reference(f"{basic_registry}/library/alpine:3.20")
+    with pytest.raises(AuthError) as err:
+        make_client().open(ref)
+    assert f"rootlet login {basic_registry}" in err.value.hint
+    with pytest.raises(AuthError) as err:
+        make_client(creds="alice:wrong").open(ref)
+    assert "wrong" not in err.value.message and "wrong" not in (err.value.hint or "")
+    source, head = make_client(creds="alice:s3cret-pw").open(ref)
+    assert head.digest == ALPINE_MANIFEST
+    assert source.manifest(ALPINE_MANIFEST).digest == ALPINE_MANIFEST
+    assert len(source.read_blob(ALPINE_CONFIG, 10_000)) == 438
+
+
+def test_basic_auth_from_auth_file_and_login_check(basic_registry: str, isolated_env: Path,
+                                                   make_client: Callable[..., RegistryClient]) -> None:
+    from rootlet.registry import auth
+    login_check(basic_registry, "alice", "s3cret-pw", ClientSettings())
+    with pytest.raises(AuthError):
+        login_check(basic_registry, "alice", "nope", ClientSettings())
+    auth.login(basic_registry, "alice", "s3cret-pw")
+    _, head = make_client().open(parse_reference(f"{basic_registry}/library/alpine:3.20"))
+    assert head.digest == ALPINE_MANIFEST
+
+
+# --- token auth ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def token_registry(tmp_path_factory: pytest.TempPathFactory, shared_images: Path) -> Iterator[tuple[str, TokenServer]]:
+    need("docker-registry", "skopeo", "openssl")
+    tokens = TokenServer(tmp_path_factory.mktemp("token-server"), USERS)
+    handle = start_registry(tmp_path_factory.mktemp("token-registry"), auth="token", token_realm=tokens.realm,
+                            token_issuer_cert=tokens.cert)
+    try:
+        push_layout(handle.host, ALPINE, "3.20", "library/alpine:3.20", creds="alice:s3cret-pw")
+        yield handle.host, tokens
+    finally:
+        handle.stop()
+        tokens.stop()
+
+
+def test_token_auth(token_registry: tuple[str, TokenServer], make_client: Callable[..., RegistryClient]) -> None:
+    host, tokens = token_registry
+    ref = parse_reference(f"{host}/library/alpine:3.20")
+    with pytest.raises(AuthError) as err:
+        make_client().open(ref)
+    assert "rootlet login" in err.value.hint
+    with pytest.raises(AuthError):
+        make_client(creds="alice:bad").open(ref)
+
+    before = len(tokens.token_requests())
+    client = make_client(creds="alice:s3cret-pw")
+    source, head = client.open(ref)
+    assert head.digest == ALPINE_MANIFEST
+    new = tokens.token_requests()[before:]
+    assert len(new) == 1
+    assert new[0].scopes == ["repository:library/alpine:pull"]
+    assert new[0].account == "alice" and new[0].service == "rootlet-test-registry"
+    source.manifest("3.20")
+    source.manifest(ALPINE_MANIFEST)
+    assert source.read_blob(ALPINE_CONFIG, 10_000)
+    assert len(tokens.token_requests()) == before + 1, "the cached token must be reused"
+
+
+def test_parallel_blob_fetches_share_one_client(token_registry: tuple[str, TokenServer], tmp_path: Path,
+                                                make_client: Callable[..., RegistryClient]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    host, tokens = token_registry
+    source, _ = make_client(creds="alice:s3cret-pw").open(parse_reference(f"{host}/library/alpine:3.20"))
+    before = len(tokens.token_requests())
+    jobs = [(d, tmp_path / f"{i}.partial") for i, d in enumerate([ALPINE_LAYER, ALPINE_CONFIG] * 3)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(lambda j: source.fetch_blob(j[0], len(blob_bytes(j[0])), str(j[1])), jobs))
+    for digest, partial in jobs:
+        assert partial.read_bytes() == blob_bytes(digest)
+    assert len(tokens.token_requests()) == before, "threads reuse the token the HEAD obtained"
+
+
+def test_token_login_check(token_registry: tuple[str, TokenServer]) -> None:
+    host, tokens = token_registry
+    login_check(host, "alice", "s3cret-pw", ClientSettings())
+    with pytest.raises(AuthError):
+        login_check(host, "alice", "bad", ClientSettings())
+    assert tokens.token_requests()[-1].status == 401
+
+
+# --- TLS -------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tls_registry(tmp_path_factory: pytest.TempPathFactory, shared_images: Path) -> Iterator[tuple[str, str]]:
+    need("docker-registry", "skopeo", "openssl")
+    ca, crt, key = make_ca_and_cert(tmp_path_factory.mktemp("tls"))
+    handle = start_registry(tmp_path_factory.mktemp("tls-registry"), tls=(crt, key))
+    try:
+        push_layout(handle.host, ALPINE, "3.20", "library/alpine:3.20")
+        yield handle.host, ca
+    finally:
+        handle.stop()
+
+
+def test_tls_with_certs_d_ca(tls_registry: tuple[str, str], isolated_env: Path,
+                             make_client: Callable[..., RegistryClient]) -> None:
+    host, ca = tls_registry
+    ref = parse_reference(f"{host}/library/alpine:3.20")
+    with pytest.raises(TransferError) as err:
+        make_client(tls_verify=True).open(ref)
+    assert "certificate" in err.value.message
+    certs = isolated_env / "home" / ".config" / "containers" / "certs.d" / host
+    certs.mkdir(parents=True)
+    (certs / "ca.crt").write_bytes(Path(ca).read_bytes())
+    source, head = make_client(tls_verify=True).open(ref)
+    assert head.digest == ALPINE_MANIFEST
+    assert source.read_blob(ALPINE_CONFIG, 10_000)
+    # a loopback registry is insecure by default: unverified TLS works without the CA too
+    os.unlink(certs / "ca.crt")
+    _, head = make_client().open(ref)
+    assert head.digest == ALPINE_MANIFEST
+
+
+# --- blob downloads --------------------------------------------------------------------------------
+
+def _source(client: RegistryClient, host: str) -> Source:
+    source, _ = client.open(parse_reference(f"{host}/library/alpine:3.20"))
+    return source
+
+
+def test_fetch_blob_resumes_partial(registry: str, tmp_path: Path, make_client: Callable[..., RegistryClient]) -> None:
+    data = blob_bytes(ALPINE_LAYER)
+    partial = tmp_path / "layer.partial"
+    partial.write_bytes(data[: len(data) // 2])
+    seen: list[int] = []
+    _source(make_client(), registry).fetch_blob(ALPINE_LAYER, len(data), str(partial), seen.append)
+    assert partial.read_bytes() == data
+    assert sum(seen) == len(data)
+    # a complete, correct partial needs no request at all
+    _source(make_client(), registry).fetch_blob(ALPINE_LAYER, len(data), str(partial))
+    assert partial.read_bytes() == data
+
+
+def test_fetch_blob_corrupt_partial(registry: str, tmp_path: Path, make_client: Callable[..., RegistryClient]) -> None:
+    data = blob_bytes(ALPINE_LAYER)
+    partial = tmp_path / "layer.partial"
+    partial.write_bytes(b"\0" * 100 + data[100: len(data) // 2])
+    with pytest.raises(DigestMismatch) as err:
+        _source(make_client(), registry).fetch_blob(ALPINE_LAYER, len(data), str(partial))
+    assert ALPINE_LAYER in err.value.message and registry in err.value.message
+    assert not partial.exists()
+
+
+def test_fetch_blob_survives_dropped_connection(registry: str, tmp_path: Path,
+                                                make_client: Callable[..., RegistryClient]) -> None:
+    data = blob_bytes(ALPINE_LAYER)
+    proxy = FaultProxy(registry, "cut", after=300_000, times=1)
+    try:
+        partial = tmp_path / "layer.partial"
+        seen: list[int] = []
+        _source(make_client(), proxy.host).fetch_blob(ALPINE_LAYER, len(data), str(partial), seen.append)
+        assert partial.read_bytes() == data
+        assert proxy.damaged == 1
+        assert sum(seen) == len(data)
+        blob_gets = [r for r in proxy.requests if r.startswith("GET ") and ALPINE_LAYER in r.split("\r\n")[0]]
+        assert len(blob_gets) == 2
+        assert "range: bytes=" in blob_gets[1].lower() and "range:" not in blob_gets[0].lower()
+    finally:
+        proxy.stop()
+
+
+def test_fetch_blob_detects_flipped_byte(registry: str, tmp_path: Path,
+                                         make_client: Callable[..., RegistryClient]) -> None:
+    data = blob_bytes(ALPINE_LAYER)
+    proxy = FaultProxy(registry, "flip", after=1000)
+    try:
+        partial = tmp_path / "layer.partial"
+        with pytest.raises(DigestMismatch) as err:
+            _source(make_client(), proxy.host).fetch_blob(ALPINE_LAYER, len(data), str(partial))
+        assert f"expected {ALPINE_LAYER}" in err.value.message
+        assert not partial.exists()
+        assert proxy.damaged >= 1
+    finally:
+        proxy.stop()
+
+
+def test_fetch_blob_never_keeps_more_than_size(registry: str, tmp_path: Path,
+                                               make_client: Callable[..., RegistryClient]) -> None:
+    partial = tmp_path / "layer.partial"
+    with pytest.raises(DigestMismatch):
+        _source(make_client(), registry).fetch_blob(ALPINE_LAYER, 1000, str(partial))
+    assert not partial.exists()
+
+
+# --- redirects -------------------------------------------------------------------------------------
+
+def test_credentials_never_follow_a_redirect_elsewhere(registry: str, make_client: Callable[..., RegistryClient]) -> None:
+    """A front server that wants Basic auth and redirects blob GETs to another origin (like Docker
+    Hub's CDN): the Authorization header must reach the front server only."""
+    import base64
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from rootlet.registry.config import Endpoint
+
+    cdn = FaultProxy(registry, "flip", after=10**12)   # never flips: only records what it is sent
+    seen_auth: list[str | None] = []
+    good = "Basic " + base64.b64encode(b"alice:s3cret-pw").decode()
+
+    class Front(BaseHTTPRequestHandler):
+        timeout = 1  # the client's first TLS hello may hold readline() until this runs out
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802
+            seen_auth.append(self.headers.get("Authorization"))
+            if self.headers.get("Authorization") != good:
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="front"')
+            elif "/blobs/" in self.path:
+                self.send_response(307)
+                self.send_header("Location", f"http://{cdn.host}{self.path}")
+            else:
+                self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Front)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        front = f"127.0.0.1:{server.server_address[1]}"
+        client = make_client(creds="alice:s3cret-pw")
+        source = Source(client, parse_reference(f"{front}/library/alpine:3.20"),
+                        Endpoint(front, "library/alpine", insecure=True, mirror=False))
+        assert len(source.read_blob(ALPINE_CONFIG, 10_000)) == 438
+        assert good in seen_auth
+        assert cdn.requests and not any("authorization:" in r.lower() for r in cdn.requests)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+        cdn.stop()
+
+
+def test_rate_limit_reports_docker_hub_headers(make_client: Callable[..., RegistryClient]) -> None:
+    """HTTP 429 is retried (honouring Retry-After), then reported with the rate-limit headers."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from rootlet.registry.config import Endpoint
+    from rootlet.registry.errors import RateLimited
+
+    hits: list[str] = []
+
+    class Limited(BaseHTTPRequestHandler):
+        timeout = 1
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_HEAD(self) -> None:  # noqa: N802
+            hits.append(self.path)
+            self.send_response(429)
+            self.send_header("Retry-After", "0")
+            self.send_header("ratelimit-limit", "100;w=21600")
+            self.send_header("ratelimit-remaining", "0;w=21600")
+            self.send_header("docker-ratelimit-source", "192.0.2.1")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Limited)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        host = f"127.0.0.1:{server.server_address[1]}"
+        source = Source(make_client(retries=3), parse_reference(f"{host}/library/alpine:3.20"),
+                        Endpoint(host, "library/alpine", insecure=True, mirror=False))
+        with pytest.raises(RateLimited) as err:
+            source.head("3.20")
+        assert "ratelimit-remaining: 0;w=21600" in err.value.message
+        assert "docker-ratelimit-source: 192.0.2.1" in err.value.message
+        assert "rootlet login" in err.value.hint
+        assert len(hits) == 3
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
