@@ -327,14 +327,17 @@ class FaultProxy:
 
     ``mode="cut"`` closes the connection after ``after`` body bytes of the first ``times`` blob GET
     responses (then passes everything through); ``mode="flip"`` inverts one body byte at offset
-    ``after`` of every blob GET response. ``host`` is ``127.0.0.1:PORT``; ``stop()`` ends it.
+    ``after`` of every blob GET response; ``mode="slow"`` sends blob bodies at ``rate`` bytes/s (to
+    catch a pull mid-download); ``mode="pass"`` damages nothing and only records requests.
+    ``host`` is ``127.0.0.1:PORT``; ``stop()`` ends it.
     """
 
-    def __init__(self, target: str, mode: Literal["cut", "flip"], after: int = 1024, times: int = 1) -> None:
+    def __init__(self, target: str, mode: Literal["cut", "flip", "slow", "pass"], after: int = 1024, times: int = 1,
+                 rate: int = 256 * 1024) -> None:
         self.target_host, port = target.rsplit(":", 1)
         self.target_port = int(port)
-        self.mode, self.after = mode, after
-        self.remaining = times if mode == "cut" else 10**9
+        self.mode, self.after, self.rate = mode, after, rate
+        self.remaining = {"cut": times, "pass": 0}.get(mode, 10**9)
         self.damaged = 0
         #: The head (request line and headers) of every HTTP request that passed through.
         self.requests: list[str] = []
@@ -426,6 +429,12 @@ class FaultProxy:
                         client.sendall(head)
                     data = bytearray(data)
                     start = state["body"]
+                    if self.mode == "slow":
+                        for i in range(0, len(data), 16384):
+                            client.sendall(bytes(data[i:i + 16384]))
+                            time.sleep(min(len(data) - i, 16384) / self.rate)
+                        state["body"] = start + len(data)
+                        continue
                     if self.mode == "cut":
                         keep = max(0, self.after - start)
                         if len(data) >= keep:
