@@ -6,23 +6,28 @@ exit 125 (podman's code for its own failures); a usage mistake (unknown flag, mi
 also 125 with a hint to ``--help``.
 """
 
-from __future__ import annotations
+
 
 import os
 import sys
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-import click
-import typer
+if TYPE_CHECKING:
+    import typer
 
-from rootlet.cli.context import AppContext
+#: Commands parsed by cli/argv.py instead of typer, to keep their start-up cost low.
+FAST_COMMANDS = ("run",)
 
 #: Options that, as in podman (Go's pflag), may be given bare or as ``--opt=true|false``.
 OPTIONAL_BOOL_OPTIONS = ("--tls-verify",)
 
 
-def build_app() -> typer.Typer:
+def build_app() -> "typer.Typer":
     """The typer application with every command registered."""
+    import typer
+
+    from rootlet.cli.context import AppContext
+
     app = typer.Typer(
         name="rootlet", add_completion=False, no_args_is_help=True, rich_markup_mode=None,
         pretty_exceptions_enable=False, context_settings={"help_option_names": ["-h", "--help"]},
@@ -51,7 +56,36 @@ def build_app() -> typer.Typer:
     images.register(app)
     auth.register(app)
     info.register(app)
+
+    @app.command("run", context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
+                                          "help_option_names": []}, add_help_option=False)
+    def _run(ctx: typer.Context) -> None:
+        """Run a command in a new container (see `rootlet run --help`)."""
+        from rootlet.cli.run import run_command
+
+        raise typer.Exit(run_command(ctx.obj.root, list(ctx.args)))
+
     return app
+
+
+def _split_globals(args: list[str]) -> tuple[str | None, bool, int]:
+    """The global ``--root``/``--debug`` flags before the command word, and where the command starts."""
+    root: str | None = None
+    debug = False
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--debug":
+            debug = True
+        elif arg == "--root" and i + 1 < len(args):
+            root = args[i + 1]
+            i += 1
+        elif arg.startswith("--root="):
+            root = arg.split("=", 1)[1]
+        else:
+            break
+        i += 1
+    return root, debug, i
 
 
 def _normalise_argv(argv: list[str]) -> list[str]:
@@ -68,21 +102,16 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns (and exits with) the process status."""
     from rootlet.registry.errors import RootletError
 
-    args = _normalise_argv(list(sys.argv[1:] if argv is None else argv))
-    debug = "--debug" in args
+    raw = list(sys.argv[1:] if argv is None else argv)
+    root, debug, start = _split_globals(raw)
+    debug = debug or "--debug" in raw
     try:
-        app = build_app()
-        command = typer.main.get_command(app)
-        result = command.main(args=args, prog_name="rootlet", standalone_mode=False)
-        code = result if isinstance(result, int) else 0
-    except click.exceptions.Exit as exc:
-        code = exc.exit_code
-    except click.exceptions.UsageError as exc:
-        _error(exc.format_message(), _usage_hint(exc))
-        code = 125
-    except click.exceptions.Abort:
-        sys.stderr.write("Aborted.\n")
-        code = 130
+        if start < len(raw) and raw[start] in FAST_COMMANDS:
+            from rootlet.registry.store import default_store_root
+
+            code = _fast(raw[start], os.path.abspath(root) if root else default_store_root(), raw[start + 1:])
+        else:
+            code = _typer_main(_normalise_argv(raw))
     except RootletError as exc:
         if debug:
             import traceback
@@ -119,7 +148,34 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-def _usage_hint(exc: click.exceptions.UsageError) -> str:
+def _fast(command: str, root: str, args: list[str]) -> int:
+    if command == "run":
+        from rootlet.cli.run import run_command
+
+        return run_command(root, args)
+    raise AssertionError(command)
+
+
+def _typer_main(args: list[str]) -> int:
+    """Run a typer-parsed command; click's own exceptions become messages and exit codes here."""
+    import click
+    import typer
+
+    try:
+        command = typer.main.get_command(build_app())
+        result = command.main(args=args, prog_name="rootlet", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.UsageError as exc:
+        _error(exc.format_message(), _usage_hint(exc))
+        return 125
+    except click.exceptions.Abort:
+        sys.stderr.write("Aborted.\n")
+        return 130
+
+
+def _usage_hint(exc: "click.exceptions.UsageError") -> str:  # noqa: F821 - click is imported lazily
     ctx = exc.ctx
     path = ctx.command_path if ctx is not None else "rootlet"
     return f"see '{path} --help'"

@@ -16,8 +16,13 @@ from collections.abc import Iterator
 from typing import Any
 
 
-def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
-    """Replace *path* with *data*: temp file in the same directory → fsync → rename → fsync dir."""
+def atomic_write(path: str, data: bytes, mode: int = 0o600, durable: bool = True) -> None:
+    """Replace *path* with *data*: temp file in the same directory → fsync → rename → fsync dir.
+
+    ``durable=False`` skips the fsyncs: the rename still makes the file whole-or-absent for any
+    reader and across a killed process, only not across a power cut. Container state, rewritten
+    on every start and exit, uses it; image metadata never does.
+    """
     directory = os.path.dirname(path) or "."
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     try:
@@ -25,18 +30,20 @@ def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
             f.write(data)
             f.flush()
             os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    fsync_dir(directory)
+    if durable:
+        fsync_dir(directory)
 
 
-def atomic_write_json(path: str, obj: Any, mode: int = 0o600) -> None:
+def atomic_write_json(path: str, obj: Any, mode: int = 0o600, durable: bool = True) -> None:
     """``atomic_write`` of *obj* as indented JSON."""
-    atomic_write(path, json.dumps(obj, indent=1, sort_keys=True).encode() + b"\n", mode)
+    atomic_write(path, json.dumps(obj, indent=1, sort_keys=True).encode() + b"\n", mode, durable)
 
 
 def fsync_dir(path: str) -> None:

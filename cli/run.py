@@ -1,0 +1,114 @@
+"""``rootlet run``: parsed by the fast table parser (cli/argv.py), never through typer.
+
+This is the command benchmarked against ``podman run``: nothing heavy is imported before the
+container starts. Flags are docker's and podman's; an unknown one exits 125.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from rootlet.cli.argv import Flag, parse, render_help
+
+RUN_FLAGS: tuple[Flag, ...] = (
+    Flag(("--rm",), "rm", "bool", "Remove the container (and its anonymous volumes) when it exits."),
+    Flag(("-i", "--interactive"), "interactive", "bool", "Keep stdin attached to the container."),
+    Flag(("-t", "--tty"), "tty", "bool", "Allocate a pseudo-terminal."),
+    Flag(("-d", "--detach"), "detach", "bool", "Run in the background (not available yet: refused)."),
+    Flag(("--name",), "name", "value", "Name the container.", "NAME"),
+    Flag(("-h", "--hostname"), "hostname", "value", "Container host name (default: the short id).", "NAME"),
+    Flag(("-e", "--env"), "env", "multi", "Set an environment variable (K=V), or pass K through.", "K=V"),
+    Flag(("--env-file",), "env_file", "multi", "Read environment variables from a file.", "FILE"),
+    Flag(("-w", "--workdir"), "workdir", "value", "Working directory inside the container (created if missing).", "DIR"),
+    Flag(("-u", "--user"), "user", "value", "User[:group] to run as (names from the container's /etc/passwd).", "USER"),
+    Flag(("--group-add",), "group_add", "multi", "Additional groups (name or gid).", "GROUP"),
+    Flag(("--entrypoint",), "entrypoint", "value", "Override the image's ENTRYPOINT ('' clears it).", "CMD"),
+    Flag(("-v", "--volume"), "volume", "multi", "Bind-mount HOST:CTR[:ro|rw], or a named volume NAME:CTR.", "SPEC"),
+    Flag(("--mount",), "mount", "multi", "type=bind|volume|tmpfs,source=…,destination=…[,readonly].", "SPEC"),
+    Flag(("--tmpfs",), "tmpfs", "multi", "Mount a tmpfs: /path[:size=64m,mode=1777].", "PATH"),
+    Flag(("--read-only",), "read_only", "bool", "Mount the root filesystem read-only."),
+    Flag(("--init",), "init", "bool", "Run a reaper as PID 1 that forwards signals and collects zombies."),
+    Flag(("--cap-add",), "cap_add", "multi", "Add a capability (or ALL).", "CAP"),
+    Flag(("--cap-drop",), "cap_drop", "multi", "Drop a capability (or ALL).", "CAP"),
+    Flag(("--security-opt",), "security_opt", "multi", "Security options: no-new-privileges[=true|false].", "OPT"),
+    Flag(("--ulimit",), "ulimit", "multi", "Resource limit NAME=SOFT[:HARD].", "LIMIT"),
+    Flag(("--network", "--net"), "network", "value", "none, host, slirp4netns or pasta (default: a user-mode network).", "MODE"),
+    Flag(("-p", "--publish"), "publish", "multi", "Publish [IP:]HOSTPORT:CTRPORT[/PROTO] on the host.", "PORT"),
+    Flag(("--dns",), "dns", "multi", "DNS server for the container.", "IP"),
+    Flag(("--dns-search",), "dns_search", "multi", "DNS search domain.", "DOMAIN"),
+    Flag(("--dns-option",), "dns_option", "multi", "resolv.conf option.", "OPT"),
+    Flag(("--add-host",), "add_host", "multi", "Add NAME:IP to /etc/hosts.", "HOST:IP"),
+    Flag(("-l", "--label"), "label", "multi", "Set a label KEY=VALUE.", "LABEL"),
+    Flag(("--pull",), "pull", "value", "Pull policy: always, missing, never, newer.", "POLICY", "missing"),
+    Flag(("--platform",), "platform", "value", "Platform to pull: OS/ARCH[/VARIANT].", "PLATFORM"),
+    Flag(("--sig-proxy",), "sig_proxy", "bool", "Forward signals to the container (default true).", default=True),
+    Flag(("--userns",), "userns", "value", "User namespace mode: keep-id.", "MODE"),
+    Flag(("-m", "--memory"), "memory", "value", "Memory limit (needs delegated cgroup v2).", "BYTES"),
+    Flag(("--cpus",), "cpus", "value", "CPU limit (needs delegated cgroup v2).", "N"),
+    Flag(("--pids-limit",), "pids_limit", "value", "Process limit (needs delegated cgroup v2).", "N"),
+    Flag(("--tls-verify",), "tls_verify", "bool", "Require verified HTTPS when pulling.", default=None),
+    Flag(("--creds",), "creds", "value", "Registry credentials USER[:PASS] for pulling.", "CREDS"),
+    Flag(("--authfile",), "authfile", "value", "auth.json to use when pulling.", "FILE"),
+    Flag(("-q", "--quiet"), "quiet", "bool", "Do not show pull progress."),
+    Flag(("--help",), "help", "bool", "Show this message and exit."),
+)
+
+
+def build_options(argv: list[str]):  # -> RunOptions | None (None when --help was printed)
+    """Parse ``run`` arguments into RunOptions (syntax errors are UsageError, exit 125)."""
+    from rootlet.registry.errors import UsageError
+    from rootlet.runtime import runconfig as rc
+    from rootlet.runtime.run import RunOptions
+
+    p = parse(argv, RUN_FLAGS, "run")
+    if p.help:
+        sys.stdout.write(render_help("run", "[OPTIONS] IMAGE [COMMAND [ARG...]]",
+                                     "Run a command in a new container.", RUN_FLAGS))
+        return None
+    if not p.positional:
+        raise UsageError("run needs an image", "rootlet run [OPTIONS] IMAGE [COMMAND [ARG...]]")
+    if p.detach:
+        raise UsageError("detached containers (-d) are not available yet",
+                         "run in the foreground, or use a shell job: rootlet run … &")
+    volumes = [rc.parse_volume(v) for v in p.volume] + [rc.parse_mount(m) for m in p.mount] + \
+              [rc.parse_tmpfs(t) for t in p.tmpfs]
+    if p.name:
+        from rootlet.runtime.containers import check_name
+
+        check_name(p.name)
+    return RunOptions(
+        image=p.positional[0], command=tuple(p.positional[1:]), rm=p.rm, interactive=p.interactive, tty=p.tty,
+        name=p.name, hostname=p.hostname, env=tuple(p.env), env_files=tuple(p.env_file), workdir=p.workdir,
+        user=p.user, group_add=tuple(p.group_add), entrypoint=p.entrypoint, volumes=tuple(volumes),
+        read_only=p.read_only, init=p.init, cap_add=tuple(p.cap_add), cap_drop=tuple(p.cap_drop),
+        no_new_privs=rc.parse_security_opts(p.security_opt), ulimits=tuple(rc.parse_ulimit(u) for u in p.ulimit),
+        network=p.network, publish=tuple(p.publish), dns=tuple(p.dns), dns_search=tuple(p.dns_search),
+        dns_option=tuple(p.dns_option), add_host=tuple(p.add_host), labels=rc.parse_labels(p.label),
+        pull=p.pull, platform=p.platform, sig_proxy=p.sig_proxy, userns=p.userns,
+        overlay=os.environ.get("ROOTLET_OVERLAY", "auto"), memory=p.memory, cpus=p.cpus,
+        pids_limit=p.pids_limit, tls_verify=p.tls_verify, creds=p.creds, authfile=p.authfile, quiet=p.quiet,
+    )
+
+
+def run_command(root: str, argv: list[str]) -> int:
+    """``rootlet run``: returns the container's exit code (or raises RootletError → 125)."""
+    opts = build_options(argv)
+    if opts is None:
+        return 0
+    from rootlet.registry.store import ImageStore
+    from rootlet.runtime.run import run_container
+
+    store = ImageStore(root)
+
+    def pull(reference: str, platform: str | None):
+        from rootlet.cli.images import run_pull
+        from rootlet.cli.context import AppContext
+        from rootlet.runtime.pull import PullOptions
+
+        report = run_pull(AppContext(root=root), PullOptions(reference=reference, platform=platform,
+                                                             tls_verify=opts.tls_verify, creds=opts.creds,
+                                                             authfile=opts.authfile), quiet=opts.quiet)
+        return store.load()[report.image_id]
+
+    return run_container(store, opts, pull, dict(os.environ))

@@ -1,0 +1,296 @@
+"""Turning ``run`` flags plus an image config into what the container process gets.
+
+Pure functions, no I/O beyond reading files the user names (``--env-file``): the combination rules
+are docker's (ENTRYPOINT/CMD, Env, WorkingDir, User), the flag syntaxes are docker's and podman's
+(``-v``, ``--mount``, ``--tmpfs``, ``--ulimit``, ``--cap-add``), and every malformed value is a
+``UsageError`` naming the flag.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from rootlet.registry.errors import UsageError
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_ENV_NAME = re.compile(r"[^=\s][^=]*\Z")
+_VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*\Z")
+
+
+def compose_argv(entrypoint_flag: str | None, command: Sequence[str], image_config: Mapping[str, object]) -> list[str]:
+    """ENTRYPOINT + CMD as docker combines them.
+
+    ``--entrypoint ''`` clears the image's entrypoint; any ``--entrypoint`` also drops the image's
+    CMD (docker resets it). A JSON array value (``--entrypoint '["sh","-c"]'``) is taken as a list,
+    as podman does; any other value is one word.
+    """
+    image_ep = [str(x) for x in (image_config.get("Entrypoint") or [])]  # type: ignore[union-attr]
+    image_cmd = [str(x) for x in (image_config.get("Cmd") or [])]  # type: ignore[union-attr]
+    if entrypoint_flag is not None:
+        if entrypoint_flag == "":
+            entrypoint: list[str] = []
+        elif entrypoint_flag.startswith("["):
+            try:
+                parsed = json.loads(entrypoint_flag)
+            except ValueError:
+                raise UsageError(f"invalid --entrypoint JSON array {entrypoint_flag!r}") from None
+            if not isinstance(parsed, list) or not all(isinstance(x, str) for x in parsed):
+                raise UsageError("--entrypoint JSON must be an array of strings")
+            entrypoint = parsed
+        else:
+            entrypoint = [entrypoint_flag]
+        cmd = list(command)
+    else:
+        entrypoint = image_ep
+        cmd = list(command) if command else image_cmd
+    argv = entrypoint + cmd
+    if not argv:
+        raise UsageError("no command or entrypoint provided, and no CMD or ENTRYPOINT from the image",
+                         "give a command after the image name")
+    return argv
+
+
+def parse_env_file(path: str, host_env: Mapping[str, str]) -> list[str]:
+    """``--env-file``: ``K=V`` lines, bare ``K`` taken from the host (dropped if unset), ``#`` comments."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError as exc:
+        raise UsageError(f"cannot read --env-file {path}: {exc.strerror}") from None
+    out: list[str] = []
+    for n, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            out.extend(expand_env([line.lstrip()], host_env))
+        except UsageError as exc:
+            raise UsageError(f"{path}:{n}: {exc.message}") from None
+    return out
+
+
+def expand_env(items: Sequence[str], host_env: Mapping[str, str]) -> list[str]:
+    """``-e K=V`` as is; ``-e K`` passes the host's value through (nothing when the host has none)."""
+    out = []
+    for item in items:
+        name, eq, _ = item.partition("=")
+        if not name or not _ENV_NAME.match(name):
+            raise UsageError(f"invalid environment variable {item!r}", "use -e NAME=VALUE or -e NAME")
+        if eq:
+            out.append(item)
+        elif name in host_env:
+            out.append(f"{name}={host_env[name]}")
+    return out
+
+
+def merge_env(*layers: Sequence[str]) -> list[str]:
+    """Later ``K=V`` entries replace earlier ones with the same K; order of first appearance kept."""
+    merged: dict[str, str] = {}
+    for layer in layers:
+        for item in layer:
+            name, _, value = item.partition("=")
+            merged[name] = value
+    return [f"{k}={v}" for k, v in merged.items()]
+
+
+@dataclass(frozen=True)
+class VolumeSpec:
+    """A ``-v``/``--mount`` request before it is resolved against the store."""
+
+    kind: str              # "bind" | "volume" | "tmpfs"
+    source: str            # host path (bind), volume name ("" = anonymous), "" for tmpfs
+    destination: str
+    readonly: bool = False
+    options: tuple[str, ...] = ()   # tmpfs data options such as size=64m, mode=1777
+
+
+def _check_destination(dest: str, flag: str) -> str:
+    if not dest.startswith("/"):
+        raise UsageError(f"invalid {flag} destination {dest!r}: must be an absolute path in the container")
+    norm = os.path.normpath(dest)
+    if norm == "/" or any(part == ".." for part in dest.split("/")):
+        raise UsageError(f"invalid {flag} destination {dest!r}")
+    return norm
+
+
+def parse_volume(spec: str) -> VolumeSpec:
+    """``-v SRC:DST[:OPTS]`` — SRC an absolute/relative path (bind) or a volume name; ``-v /DST`` anonymous."""
+    parts = spec.split(":")
+    if len(parts) == 1:
+        return VolumeSpec("volume", "", _check_destination(parts[0], "-v"))
+    if len(parts) > 3:
+        raise UsageError(f"invalid -v {spec!r}", "use -v SOURCE:DESTINATION[:ro|rw]")
+    source, dest = parts[0], parts[1]
+    opts = parts[2].split(",") if len(parts) == 3 and parts[2] else []
+    readonly = False
+    for opt in opts:
+        if opt in ("ro", "readonly"):
+            readonly = True
+        elif opt in ("rw", "z", "Z", "rprivate", "private", "rslave", "slave", "rshared", "shared", "rbind", "bind"):
+            # SELinux labels and propagation modes have no effect rootless on this host; they are
+            # accepted because they are everywhere in docker scripts and change nothing here.
+            continue
+        else:
+            raise UsageError(f"invalid -v option {opt!r} in {spec!r}", "supported: ro, rw")
+    dest = _check_destination(dest, "-v")
+    if not source:
+        raise UsageError(f"invalid -v {spec!r}: empty source")
+    if source.startswith("/") or source.startswith(".") or source.startswith("~"):
+        return VolumeSpec("bind", os.path.abspath(os.path.expanduser(source)), dest, readonly)
+    if not _VOLUME_NAME.match(source):
+        raise UsageError(f"invalid volume name {source!r}", "names use letters, digits, '_', '.', '-'")
+    return VolumeSpec("volume", source, dest, readonly)
+
+
+def parse_mount(spec: str) -> VolumeSpec:
+    """``--mount type=bind|volume|tmpfs,source=…,destination=…[,readonly][,tmpfs-size=…]``."""
+    fields: dict[str, str] = {}
+    flags: set[str] = set()
+    for item in spec.split(","):
+        if not item:
+            continue
+        key, eq, value = item.partition("=")
+        key = key.strip().lower()
+        if eq:
+            fields[key] = value
+        else:
+            flags.add(key)
+    kind = fields.pop("type", "volume")
+    if kind not in ("bind", "volume", "tmpfs"):
+        raise UsageError(f"unsupported --mount type {kind!r}", "rootlet supports type=bind, type=volume, type=tmpfs")
+    source = fields.pop("source", fields.pop("src", ""))
+    dest = fields.pop("destination", fields.pop("dst", fields.pop("target", "")))
+    if not dest:
+        raise UsageError(f"--mount {spec!r} has no destination", "add destination=/path")
+    readonly = bool(flags & {"readonly", "ro"}) or fields.pop("readonly", fields.pop("ro", "false")).lower() in ("true", "1")
+    flags -= {"readonly", "ro", "rw"}
+    options: list[str] = []
+    if kind == "tmpfs":
+        if "tmpfs-size" in fields:
+            options.append(f"size={fields.pop('tmpfs-size')}")
+        if "tmpfs-mode" in fields:
+            options.append(f"mode={fields.pop('tmpfs-mode')}")
+    fields.pop("bind-propagation", None)
+    fields.pop("relabel", None)
+    if fields or flags:
+        raise UsageError(f"unsupported --mount option(s) {', '.join(sorted(set(fields) | flags))} in {spec!r}")
+    dest = _check_destination(dest, "--mount")
+    if kind == "bind":
+        if not source:
+            raise UsageError(f"--mount type=bind needs source=HOSTPATH ({spec!r})")
+        return VolumeSpec("bind", os.path.abspath(os.path.expanduser(source)), dest, readonly)
+    if kind == "volume":
+        if source and not _VOLUME_NAME.match(source):
+            raise UsageError(f"invalid volume name {source!r}")
+        return VolumeSpec("volume", source, dest, readonly)
+    if source:
+        raise UsageError("--mount type=tmpfs takes no source")
+    return VolumeSpec("tmpfs", "", dest, readonly, tuple(options))
+
+
+def parse_tmpfs(spec: str) -> VolumeSpec:
+    """``--tmpfs /path[:size=64m,mode=1777,…]``."""
+    dest, _, opts = spec.partition(":")
+    dest = _check_destination(dest, "--tmpfs")
+    options = []
+    readonly = False
+    for opt in filter(None, opts.split(",")):
+        key = opt.split("=", 1)[0]
+        if opt == "ro":
+            readonly = True
+        elif opt in ("rw", "noexec", "exec", "nosuid", "suid", "nodev", "dev"):
+            options.append(opt)
+        elif key in ("size", "mode", "nr_inodes", "uid", "gid"):
+            options.append(opt)
+        else:
+            raise UsageError(f"unsupported --tmpfs option {opt!r}", "supported: size=, mode=, uid=, gid=, ro, noexec, nosuid, nodev")
+    return VolumeSpec("tmpfs", "", dest, readonly, tuple(options))
+
+
+_RLIMITS = {
+    "core": 4, "cpu": 0, "data": 2, "fsize": 1, "locks": 10, "memlock": 8, "msgqueue": 12, "nice": 13,
+    "nofile": 7, "nproc": 6, "rss": 5, "rtprio": 14, "rttime": 15, "sigpending": 11, "stack": 3, "as": 9,
+}
+
+
+def parse_ulimit(spec: str) -> tuple[int, int, int]:
+    """``--ulimit nofile=1024[:2048]`` → (resource number, soft, hard); ``-1``/``unlimited`` = infinity."""
+    name, eq, values = spec.partition("=")
+    if not eq or name not in _RLIMITS:
+        raise UsageError(f"invalid --ulimit {spec!r}", f"use NAME=SOFT[:HARD] with NAME one of {', '.join(sorted(_RLIMITS))}")
+    soft_s, _, hard_s = values.partition(":")
+
+    def num(text: str) -> int:
+        if text in ("-1", "unlimited"):
+            return -1
+        if not text.isdigit():
+            raise UsageError(f"invalid --ulimit value {text!r} in {spec!r}")
+        return int(text)
+
+    soft = num(soft_s)
+    hard = num(hard_s) if hard_s else soft
+    if hard != -1 and (soft == -1 or soft > hard):
+        raise UsageError(f"--ulimit {spec!r}: soft limit exceeds the hard limit")
+    return _RLIMITS[name], soft, hard
+
+
+#: podman's default capability set (containers.conf ``default_capabilities``).
+DEFAULT_CAPS = ("CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_NET_BIND_SERVICE",
+                "CAP_SETFCAP", "CAP_SETGID", "CAP_SETPCAP", "CAP_SETUID", "CAP_SYS_CHROOT")
+
+
+def compose_caps(cap_add: Sequence[str], cap_drop: Sequence[str], known: Sequence[str]) -> tuple[str, ...]:
+    """The capability set after ``--cap-add``/``--cap-drop`` (``ALL`` allowed; names with or without CAP_)."""
+    def norm(name: str) -> str:
+        up = name.strip().upper()
+        if up == "ALL":
+            return up
+        full = up if up.startswith("CAP_") else "CAP_" + up
+        if full not in known:
+            raise UsageError(f"unknown capability {name!r}", "see capabilities(7) for names")
+        return full
+
+    adds = [norm(c) for c in cap_add]
+    drops = [norm(c) for c in cap_drop]
+    caps = set(DEFAULT_CAPS)
+    if "ALL" in drops:
+        caps = set()
+    else:
+        caps -= set(drops)
+    if "ALL" in adds:
+        caps |= set(known)
+    else:
+        caps |= set(adds)
+    return tuple(sorted(caps))
+
+
+def parse_security_opts(opts: Sequence[str]) -> bool:
+    """``--security-opt``: returns no_new_privileges. Only ``no-new-privileges[=true|false]`` is supported."""
+    nnp = True
+    for opt in opts:
+        key, eq, value = opt.replace(":", "=", 1).partition("=")
+        if key == "no-new-privileges":
+            if not eq or value.lower() in ("true", "1"):
+                nnp = True
+            elif value.lower() in ("false", "0"):
+                nnp = False
+            else:
+                raise UsageError(f"invalid --security-opt {opt!r}")
+        else:
+            raise UsageError(f"unsupported --security-opt {opt!r}",
+                             "rootlet supports --security-opt no-new-privileges[=true|false]")
+    return nnp
+
+
+def parse_labels(items: Sequence[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        if not key:
+            raise UsageError(f"invalid --label {item!r}", "use --label KEY=VALUE")
+        out[key] = value
+    return out
