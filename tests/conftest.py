@@ -22,6 +22,20 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("ROOTLET_SHARED", REPO.parent / "shared"))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "root_only: needs real root (CI runs these in a separate pass as root)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip root-only tests for unprivileged runs; CI runs them in their own pass as root."""
+    if os.getuid() == 0:
+        return
+    skip = pytest.mark.skip(reason="needs real root (run as root: scripts/test -m root_only)")
+    for item in items:
+        if "root_only" in item.keywords:
+            item.add_marker(skip)
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as s:

@@ -24,7 +24,7 @@ from rootlet.runtime.userns import UsernsWorker, remove_tree, run_in_userns
 
 ROOT = os.getuid() == 0
 rootless = pytest.mark.skipif(ROOT, reason="running as root: a rootful plan creates no user namespace")
-rootful = pytest.mark.skipif(not ROOT, reason="the rootful worker path needs real root")
+rootful = pytest.mark.root_only
 
 
 # --- functions that run in the worker (module level: pickled by reference) ----------------------

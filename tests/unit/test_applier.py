@@ -187,7 +187,7 @@ def test_opaque_dir_gets_user_overlay_opaque_xattr(tmp_path: Path) -> None:
     assert not (dest / "var/.wh..wh..opq").exists()
 
 
-@pytest.mark.skipif(not IS_ROOT, reason="trusted.* xattrs need real root")
+@pytest.mark.root_only
 def test_privileged_opaque_also_sets_trusted_xattr(tmp_path: Path) -> None:
     dest, _ = apply(tmp_path, [member("var/", "dir"), member("var/.wh..wh..opq")],
                     ApplyOptions(privileged_xattrs=True))
@@ -408,7 +408,7 @@ def test_unknown_compression_rejected(tmp_path: Path) -> None:
         open_layer_stream(str(write_layer(tmp_path, [])), "lz4")
 
 
-@pytest.mark.skipif(not IS_ROOT, reason="needs a group the test user is not in")
+@pytest.mark.root_only
 def test_owner_applied_even_in_setgid_destination(tmp_path: Path) -> None:
     dest = tmp_path / "dest"
     dest.mkdir()
