@@ -252,6 +252,20 @@ def _write_maps_directly(pid: int, plan: UsernsPlan) -> None:
                           plan.hint) from e
 
 
+def write_id_maps(pid: int, plan: UsernsPlan) -> None:
+    """Write ``plan``'s id maps for ``pid``, a process that has just unshared a user namespace.
+
+    Subordinate ranges go through newuidmap/newgidmap, single-id mode writes our own ids directly,
+    a rootful plan needs nothing (what the worker handshake does; used by ``rootlet.runtime.spawn``).
+    """
+    if plan.rootful:
+        return
+    if plan.single_id:
+        _write_maps_directly(pid, plan)
+    else:
+        _run_id_helpers(pid, plan)
+
+
 def _unshare_hint(exc: BaseException) -> str | None:
     """Why unshare(CLONE_NEWUSER) may fail, and what to do about it."""
     err = getattr(exc, "errno", None)

@@ -1,0 +1,752 @@
+"""Container networking: ``-p`` parsing, user-mode network helpers, and /etc files.
+
+A rootless container cannot get a veth pair into the host's network namespace, so like podman
+rootlet connects the container's own network namespace to the host through a user-mode helper
+that runs as the invoking user in the host namespace and owns a tap device inside the container:
+
+- ``slirp4netns`` (podman 4's default): joins the user and net namespaces of the container's
+  pid, creates ``tap0`` and, with ``--configure``, gives it 10.0.2.100/24, gateway 10.0.2.2 and
+  a DNS forwarder at 10.0.2.3. It signals readiness on ``--ready-fd`` and exits when
+  ``--exit-fd`` becomes readable (we hold the write end, so it closes when rootlet dies).
+  Ports are published through its JSON API socket (``add_hostfwd``): slirp itself listens on
+  the host port.
+- ``pasta`` (from passt, podman 5's default): copies the host's address and default route into
+  the namespace and listens on the published host ports itself (``-t``/``-u``). It runs in the
+  foreground as our child; it writes its pid file only once the namespace is configured, so a
+  pipe given as the pid file (``-P /dev/fd/N``) is its readiness signal.
+
+Measured on the development machine (Debian 12: slirp4netns 1.2.0, passt 2023-03-09), from
+``attach_network`` call to return, one published port: slirp4netns about 5 ms, pasta about
+35 ms (its TCP socket pools dominate). So the default is slirp4netns when both work.
+
+``/dev/net/tun`` must be openable by the user for either helper; a fresh machine may have it
+0600 root, which is detected up front and reported with the chmod hint.
+
+Only ``dataclasses`` and the error module are imported at module level: subprocess, socket,
+json and ipaddress are imported by the functions that need them, to keep ``rootlet`` start-up
+cheap for containers that do not use the network.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from rootlet.registry.errors import RootletError, UsageError
+
+if TYPE_CHECKING:
+    import subprocess
+    from typing import IO
+
+TUN_PATH = "/dev/net/tun"
+MODES = ("none", "host", "slirp4netns", "pasta")
+
+# slirp4netns --configure with its default --cidr 10.0.2.0/24.
+SLIRP_IP = "10.0.2.100"
+SLIRP_GATEWAY = "10.0.2.2"
+SLIRP_DNS = "10.0.2.3"
+SLIRP_IFNAME = "tap0"
+# Address inside the container whose DNS queries pasta forwards to the host's resolver (podman 5
+# uses the same link-local address); used when the host only has loopback resolvers.
+PASTA_DNS_FORWARD = "169.254.1.1"
+# How long a helper may take to configure the namespace before we give up.
+READY_TIMEOUT = 10.0
+
+
+class NetworkError(RootletError):
+    """The container's network could not be set up (helper missing or failing, port taken)."""
+
+
+class NetworkUsageError(NetworkError, UsageError):
+    """A network option as written cannot be used (bad ``-p``, ``--add-host`` or ``--network``)."""
+
+
+@dataclass(frozen=True)
+class PortMapping:
+    """One published port: ``host_ip:host_port`` on the host → ``container_port`` inside.
+
+    ``host_ip`` "" means all host addresses (0.0.0.0, and :: for pasta), as docker does;
+    ``host_port`` 0 means "pick a free port", and attach_network reports the one it picked.
+    """
+
+    host_ip: str
+    host_port: int
+    container_port: int
+    protocol: str = "tcp"
+
+
+@dataclass(frozen=True)
+class NetworkInfo:
+    """What the container sees: its mode, IPv4 address, default gateway and DNS servers."""
+
+    mode: str
+    ip: str | None
+    gateway: str | None
+    dns: tuple[str, ...]
+
+
+# --- -p parsing --------------------------------------------------------------------------------
+
+_PUBLISH_HINT = ("use [[HOST_IP:][HOST_PORT]:]CONTAINER_PORT[/tcp|udp], e.g. -p 8080:80, "
+                 "-p 127.0.0.1:8080:80/udp, -p 8000-8001:80-81")
+
+
+def _bad_publish(spec: str, why: str) -> NetworkUsageError:
+    """The error for an unusable ``-p`` value."""
+    return NetworkUsageError(f"invalid port mapping {spec!r}: {why}", _PUBLISH_HINT)
+
+
+def _port_range(spec: str, text: str, what: str, allow_zero: bool) -> tuple[int, int]:
+    """Parse "N" or "N-M" into an inclusive range of valid port numbers."""
+    low_text, dash, high_text = text.partition("-")
+    bounds = []
+    for part in (low_text, high_text) if dash else (low_text,):
+        if not part.isdigit() or not part.isascii():
+            raise _bad_publish(spec, f"{what} {text!r} is not a port number or range")
+        bounds.append(int(part))
+    low, high = bounds[0], bounds[-1]
+    if high < low:
+        raise _bad_publish(spec, f"{what} range {text!r} ends before it starts")
+    smallest = 0 if allow_zero and not dash else 1
+    if low < smallest or high > 65535:
+        raise _bad_publish(spec, f"{what} {text!r} is outside 1-65535")
+    return low, high
+
+
+def _host_ip(spec: str, text: str) -> str:
+    """Validate the host address of a ``-p`` value ("" stays "" = all addresses)."""
+    if text == "":
+        return ""
+    import ipaddress
+
+    bracketed = text.startswith("[") and text.endswith("]")
+    try:
+        address = ipaddress.ip_address(text[1:-1] if bracketed else text)
+    except ValueError:
+        raise _bad_publish(spec, f"{text!r} is not an IP address") from None
+    if address.version == 6 and not bracketed:
+        raise _bad_publish(spec, "write an IPv6 host address in brackets, e.g. [::1]:8080:80")
+    return str(address)
+
+
+def parse_publish(spec: str) -> list[PortMapping]:
+    """Parse one docker/podman ``-p`` value into port mappings, one per port and protocol.
+
+    Forms: ``80`` (random host port), ``8080:80``, ``127.0.0.1:8080:80``, ``127.0.0.1::80``,
+    ``[::1]:8080:80``, ``8080:80/udp``, ``80/tcp,udp`` and ranges ``8000-8001:80-81`` (host
+    and container ranges of equal length, or a container range alone for random host ports).
+    Anything else raises NetworkUsageError with the accepted syntax as hint.
+    """
+    if not spec or spec != spec.strip():
+        raise _bad_publish(spec, "empty or surrounded by spaces")
+    body, slash, protos = spec.partition("/")
+    protocols = protos.lower().split(",") if slash else ["tcp"]
+    for proto in protocols:
+        if proto not in ("tcp", "udp"):
+            raise _bad_publish(spec, f"protocol {proto!r} is not supported (tcp or udp)")
+    if body.startswith("["):
+        close = body.find("]")
+        if close < 0 or body[close + 1:close + 2] != ":":
+            raise _bad_publish(spec, "unterminated IPv6 address")
+        ip_text, rest = body[:close + 1], body[close + 2:]
+        parts = rest.split(":")
+        if len(parts) != 2:
+            raise _bad_publish(spec, "expected [IP]:HOST_PORT:CONTAINER_PORT")
+        host_text, ctr_text = parts
+    else:
+        parts = body.split(":")
+        if len(parts) == 1:
+            ip_text, host_text, ctr_text = "", "", parts[0]
+        elif len(parts) == 2:
+            ip_text, (host_text, ctr_text) = "", parts
+        elif len(parts) == 3:
+            ip_text, host_text, ctr_text = parts
+            if not ip_text:
+                raise _bad_publish(spec, "empty host address before the first ':'")
+        else:
+            raise _bad_publish(spec, "too many ':' (write an IPv6 host address in brackets)")
+    host_ip = _host_ip(spec, ip_text)
+    ctr_low, ctr_high = _port_range(spec, ctr_text, "container port", allow_zero=False)
+    count = ctr_high - ctr_low + 1
+    if host_text == "":
+        host_ports = [0] * count
+    else:
+        host_low, host_high = _port_range(spec, host_text, "host port", allow_zero=True)
+        if host_high - host_low + 1 != count:
+            raise _bad_publish(spec, "the host and container port ranges differ in length")
+        host_ports = [0] * count if host_low == host_high == 0 else list(range(host_low, host_high + 1))
+    return [PortMapping(host_ip, host_port, ctr_low + i, proto)
+            for proto in dict.fromkeys(protocols)
+            for i, host_port in enumerate(host_ports)]
+
+
+# --- modes and their prerequisites --------------------------------------------------------------
+
+def _helper_path(mode: str) -> str | None:
+    """Absolute path of the helper program of ``mode`` (None when it is not installed)."""
+    import shutil
+
+    return shutil.which(mode) or next(
+        (p for p in (f"/usr/bin/{mode}", f"/usr/libexec/podman/{mode}") if os.access(p, os.X_OK)), None)
+
+
+def _tun_problem(tun_path: str) -> NetworkError | None:
+    """Why this user cannot open ``tun_path`` read-write (None when it can)."""
+    try:
+        fd = os.open(tun_path, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return NetworkError(f"{tun_path} does not exist: slirp4netns and pasta need a tun device",
+                            "sudo modprobe tun (in a container: pass --device /dev/net/tun)")
+    except OSError as e:
+        return NetworkError(
+            f"cannot open {tun_path} read-write ({e.strerror}): slirp4netns and pasta need it to create the "
+            f"container's network interface",
+            f"sudo chmod 666 {tun_path} (to keep it across reboots, a udev rule: "
+            f'/etc/udev/rules.d/99-tun.rules: KERNEL=="tun", MODE="0666"), or use --network none')
+    os.close(fd)
+    return None
+
+
+def default_network_mode(tun_path: str = TUN_PATH) -> str:
+    """The mode ``--network private`` (and no ``--network``) means on this host.
+
+    slirp4netns when it is installed and /dev/net/tun is usable (it starts about 7x faster
+    than pasta here, and is podman 4's default), else pasta, else "none".
+    """
+    if _tun_problem(tun_path) is not None:
+        return "none"
+    for mode in ("slirp4netns", "pasta"):
+        if _helper_path(mode):
+            return mode
+    return "none"
+
+
+def _resolve_mode(mode: str, tun_path: str = TUN_PATH) -> str:
+    """Map podman's aliases ("private", "default", "") to a concrete mode."""
+    return default_network_mode(tun_path) if mode in ("private", "default", "") else mode
+
+
+def check_network_mode(mode: str, tun_path: str = TUN_PATH) -> None:
+    """Raise NetworkError unless ``mode`` is known and its helper can run on this host.
+
+    Checks that the helper is installed and that ``tun_path`` opens read-write (the cheap
+    test the helpers fail on otherwise, with a less helpful message, after start-up).
+    """
+    mode = _resolve_mode(mode, tun_path)
+    if mode in ("none", "host"):
+        return
+    if mode not in MODES:
+        raise NetworkUsageError(f"unsupported network mode {mode!r}",
+                                "use --network none, host, slirp4netns, pasta or private (the default)")
+    if _helper_path(mode) is None:
+        package = "passt" if mode == "pasta" else "slirp4netns"
+        raise NetworkError(f"{mode} is not installed: it is needed for --network {mode}",
+                           f"apt-get install {package} (dnf install {package}), or use --network none")
+    problem = _tun_problem(tun_path)
+    if problem is not None:
+        raise problem
+
+
+# --- ports --------------------------------------------------------------------------------------
+
+def _reserve_ports(ports: Sequence[PortMapping]) -> tuple[PortMapping, ...]:
+    """Check every requested host port is free and fill in ports for host_port 0.
+
+    Binds a socket like the helper will (SO_REUSEADDR, so TIME_WAIT leftovers do not count)
+    and closes it again; the helper binds it a few milliseconds later.
+    """
+    import errno
+    import socket
+
+    result: list[PortMapping] = []
+    seen: set[tuple[str, int, str]] = set()
+    for port in ports:
+        ip = port.host_ip or "0.0.0.0"
+        family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+        kind = socket.SOCK_DGRAM if port.protocol == "udp" else socket.SOCK_STREAM
+        while True:
+            with socket.socket(family, kind) as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    s.bind((ip, port.host_port))
+                    if kind == socket.SOCK_STREAM:
+                        s.listen(1)
+                except OSError as e:
+                    shown = f"[{ip}]" if family == socket.AF_INET6 else ip
+                    if e.errno == errno.EADDRINUSE:
+                        raise NetworkError(
+                            f"port {port.host_port} is already in use on {ip} ({port.protocol})",
+                            f"publish on another host port (-p OTHER:{port.container_port}) or stop what "
+                            f"listens there (ss -lnp 'sport = :{port.host_port}')") from None
+                    if e.errno == errno.EACCES:
+                        raise NetworkError(
+                            f"cannot publish port {port.host_port}: ports below "
+                            f"{_unprivileged_port_start()} are privileged",
+                            f"publish on a port >= 1024 (-p 8080:{port.container_port}), or "
+                            f"sudo sysctl -w net.ipv4.ip_unprivileged_port_start={port.host_port}") from None
+                    if e.errno == errno.EADDRNOTAVAIL:
+                        raise NetworkError(f"cannot publish on {shown}: no such address on this host",
+                                           "use an address of this host, or leave it out for all") from None
+                    raise NetworkError(f"cannot publish on {shown}:{port.host_port}: {e.strerror}") from None
+                chosen = s.getsockname()[1]
+            key = (ip, chosen, port.protocol)
+            if key not in seen:
+                break
+            if port.host_port:
+                raise NetworkUsageError(f"host port {chosen}/{port.protocol} on {ip} is published twice",
+                                        "give each -p a different host port")
+        seen.add(key)
+        result.append(PortMapping(port.host_ip, chosen, port.container_port, port.protocol))
+    return tuple(result)
+
+
+def _unprivileged_port_start() -> int:
+    """The lowest port an unprivileged user may bind (net.ipv4.ip_unprivileged_port_start)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 1024
+
+
+# --- the handle ---------------------------------------------------------------------------------
+
+@dataclass
+class NetworkHandle:
+    """A container's attached network: what it sees, its published ports, and its helper.
+
+    ``stop()`` ends the helper and removes its files; it is idempotent and safe to call from a
+    ``finally``. ``warnings`` carries notes for the user (ports discarded with host/none, UDP
+    limits of the helper).
+    """
+
+    info: NetworkInfo
+    ports: tuple[PortMapping, ...] = ()
+    warnings: tuple[str, ...] = ()
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)  # the helper
+    exit_fd: int | None = field(default=None, repr=False)  # write end of slirp4netns --exit-fd
+    state_dir: str | None = field(default=None, repr=False)  # holds the slirp4netns API socket
+
+    @property
+    def pid(self) -> int | None:
+        """The helper's pid while it runs (None for none/host or after stop)."""
+        return getattr(self.process, "pid", None)
+
+    def stop(self, wait: bool = True) -> None:
+        """Kill the helper, close our ends of its fds and remove its socket dir; idempotent.
+
+        SIGKILL, because neither helper has state worth flushing. Its exit still takes the
+        kernel 20-50 ms (closing the tap device waits for an RCU grace period); ``wait=False``
+        skips waiting for that and leaves the dead child to be reaped when this process exits
+        (for the exit path of ``run --rm``). With ``wait`` (the default) the helper is reaped
+        and its host ports are free when stop() returns.
+        """
+        process, self.process = self.process, None
+        if process is not None:
+            if process.poll() is None:
+                process.kill()
+            if wait:
+                process.wait()
+        if self.exit_fd is not None:
+            os.close(self.exit_fd)
+            self.exit_fd = None
+        if self.state_dir is not None:
+            import shutil
+
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+            self.state_dir = None
+
+    def __enter__(self) -> NetworkHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# --- attaching ----------------------------------------------------------------------------------
+
+def _wait_readable(fd: int, timeout: float) -> bool:
+    """Whether ``fd`` became readable (data or EOF) within ``timeout`` seconds."""
+    import select
+
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+    return bool(poller.poll(int(timeout * 1000)))
+
+
+def _helper_failed(name: str, process: subprocess.Popen[bytes] | None, log: IO[bytes], why: str) -> NetworkError:
+    """Kill and reap a failed helper and build the error from its stderr."""
+    if process is not None:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+    log.seek(0)
+    text = log.read().decode(errors="replace")
+    lines = [line.strip() for line in text.splitlines()
+             if line.strip() and not line.startswith("Failed to send") and "syslog" not in line]
+    detail = "; ".join(lines[-3:]) or f"exit status {process.returncode if process else '?'}"
+    return NetworkError(f"{name} could not set up the container's network ({why}): {detail}",
+                        "check that the container process still runs and owns its user namespace; "
+                        "--network none runs without a network")
+
+
+def _spawn(argv: list[str], pass_fds: tuple[int, ...], log: IO[bytes], pdeathsig: bool) -> subprocess.Popen[bytes]:
+    """Start a helper in its own session (terminal signals go to the container, not it).
+
+    With ``pdeathsig`` it is killed when this thread dies, through util-linux's setpriv
+    (1 ms; a Python preexec_fn would force a full fork of this process instead of vfork).
+    """
+    import subprocess
+    from typing import IO
+
+    preexec: Callable[[], None] | None = None
+    if pdeathsig:
+        setpriv = "/usr/bin/setpriv" if os.access("/usr/bin/setpriv", os.X_OK) else None
+        if setpriv:
+            argv = [setpriv, "--pdeathsig", "KILL", *argv]
+        else:
+            import signal
+
+            from rootlet.runtime import linux
+
+            def preexec() -> None:
+                linux.set_pdeathsig(signal.SIGKILL)
+    try:
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
+                                pass_fds=pass_fds, start_new_session=True, preexec_fn=preexec)
+    except OSError as e:
+        raise NetworkError(f"cannot run {argv[0]}: {e.strerror}") from None
+
+
+def _slirp_request(api_socket: str, request: dict[str, object]) -> dict[str, object]:
+    """Send one JSON request to the slirp4netns API socket and return its JSON answer."""
+    import json
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(READY_TIMEOUT)
+        s.connect(api_socket)
+        s.sendall(json.dumps(request).encode())
+        s.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    try:
+        answer = json.loads(data)
+    except ValueError:
+        raise NetworkError(f"slirp4netns answered {data[:200]!r} to {request['execute']}") from None
+    return answer if isinstance(answer, dict) else {}
+
+
+def _attach_slirp4netns(pid: int, ports: tuple[PortMapping, ...], allow_host_loopback: bool) -> NetworkHandle:
+    """Start slirp4netns on ``pid``'s namespaces, wait until tap0 is configured, add port forwards."""
+    import tempfile
+
+    helper = _helper_path("slirp4netns") or "slirp4netns"
+    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+    exit_r, exit_w = os.pipe2(os.O_CLOEXEC)
+    handle = NetworkHandle(info=NetworkInfo("slirp4netns", SLIRP_IP, SLIRP_GATEWAY, (SLIRP_DNS,)),
+                           ports=ports, exit_fd=exit_w)
+    argv = [helper, "--configure", "--mtu=65520", "--enable-sandbox", "--enable-seccomp",
+            f"--ready-fd={ready_w}", f"--exit-fd={exit_r}"]
+    if not allow_host_loopback:
+        argv.append("--disable-host-loopback")
+    api_socket = None
+    if ports:
+        handle.state_dir = tempfile.mkdtemp(prefix="rootlet-net-")
+        api_socket = os.path.join(handle.state_dir, "slirp4netns.sock")
+        argv.append(f"--api-socket={api_socket}")
+    argv += [str(pid), SLIRP_IFNAME]
+    if not allow_host_loopback and any(p.protocol == "udp" for p in ports):
+        handle.warnings = ("slirp4netns drops UDP replies to clients on this host's loopback (127.0.0.1) unless "
+                           "host loopback is allowed; other clients are answered. Use --network pasta for "
+                           "UDP services used from this host",)
+    try:
+        with tempfile.TemporaryFile() as log:
+            try:
+                handle.process = _spawn(argv, (ready_w, exit_r), log, pdeathsig=False)
+            finally:
+                os.close(ready_w)
+                os.close(exit_r)
+            if not _wait_readable(ready_r, READY_TIMEOUT) or os.read(ready_r, 1) != b"1":
+                process, handle.process = handle.process, None
+                raise _helper_failed("slirp4netns", process, log, "it did not signal readiness")
+        for port in ports:
+            assert api_socket is not None
+            request = {"execute": "add_hostfwd", "arguments": {
+                "proto": port.protocol, "host_addr": port.host_ip or "0.0.0.0", "host_port": port.host_port,
+                "guest_addr": SLIRP_IP, "guest_port": port.container_port}}
+            answer = _slirp_request(api_socket, request)
+            if "error" in answer:
+                error = answer["error"]
+                desc = error.get("desc") if isinstance(error, dict) else error
+                raise NetworkError(f"cannot publish {port.host_ip or '0.0.0.0'}:{port.host_port} → "
+                                   f"{port.container_port}/{port.protocol}: slirp4netns: {desc}",
+                                   "check the host port is free, or publish with --network pasta")
+    except BaseException:
+        handle.stop()
+        raise
+    finally:
+        os.close(ready_r)
+    return handle
+
+
+def _pasta_port_args(ports: tuple[PortMapping, ...]) -> list[str]:
+    """pasta -t/-u options for ``ports`` ("none" for a protocol without any: no automatic forwards)."""
+    args: list[str] = []
+    for proto, flag in (("tcp", "-t"), ("udp", "-u")):
+        chosen = [p for p in ports if p.protocol == proto]
+        if not chosen:
+            args += [flag, "none"]
+        for p in chosen:
+            prefix = f"{p.host_ip}/" if p.host_ip else ""
+            args += [flag, f"{prefix}{p.host_port}:{p.container_port}"]
+    return args + ["-T", "none", "-U", "none"]
+
+
+def _netns_ipv4(pid: int) -> tuple[str | None, str | None]:
+    """The first non-loopback IPv4 address and the default gateway in ``pid``'s net namespace."""
+    import socket
+    import struct
+
+    gateway = None
+    try:
+        with open(f"/proc/{pid}/net/route") as f:
+            for line in f.read().splitlines()[1:]:
+                fields = line.split()
+                if len(fields) > 2 and fields[1] == "00000000" and fields[2] != "00000000":
+                    gateway = socket.inet_ntoa(struct.pack("<I", int(fields[2], 16)))
+                    break
+        ip = None
+        with open(f"/proc/{pid}/net/fib_trie") as f:
+            lines = f.read().splitlines()
+        for prev, line in zip(lines, lines[1:]):
+            if line.strip() == "/32 host LOCAL":
+                address = prev.strip().removeprefix("|-- ")
+                if not address.startswith("127."):
+                    ip = address
+                    break
+    except OSError:
+        return None, gateway
+    return ip, gateway
+
+
+def _attach_pasta(pid: int, ports: tuple[PortMapping, ...], allow_host_loopback: bool) -> NetworkHandle:
+    """Start pasta in the foreground on ``pid``'s namespaces; return once it has configured them."""
+    import tempfile
+
+    helper = _helper_path("pasta") or "pasta"
+    host_dns = _host_resolv()[0]
+    dns = tuple(s for s in host_dns if not _is_loopback(s)) or (PASTA_DNS_FORWARD,)
+    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+    argv = [helper, "--config-net", "--foreground", "--quiet", "--pid", f"/dev/fd/{ready_w}",
+            *_pasta_port_args(ports), "--dns-forward", PASTA_DNS_FORWARD]
+    if not allow_host_loopback:
+        argv.append("--no-map-gw")
+    if os.geteuid() == 0:
+        argv += ["--runas", "0"]  # as root pasta drops to nobody, who may not join the container's namespaces
+    argv.append(str(pid))
+    handle = NetworkHandle(info=NetworkInfo("pasta", None, None, dns), ports=ports)
+    if any(p.protocol == "udp" and p.host_port != p.container_port for p in ports):
+        handle.warnings = ("older pasta releases (Debian 12's passt 2023-03-09) drop UDP replies to clients on "
+                           "this host when the host port differs from the container port; publish UDP with "
+                           "equal port numbers (-p 5353:5353/udp) for local clients",)
+    try:
+        with tempfile.TemporaryFile() as log:
+            try:
+                handle.process = _spawn(argv, (ready_w,), log, pdeathsig=True)
+            finally:
+                os.close(ready_w)
+            if not _wait_readable(ready_r, READY_TIMEOUT) or not os.read(ready_r, 32).strip():
+                process, handle.process = handle.process, None
+                raise _helper_failed("pasta", process, log, "it exited before configuring the namespace")
+        ip, gateway = _netns_ipv4(pid)
+        handle.info = NetworkInfo("pasta", ip, gateway, dns)
+    except BaseException:
+        handle.stop()
+        raise
+    finally:
+        os.close(ready_r)
+    return handle
+
+
+def attach_network(mode: str, pid: int, ports: Sequence[PortMapping] = (), *,
+                   allow_host_loopback: bool = False, tun_path: str = TUN_PATH) -> NetworkHandle:
+    """Attach slirp4netns/pasta to the net namespace of host pid ``pid`` and publish ``ports``.
+
+    ``pid``'s user namespace must own its net namespace and belong to the caller (as a
+    rootless container's does). Returns once the container's interface is configured, so its
+    command can use the network from its first instruction. Requested host ports are checked
+    to be free first (NetworkError naming the port otherwise); host_port 0 is replaced by a
+    free port, and the handle's ``ports`` carry the real ones. ``allow_host_loopback`` lets
+    the container reach the host's loopback through the gateway address (off, as in podman).
+
+    For "none" and "host" nothing runs: the handle's ``stop()`` does nothing and published
+    ports are discarded with a warning, as podman does. Call from the thread that will outlive
+    the container: pasta is killed when that thread exits (PR_SET_PDEATHSIG), slirp4netns when
+    this process closes its exit fd.
+    """
+    mode = _resolve_mode(mode, tun_path)
+    if mode in ("none", "host"):
+        warnings = (f"port mappings are discarded with --network {mode}",) if ports else ()
+        if mode == "none":
+            return NetworkHandle(NetworkInfo("none", None, None, ()), warnings=warnings)
+        return NetworkHandle(NetworkInfo("host", None, None, tuple(_host_resolv()[0])), warnings=warnings)
+    check_network_mode(mode, tun_path)
+    reserved = _reserve_ports(ports)
+    if mode == "slirp4netns":
+        return _attach_slirp4netns(pid, reserved, allow_host_loopback)
+    return _attach_pasta(pid, reserved, allow_host_loopback)
+
+
+# --- /etc/hosts, /etc/resolv.conf, /etc/hostname ------------------------------------------------
+
+def _is_loopback(address: str) -> bool:
+    """Whether a nameserver address is the host's loopback (unreachable from another netns)."""
+    return address.startswith("127.") or address in ("::1", "0:0:0:0:0:0:0:1")
+
+
+def _host_resolv(path: str = "/etc/resolv.conf") -> tuple[list[str], list[str], list[str]]:
+    """The host's nameservers, search domains and options (empty when unreadable)."""
+    servers: list[str] = []
+    search: list[str] = []
+    options: list[str] = []
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return servers, search, options
+    for line in text.splitlines():
+        fields = line.split("#", 1)[0].split(";", 1)[0].split()
+        if len(fields) < 2:
+            continue
+        if fields[0] == "nameserver":
+            servers.append(fields[1].split("%", 1)[0] if fields[1].startswith("fe80") else fields[1])
+        elif fields[0] in ("search", "domain"):
+            search = fields[1:]
+        elif fields[0] == "options":
+            options += fields[1:]
+    return servers, search, options
+
+
+def _valid_hostname(name: str) -> bool:
+    """A host name for /etc/hosts: dot-separated labels of letters, digits, '-' and '_'."""
+    if not name or len(name) > 253 or name.startswith("-"):
+        return False
+    labels = name.rstrip(".").split(".")
+    allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+    return all(0 < len(label) <= 63 and set(label) <= allowed for label in labels)
+
+
+def parse_add_host(spec: str, gateway: str | None) -> tuple[list[str], str]:
+    """Parse ``--add-host NAME:IP`` (also ``NAME=IP`` and ``A;B:IP``) into names and an address.
+
+    ``host-gateway`` as the address becomes ``gateway`` (the container's default gateway).
+    """
+    import ipaddress
+
+    hint = "use --add-host NAME:IP, e.g. --add-host db:10.0.0.5, --add-host v6:::1 or --add-host gw:host-gateway"
+    separator = "=" if "=" in spec else ":"
+    names_text, found, address_text = spec.partition(separator)
+    if not found or not names_text or not address_text:
+        raise NetworkUsageError(f"invalid --add-host {spec!r}: expected NAME:IP", hint)
+    names = names_text.split(";")
+    for name in names:
+        if not _valid_hostname(name):
+            raise NetworkUsageError(f"invalid --add-host {spec!r}: {name!r} is not a valid host name", hint)
+    if address_text == "host-gateway":
+        if gateway is None:
+            raise NetworkUsageError(f"--add-host {spec!r}: this network mode has no gateway for host-gateway",
+                                    "give the address explicitly, or use --network slirp4netns or pasta")
+        return names, gateway
+    if address_text.startswith("[") and address_text.endswith("]"):
+        address_text = address_text[1:-1]
+    try:
+        return names, str(ipaddress.ip_address(address_text))
+    except ValueError:
+        raise NetworkUsageError(f"invalid --add-host {spec!r}: {address_text!r} is not an IP address",
+                                hint) from None
+
+
+def _write_atomic(path: str, text: str) -> None:
+    """Replace ``path`` with ``text`` so a reader never sees a partial file (mode 0644)."""
+    tmp = f"{path}.tmp.{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def write_etc_files(directory: str, *, hostname: str, mode: str, info: NetworkInfo | None,
+                    dns: Sequence[str] = (), dns_search: Sequence[str] = (), dns_options: Sequence[str] = (),
+                    add_hosts: Sequence[str] = (), host_resolv_conf: str = "/etc/resolv.conf") -> dict[str, str]:
+    """Write the container's hosts, resolv.conf and hostname into ``directory`` atomically.
+
+    Returns ``{"/etc/hosts": path, "/etc/resolv.conf": path, "/etc/hostname": path}`` for the
+    bind mounts. hosts: ``--add-host`` entries first (so they win, as in podman), localhost
+    for 127.0.0.1 and ::1, then the container's own address (127.0.1.1 without one) with
+    ``hostname``. resolv.conf: ``dns`` when given; else slirp4netns's forwarder 10.0.2.3;
+    for pasta the host's nameservers minus loopback ones (unreachable from the container's
+    netns), or pasta's DNS forwarder when only loopback ones remain; for host all of the
+    host's; for none nothing. ``dns_search`` (``.`` = none) and ``dns_options`` replace the
+    host's search and options.
+    """
+    mode = info.mode if info is not None else mode
+    gateway = info.gateway if info is not None else (SLIRP_GATEWAY if mode == "slirp4netns" else None)
+    own_ip = info.ip if info is not None and info.ip else (SLIRP_IP if mode == "slirp4netns" else None)
+
+    lines = []
+    for spec in add_hosts:
+        names, address = parse_add_host(spec, gateway)
+        lines.append(f"{address}\t{' '.join(names)}")
+    lines += ["127.0.0.1\tlocalhost localhost.localdomain", "::1\tlocalhost localhost.localdomain ip6-localhost ip6-loopback"]
+    names = [hostname] + ([hostname.split(".", 1)[0]] if "." in hostname.strip(".") else [])
+    lines.append(f"{own_ip or '127.0.1.1'}\t{' '.join(names)}")
+    hosts = "\n".join(lines) + "\n"
+
+    host_servers, host_search, host_options = _host_resolv(host_resolv_conf)
+    if dns:
+        import ipaddress
+
+        for server in dns:
+            try:
+                ipaddress.ip_address(server)
+            except ValueError:
+                raise NetworkUsageError(f"invalid --dns {server!r}: not an IP address",
+                                        "use --dns 1.1.1.1 (an address, not a name)") from None
+        servers = list(dns)
+    elif info is not None and info.dns and mode != "host":
+        servers = list(info.dns)
+    elif mode == "slirp4netns":
+        servers = [SLIRP_DNS]
+    elif mode == "pasta":
+        servers = [s for s in host_servers if not _is_loopback(s)] or [PASTA_DNS_FORWARD]
+    elif mode == "host":
+        servers = host_servers
+    else:
+        servers = []
+    search = [] if list(dns_search) == ["."] else list(dns_search or host_search)
+    options = list(dns_options or host_options)
+    resolv = [f"nameserver {s}" for s in servers]
+    if search:
+        resolv.append("search " + " ".join(search))
+    if options:
+        resolv.append("options " + " ".join(options))
+    resolv_text = "\n".join(resolv) + "\n" if resolv else ""
+
+    paths = {"/etc/hosts": os.path.join(directory, "hosts"),
+             "/etc/resolv.conf": os.path.join(directory, "resolv.conf"),
+             "/etc/hostname": os.path.join(directory, "hostname")}
+    _write_atomic(paths["/etc/hosts"], hosts)
+    _write_atomic(paths["/etc/resolv.conf"], resolv_text)
+    _write_atomic(paths["/etc/hostname"], hostname + "\n")
+    return paths
