@@ -215,7 +215,7 @@ def test_hostile_layer_is_refused_or_confined(tmp_path: Path, case: str, resolve
     except LayerError:
         res = None
     assert snapshot(tmp_path) == before, f"{case} changed something outside the layer"
-    assert set(os.listdir("/proc/self/fd")) == fds
+    assert set(os.listdir("/proc/self/fd")) <= fds  # nothing leaked (GC may close older fds)
     if res is not None:
         check = CONFINED.get(case)
         if check is not None:
