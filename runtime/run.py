@@ -286,7 +286,8 @@ def run_container(store: ImageStore, opts: RunOptions, pull: PullFn, host_env: M
                 # that is not a failure. One that still runs without its network is.
                 import select
 
-                if not select.select([proc.status_fd], [], [], 0.2)[0]:
+                gone = not os.path.exists(f"/proc/{proc.pid}/ns/net")
+                if not gone and not select.select([proc.status_fd], [], [], 0.2)[0]:
                     proc.signal(signal.SIGKILL)
                     proc.wait()
                     raise

@@ -205,7 +205,10 @@ def test_root_supplementary_groups(alpine: tuple[str, ...], dirs: Dirs) -> None:
 @pytest.mark.skipif(not ROOTLESS, reason="rootful containers have no user namespace")
 def test_uid_map_is_podmans(alpine: tuple[str, ...], dirs: Dirs) -> None:
     lines = [line.split() for line in run(alpine, dirs, "cat", "/proc/self/uid_map").out.splitlines()]
-    assert lines == [["0", str(os.getuid()), "1"], ["1", "100000", "65536"]]
+    from rootlet.runtime.idmap import plan_userns
+
+    sub = plan_userns().uid_map[1]  # the user's own subordinate range, whatever /etc/subuid says
+    assert lines == [["0", str(os.getuid()), "1"], ["1", str(sub.outer), str(sub.count)]]
 
 
 def test_hostname(alpine: tuple[str, ...], dirs: Dirs) -> None:
