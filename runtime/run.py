@@ -319,9 +319,17 @@ def _remove(store: ImageStore, containers: object, cid: str, anonymous: list[str
 
     doomed = containers.forget(cid)  # type: ignore[attr-defined]
     paths = ([doomed] if doomed else []) + [os.path.join(store.root, "volumes", n) for n in anonymous]
-    if paths:
+    left = []
+    for p in paths:
+        # Most containers leave only files of their root (= us) behind: delete those directly and
+        # pay for a user-namespace worker only when subordinate-id files refuse to go.
+        try:
+            remove_tree(p)
+        except (RootletError, OSError):
+            left.append(p)
+    if left:
         with UsernsWorker(plan_userns()) as worker:
-            for p in paths:
+            for p in left:
                 with contextlib.suppress(RootletError, OSError):
                     worker.call(remove_tree, p)
 
