@@ -47,7 +47,7 @@ def pull(
     cert_dir: Optional[str] = typer.Option(None, "--cert-dir", help="Directory with CA certificates (*.crt) for the registry."),
 ) -> None:
     """Pull an image from a registry into the local store; prints the image id."""
-    from rootlet.runtime.pull import PullOptions, pull_image
+    from rootlet.runtime.pull import PullOptions
 
     app: AppContext = ctx.obj
     opts = PullOptions(reference=reference, platform=_platform(platform, os_, arch, variant),

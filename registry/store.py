@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +25,7 @@ from typing import Any
 from rootlet.registry.errors import DigestMismatch, ImageNotFound, StoreError, UsageError
 from rootlet.registry.manifest import Platform
 from rootlet.registry.fsutil import atomic_write, atomic_write_json, flocked, read_json
-from rootlet.registry.reference import DOCKER_HUB, Reference, check_digest, is_digest, parse_reference
+from rootlet.registry.reference import DOCKER_HUB, Reference, check_digest, parse_reference
 
 STORE_VERSION = 1
 
@@ -224,11 +223,3 @@ def _same_repo(rec: ImageRecord, ref: Reference) -> bool:
     names = {d.split("@", 1)[0] for d in rec.repo_digests} | {t.rsplit(":", 1)[0] for t in rec.repo_tags}
     return not ref.short and ref.name in names or ref.short
 
-
-def now() -> float:
-    return time.time()
-
-
-def valid_id(text: str) -> bool:
-    """True for a 64-hex image or layer id."""
-    return is_digest("sha256:" + text)

@@ -8,7 +8,6 @@ user's subordinate ids, which the user cannot delete from outside).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -177,9 +176,8 @@ def _matching_tag(rec: ImageRecord, name: str) -> str | None:
         ref = parse_reference(name)
     except RootletError:
         return None
-    for cand in [ref.tagged()] + ([] if not ref.short else []):
-        if cand in rec.repo_tags:
-            return cand
+    if ref.tagged() in rec.repo_tags:
+        return ref.tagged()
     if ref.short:
         suffix = "/" + ref.path + ":" + (ref.tag or "latest")
         hits = [t for t in rec.repo_tags if t.endswith(suffix)]
@@ -244,9 +242,6 @@ def image_json(row: ImageRow) -> dict[str, Any]:
         "Os": rec.os,
     }
 
-
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, indent=4)
 
 
 def untag_image(store: ImageStore, source: str, names: list[str]) -> ImageRecord:

@@ -263,7 +263,7 @@ def run_container(store: ImageStore, opts: RunOptions, pull: PullFn, host_env: M
         merged_dir=os.path.join(cdir, "merged"), overlay=opts.overlay, argv=tuple(argv), env=tuple(env), cwd=cwd,
         user=user, additional_gids=tuple(int(g) for g in opts.group_add if g.isdigit()), hostname=hostname,
         etc_files=etc, binds=tuple(binds), tmpfs=tuple(tmpfs), readonly_rootfs=opts.read_only, caps=caps,
-        ambient_caps=tuple(c for c in caps if c in {rc_cap(a) for a in opts.cap_add}),
+        ambient_caps=tuple(c for c in caps if c in {rc.cap_name(a) for a in opts.cap_add}),
         no_new_privs=opts.no_new_privs, rlimits=tuple(Rlimit(*u) for u in opts.ulimits),
         network="host" if mode == "host" else ("none" if mode == "none" else "private"),
         tty=opts.tty, stdin="inherit" if opts.interactive else "null", init=opts.init,
@@ -306,11 +306,6 @@ def run_container(store: ImageStore, opts: RunOptions, pull: PullFn, host_env: M
             network.stop(wait=False)
         if opts.rm:
             _remove(store, containers, cfg.id, anonymous)
-
-
-def rc_cap(name: str) -> str:
-    up = name.strip().upper()
-    return up if up.startswith("CAP_") else "CAP_" + up
 
 
 def _remove(store: ImageStore, containers: object, cid: str, anonymous: list[str]) -> None:

@@ -243,14 +243,17 @@ DEFAULT_CAPS = ("CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CA
                 "CAP_SETFCAP", "CAP_SETGID", "CAP_SETPCAP", "CAP_SETUID", "CAP_SYS_CHROOT")
 
 
+def cap_name(name: str) -> str:
+    """``chown``, ``CAP_CHOWN`` and ``cap_chown`` all mean ``CAP_CHOWN``; ``all`` stays ``ALL``."""
+    up = name.strip().upper()
+    return up if up == "ALL" or up.startswith("CAP_") else "CAP_" + up
+
+
 def compose_caps(cap_add: Sequence[str], cap_drop: Sequence[str], known: Sequence[str]) -> tuple[str, ...]:
     """The capability set after ``--cap-add``/``--cap-drop`` (``ALL`` allowed; names with or without CAP_)."""
     def norm(name: str) -> str:
-        up = name.strip().upper()
-        if up == "ALL":
-            return up
-        full = up if up.startswith("CAP_") else "CAP_" + up
-        if full not in known:
+        full = cap_name(name)
+        if full != "ALL" and full not in known:
             raise UsageError(f"unknown capability {name!r}", "see capabilities(7) for names")
         return full
 
