@@ -253,6 +253,5 @@ def register(app: typer.Typer) -> None:
     group.command("inspect")(inspect_cmd)
     group.command("prune")(prune)
     app.add_typer(group, name="image")
-    app.command("inspect")(inspect_cmd)
 
 

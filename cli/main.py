@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     import typer
 
 #: Commands parsed by cli/argv.py instead of typer, to keep their start-up cost low.
-FAST_COMMANDS = ("run",)
+FAST_COMMANDS = ("run", "create", "exec")
 
 #: Options that, as in podman (Go's pflag), may be given bare or as ``--opt=true|false``.
 OPTIONAL_BOOL_OPTIONS = ("--tls-verify",)
@@ -51,21 +51,30 @@ def build_app() -> "typer.Typer":
 
         ctx.obj = AppContext(root=os.path.abspath(root) if root else default_store_root(), debug=debug)
 
-    from rootlet.cli import auth, images, info
+    from rootlet.cli import auth, containers, images, info
 
     images.register(app)
     auth.register(app)
     info.register(app)
 
-    @app.command("run", context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
-                                          "help_option_names": []}, add_help_option=False)
-    def _run(ctx: typer.Context) -> None:
-        """Run a command in a new container (see `rootlet run --help`)."""
-        from rootlet.cli.run import run_command
-
-        raise typer.Exit(run_command(ctx.obj.root, list(ctx.args)))
+    containers.register(app)
+    for name, summary in (("run", "Run a command in a new container."),
+                          ("create", "Create a container without starting it."),
+                          ("exec", "Run a command in a running container.")):
+        _register_fast(app, name, summary)
 
     return app
+
+
+def _register_fast(app: "typer.Typer", name: str, summary: str) -> None:
+    """List a fast-path command in ``rootlet --help`` (it is parsed by cli/argv.py, not typer)."""
+    import typer
+
+    @app.command(name, help=f"{summary} (see `rootlet {name} --help`)", add_help_option=False,
+                 context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
+                                   "help_option_names": []})
+    def _fast_command(ctx: typer.Context) -> None:
+        raise typer.Exit(_fast(name, ctx.obj.root, list(ctx.args)))
 
 
 def _split_globals(args: list[str]) -> tuple[str | None, bool, int]:
@@ -149,10 +158,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _fast(command: str, root: str, args: list[str]) -> int:
-    if command == "run":
+    if command in ("run", "create"):
         from rootlet.cli.run import run_command
 
-        return run_command(root, args)
+        return run_command(root, args, command)
+    if command == "exec":
+        from rootlet.cli.exec import exec_command
+
+        return exec_command(root, args)
     raise AssertionError(command)
 
 

@@ -15,7 +15,12 @@ RUN_FLAGS: tuple[Flag, ...] = (
     Flag(("--rm",), "rm", "bool", "Remove the container (and its anonymous volumes) when it exits."),
     Flag(("-i", "--interactive"), "interactive", "bool", "Keep stdin attached to the container."),
     Flag(("-t", "--tty"), "tty", "bool", "Allocate a pseudo-terminal."),
-    Flag(("-d", "--detach"), "detach", "bool", "Run in the background (not available yet: refused)."),
+    Flag(("-d", "--detach"), "detach", "bool", "Run in the background under a monitor; print the container id."),
+    Flag(("--restart",), "restart", "value", "Restart policy: no, on-failure[:N], always, unless-stopped.", "POLICY"),
+    Flag(("--stop-signal",), "stop_signal", "value", "Signal `stop` sends first (default: the image's, or TERM).", "SIG"),
+    Flag(("--stop-timeout",), "stop_timeout", "value", "Seconds `stop` waits before SIGKILL (default 10).", "N"),
+    Flag(("--log-driver",), "log_driver", "value", "k8s-file (default) or none.", "DRIVER"),
+    Flag(("--log-opt",), "log_opt", "multi", "Log option: max-size=SIZE bounds the log (rotated once).", "OPT"),
     Flag(("--name",), "name", "value", "Name the container.", "NAME"),
     Flag(("-h", "--hostname"), "hostname", "value", "Container host name (default: the short id).", "NAME"),
     Flag(("-e", "--env"), "env", "multi", "Set an environment variable (K=V), or pass K through.", "K=V"),
@@ -55,22 +60,33 @@ RUN_FLAGS: tuple[Flag, ...] = (
 )
 
 
-def build_options(argv: list[str]):  # -> RunOptions | None (None when --help was printed)
-    """Parse ``run`` arguments into RunOptions (syntax errors are UsageError, exit 125)."""
+#: ``create`` takes every ``run`` flag but -d (a created container is started by ``start``).
+CREATE_FLAGS: tuple[Flag, ...] = tuple(f for f in RUN_FLAGS if f.dest != "detach")
+
+
+def build_options(argv: list[str], command: str = "run"):  # -> RunOptions | None (None: --help printed)
+    """Parse ``run``/``create`` arguments into RunOptions (syntax errors are UsageError, exit 125)."""
     from rootlet.registry.errors import UsageError
     from rootlet.runtime import runconfig as rc
     from rootlet.runtime.run import RunOptions
 
-    p = parse(argv, RUN_FLAGS, "run")
+    flags = RUN_FLAGS if command == "run" else CREATE_FLAGS
+    p = parse(argv, flags, command)
     if p.help:
-        sys.stdout.write(render_help("run", "[OPTIONS] IMAGE [COMMAND [ARG...]]",
-                                     "Run a command in a new container.", RUN_FLAGS))
+        summary = "Run a command in a new container." if command == "run" else \
+            "Create a container without starting it; prints its id."
+        sys.stdout.write(render_help(command, "[OPTIONS] IMAGE [COMMAND [ARG...]]", summary, flags))
         return None
     if not p.positional:
-        raise UsageError("run needs an image", "rootlet run [OPTIONS] IMAGE [COMMAND [ARG...]]")
-    if p.detach:
-        raise UsageError("detached containers (-d) are not available yet",
-                         "run in the foreground, or use a shell job: rootlet run … &")
+        raise UsageError(f"{command} needs an image", f"rootlet {command} [OPTIONS] IMAGE [COMMAND [ARG...]]")
+    detach = bool(p.values.get("detach"))
+    if detach and p.sig_proxy and "sig_proxy" in p.given:
+        raise UsageError("--sig-proxy does not work with -d", "signals reach a detached container with `rootlet kill`")
+    stop_timeout = None
+    if p.stop_timeout is not None:
+        if not p.stop_timeout.lstrip("-").isdigit():
+            raise UsageError(f"invalid --stop-timeout {p.stop_timeout!r}", "give whole seconds")
+        stop_timeout = max(0, int(p.stop_timeout))
     volumes = [rc.parse_volume(v) for v in p.volume] + [rc.parse_mount(m) for m in p.mount] + \
               [rc.parse_tmpfs(t) for t in p.tmpfs]
     if p.name:
@@ -88,16 +104,18 @@ def build_options(argv: list[str]):  # -> RunOptions | None (None when --help wa
         pull=p.pull, platform=p.platform, sig_proxy=p.sig_proxy, userns=p.userns,
         overlay=os.environ.get("ROOTLET_OVERLAY", "auto"), memory=p.memory, cpus=p.cpus,
         pids_limit=p.pids_limit, tls_verify=p.tls_verify, creds=p.creds, authfile=p.authfile, quiet=p.quiet,
+        detach=detach, restart=p.restart, stop_signal=p.stop_signal, stop_timeout=stop_timeout,
+        log_driver=p.log_driver, log_opts=tuple(p.log_opt),
     )
 
 
-def run_command(root: str, argv: list[str]) -> int:
-    """``rootlet run``: returns the container's exit code (or raises RootletError → 125)."""
-    opts = build_options(argv)
+def run_command(root: str, argv: list[str], command: str = "run") -> int:
+    """``rootlet run`` / ``rootlet create``: the container's exit code, or 0 after printing the id
+    of a detached or created container (failures raise RootletError → 125)."""
+    opts = build_options(argv, command)
     if opts is None:
         return 0
     from rootlet.registry.store import ImageStore
-    from rootlet.runtime.run import run_container
 
     store = ImageStore(root)
 
@@ -110,5 +128,17 @@ def run_command(root: str, argv: list[str]) -> int:
                                                              tls_verify=opts.tls_verify, creds=opts.creds,
                                                              authfile=opts.authfile), quiet=opts.quiet)
         return store.load()[report.image_id]
+
+    if command == "create":
+        from rootlet.runtime.run import create_from_options
+
+        sys.stdout.write(create_from_options(store, opts, pull, dict(os.environ)).id + "\n")
+        return 0
+    if opts.detach:
+        from rootlet.runtime.run import run_detached
+
+        sys.stdout.write(run_detached(store, opts, pull, dict(os.environ)) + "\n")
+        return 0
+    from rootlet.runtime.run import run_container
 
     return run_container(store, opts, pull, dict(os.environ))

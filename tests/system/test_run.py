@@ -141,7 +141,7 @@ def test_uid_map_shows_the_subuid_map(rootlet: RunRootlet, alpine: str) -> None:
 
 
 @pytest.mark.parametrize("argv", [["--memory", "64m"], ["--bogus-flag"], ["--security-opt", "label=disable"],
-                                  ["-d"], ["--ulimit", "nofile=x"]])
+                                  ["--log-driver", "syslog"], ["--ulimit", "nofile=x"]])
 def test_unsupported_or_unknown_flags_exit_125(rootlet: RunRootlet, alpine: str, argv: list[str]) -> None:
     proc = rootlet("run", "--rm", *argv, alpine, "true")
     assert proc.returncode == 125 and proc.stderr.startswith("Error: ")

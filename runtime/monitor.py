@@ -1,0 +1,272 @@
+"""The monitor of a detached container: rootlet's conmon, one per container, no daemon.
+
+``start_detached`` forks the monitor and returns once the container runs (or raises the reason it
+could not start). The monitor is a session leader of its own, with its stdio on /dev/null, so it
+outlives the command that started it and holds no terminal or pipe of the caller's. It
+
+* owns the container: the keeper is its child, so mounts and fuse-overlayfs live exactly as long
+  as the container, and it records the container's pid and its own in state.json;
+* copies the container's stdout and stderr into the container's log (logfile.py);
+* attaches the network helper and keeps it for the container's life;
+* records the exit code atomically, restarts the container as ``--restart`` says (not after
+  ``stop``), and removes it at the end with ``--rm``.
+
+Killed with SIGKILL, a monitor takes its container with it (the keeper's parent-death signal);
+``ContainerStore.refresh`` then records the exit for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import os
+import select
+import signal
+import time
+from typing import Any
+
+from rootlet.registry.errors import RootletError
+from rootlet.registry.store import ImageStore
+from rootlet.runtime.containers import ContainerNotFound, ContainerStateError, ContainerStore
+
+#: Longest pause between two restarts (docker doubles from 100 ms up to a minute; shorter here).
+MAX_BACKOFF = 10.0
+#: A run at least this long resets the back-off.
+STABLE_RUN = 10.0
+
+
+def should_restart(policy: dict[str, Any], code: int, restarts: int, stop_requested: bool) -> bool:
+    """Whether the monitor starts the container again after it exited with ``code``."""
+    if stop_requested:
+        return False
+    name = policy.get("name", "no")
+    if name in ("always", "unless-stopped"):
+        return True
+    if name == "on-failure" and code != 0:
+        limit = int(policy.get("max") or 0)
+        return limit == 0 or restarts < limit
+    return False
+
+
+def start_detached(store: ImageStore, cid: str) -> None:
+    """Start created or exited container ``cid`` under a new monitor; returns once it runs."""
+    from rootlet.runtime.start import check_layers
+
+    containers = ContainerStore(store)
+    cfg = containers.config(cid)
+    check_layers(store, cfg)
+    with containers.starting(cid):
+        state = containers.refresh(cid)
+        if state.status in ("running", "restarting"):
+            raise ContainerStateError(f"container {cfg.name} is already running")
+        report_r, report_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                gc.freeze()
+                os.close(report_r)
+                os.setsid()
+                code = _monitor(store.root, cid, report_w)
+            except BaseException:  # noqa: BLE001 - nowhere left to report to
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(report_w)
+        chunks = []
+        while True:
+            chunk = os.read(report_r, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        os.close(report_r)
+    # The monitor is not our child to wait for: it runs on after we exit (and is reaped by init).
+    # Reap it now only if it already ended, so no zombie lingers while we still run.
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+    data = b"".join(chunks)
+    if data.startswith(b"ok"):
+        return
+    from rootlet.runtime.mounts import ContainerStartError
+
+    try:
+        doc = json.loads(data.decode(errors="replace"))
+        raise ContainerStartError(str(doc["message"]), doc.get("hint"), int(doc.get("code", 125)))
+    except (ValueError, KeyError, TypeError):
+        raise ContainerStartError("the container's monitor exited before starting it",
+                                  "run it in the foreground (without -d) to see why") from None
+
+
+def _report(fd: int, data: bytes) -> None:
+    with contextlib.suppress(OSError):
+        os.write(fd, data)
+    with contextlib.suppress(OSError):
+        os.close(fd)
+
+
+def _monitor(root: str, cid: str, report_w: int) -> int:
+    """The monitor's life: start, log, record, restart, clean up."""
+    from rootlet.runtime.logfile import LogWriter
+    from rootlet.runtime.spawn import _close_fds_except
+    from rootlet.runtime.start import launch, record_exit
+
+    null = os.open("/dev/null", os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+    _close_fds_except({0, 1, 2, report_w})
+    for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGPIPE, signal.SIGTTOU, signal.SIGTTIN):
+        signal.signal(sig, signal.SIG_IGN)
+    store = ImageStore(root)
+    containers = ContainerStore(store)
+    cfg = containers.config(cid)
+    policy = cfg.spec.get("restart") or {"name": "no"}
+    log_opts = cfg.spec.get("log") or {}
+    log = None if log_opts.get("driver") == "none" else \
+        LogWriter(containers.path(cid, "ctr.log"), int(log_opts.get("max_size") or 0))
+    current: dict[str, Any] = {}
+
+    def on_term(_sig: int, _frame: object) -> None:
+        # `kill MONITOR` stops the container the way `rootlet stop` would.
+        with contextlib.suppress(RootletError, OSError):
+            containers.update_state(cid, stop_requested=True)
+        if "launched" in current:
+            current["launched"].proc.signal(int(cfg.spec.get("stop_signal") or signal.SIGTERM))
+
+    signal.signal(signal.SIGTERM, on_term)
+    # -d -i: the container's stdin stays open (a shell waits on it instead of exiting at EOF).
+    keep_stdin = bool(cfg.spec.get("interactive"))
+    restarts = 0
+    first = True
+    backoff = 0.1
+    while True:
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        os.dup2(out_w, 1)
+        os.dup2(err_w, 2)
+        os.close(out_w)
+        os.close(err_w)
+        stdin_w = None
+        if keep_stdin:
+            stdin_r, stdin_w = os.pipe()
+            os.dup2(stdin_r, 0)
+            os.close(stdin_r)
+        try:
+            launched = launch(store, containers, cfg, detached=True, stdin_inherit=keep_stdin,
+                              restart_count=restarts)
+        except BaseException as exc:  # noqa: BLE001 - reported to the caller or recorded
+            _to_null(0, 1, 2)
+            if stdin_w is not None:
+                os.close(stdin_w)
+            os.close(out_r)
+            os.close(err_r)
+            if first:
+                code = getattr(exc, "exit_code", 125)
+                message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+                _report(report_w, json.dumps({"message": message, "hint": getattr(exc, "hint", None),
+                                              "code": code}).encode())
+                return 1
+            record_exit(containers, cid, 125, error=getattr(exc, "message", str(exc)))
+            break
+        _to_null(0, 1, 2)
+        current["launched"] = launched
+        if first:
+            _report(report_w, b"ok\n")
+            first = False
+        began = time.monotonic()
+        code = _pump(launched.proc, out_r, err_r, log)
+        del current["launched"]
+        if stdin_w is not None:
+            os.close(stdin_w)
+        launched.stop_network(wait=True)
+        try:
+            with containers.starting(cid):
+                state = containers.state(cid)
+                again = should_restart(policy, code, restarts, state.stop_requested)
+                containers.update_state(cid, status="restarting" if again else "exited", exit_code=code,
+                                        finished_at=time.time(), pid=0, pid_start=0, ports=[])
+        except (ContainerNotFound, OSError):
+            return 0  # removed under us (`rm -f`): nothing left to record
+        if not again:
+            break
+        restarts += 1
+        backoff = 0.1 if time.monotonic() - began >= STABLE_RUN else min(backoff * 2, MAX_BACKOFF)
+        if _sleep_unless_stopped(containers, cid, backoff):
+            with contextlib.suppress(RootletError, OSError):
+                containers.update_state(cid, status="exited")
+            break
+    if log is not None:
+        log.close()
+    if cfg.auto_remove:
+        from rootlet.runtime.lifecycle import remove_container
+
+        with contextlib.suppress(RootletError, OSError):
+            remove_container(store, cid, force=True, volumes=True)
+    return 0
+
+
+def _to_null(*fds: int) -> None:
+    null = os.open("/dev/null", os.O_RDWR)
+    for fd in fds:
+        os.dup2(null, fd)
+    os.close(null)
+
+
+def _sleep_unless_stopped(containers: ContainerStore, cid: str, seconds: float) -> bool:
+    """Wait ``seconds``; True as soon as a stop (or removal) was requested."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            state = containers.state(cid)
+        except (RootletError, OSError):
+            return True
+        if state.stop_requested or state.status == "unknown":
+            return True
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        time.sleep(min(left, 0.05))
+
+
+def _pump(proc: Any, out_r: int, err_r: int, log: Any) -> int:
+    """Copy the container's output into the log until it exits; its exit code."""
+    streams = {out_r: "stdout", err_r: "stderr"}
+    if proc.pty_master is not None:
+        streams[proc.pty_master] = "stdout"
+    open_fds = list(streams)
+    status_fd = proc.status_fd
+    exited = False
+    while open_fds:
+        watch = open_fds + ([] if exited else [status_fd])
+        ready, _, _ = select.select(watch, [], [])
+        for fd in ready:
+            if fd == status_fd:
+                exited = True
+                continue
+            try:
+                data = os.read(fd, 65536)
+            except OSError:  # a pty master reads EIO once the last slave is closed
+                data = b""
+            if not data:
+                open_fds.remove(fd)
+                os.close(fd)
+            elif log is not None:
+                log.write(streams[fd], data)
+        if exited:
+            # PID 1 is gone, so is every process of its namespace: drain what is buffered.
+            for fd in list(open_fds):
+                while select.select([fd], [], [], 0)[0]:
+                    try:
+                        data = os.read(fd, 65536)
+                    except OSError:
+                        data = b""
+                    if not data:
+                        break
+                    if log is not None:
+                        log.write(streams[fd], data)
+                open_fds.remove(fd)
+                os.close(fd)
+    if log is not None:
+        log.flush()
+    return proc.wait()

@@ -1,0 +1,187 @@
+"""Starting a created container: in the foreground (``run``, ``start -a``) or under a monitor.
+
+``launch`` is the one way a container's processes come to life: it builds the spec from the
+container's record, spawns it, attaches its network, and records it as running, owned by the
+calling process. The caller then waits for it and calls ``record_exit``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from typing import Any
+
+from rootlet.registry.errors import RootletError
+from rootlet.registry.store import ImageStore
+from rootlet.runtime.containers import ContainerConfig, ContainerStore, boot_id, start_time
+
+#: Signals a foreground container receives from us (``--sig-proxy``, on by default).
+PROXIED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+
+
+class Launched:
+    """A container process we own, and its network helper."""
+
+    def __init__(self, proc: Any, network: Any) -> None:
+        self.proc = proc
+        self.network = network
+
+    def stop_network(self, wait: bool) -> None:
+        if self.network is not None:
+            self.network.stop(wait=wait)
+            self.network = None
+
+
+def check_layers(store: ImageStore, cfg: ContainerConfig) -> None:
+    """Refuse to start a container whose image layers were removed from the store."""
+    for chain in cfg.layers:
+        if not os.path.isdir(os.path.join(store.layers, chain, "diff")):
+            from rootlet.registry.errors import StoreError
+
+            raise StoreError(f"the image layers of container {cfg.name} are missing from the store",
+                             "remove the container (`rootlet rm`) and create it again")
+
+
+def launch(store: ImageStore, containers: ContainerStore, cfg: ContainerConfig, *, detached: bool,
+           stdin_inherit: bool, restart_count: int | None = None) -> Launched:
+    """Spawn ``cfg``'s container as our descendant, attach its network, record it running."""
+    from rootlet.runtime.create import container_spec
+    from rootlet.runtime.spawn import spawn
+
+    spec = container_spec(store, cfg, stdin_inherit=stdin_inherit)
+    proc = spawn(spec)
+    network = None
+    mode = cfg.network
+    try:
+        if mode in ("slirp4netns", "pasta"):
+            from rootlet.runtime.network import PortMapping, attach_network
+
+            ports = [PortMapping(**p) for p in cfg.ports]
+            try:
+                network = attach_network(mode, proc.pid, ports)
+            except RootletError:
+                # A command that already finished (`run --rm IMAGE true`) has no network to join;
+                # that is not a failure. One that still runs without its network is.
+                import select
+
+                gone = not os.path.exists(f"/proc/{proc.pid}/ns/net")
+                if not gone and not select.select([proc.status_fd], [], [], 0.2)[0]:
+                    raise
+        me = os.getpid()
+        changes: dict[str, Any] = dict(
+            status="running", pid=proc.pid, pid_start=start_time(proc.pid) or 0, owner_pid=me,
+            owner_start=start_time(me) or 0, boot_id=boot_id(), started_at=time.time(), finished_at=None,
+            exit_code=None, error=None, detached=detached, stop_requested=False,
+            ports=[p.__dict__ for p in network.ports] if network is not None else [])
+        if restart_count is not None:
+            changes["restart_count"] = restart_count
+        containers.update_state(cfg.id, **changes)
+    except BaseException:
+        proc.signal(signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            proc.wait()
+        if network is not None:
+            network.stop()
+        raise
+    return Launched(proc, network)
+
+
+def record_exit(containers: ContainerStore, cid: str, code: int, error: str | None = None) -> None:
+    """Record that the container exited with docker's ``code``."""
+    with contextlib.suppress(RootletError, OSError):
+        containers.update_state(cid, status="exited", exit_code=code, finished_at=time.time(), pid=0,
+                                pid_start=0, ports=[], error=error)
+
+
+def run_foreground(store: ImageStore, cid: str, *, interactive: bool, sig_proxy: bool,
+                   on_started: Any = None) -> int:
+    """Start created container ``cid`` attached to our stdio and wait for it; its exit code.
+
+    ``on_started`` is called once it runs (``run`` prints nothing, ``start -a`` neither; hooks
+    for callers that must act while it runs).
+    """
+    containers = ContainerStore(store)
+    cfg = containers.config(cid)
+    check_layers(store, cfg)
+    with containers.starting(cid):
+        if containers.refresh(cid).running:
+            from rootlet.runtime.containers import ContainerStateError
+
+            raise ContainerStateError(f"container {cfg.name} is already running",
+                                      "attach to it with `rootlet logs -f`, or stop it first")
+        started = launch(store, containers, cfg, detached=False, stdin_inherit=interactive)
+    proc = started.proc
+    old_handlers: dict[int, Any] = {}
+    code = 125
+    try:
+        if sig_proxy:
+            for sig in PROXIED_SIGNALS:
+                old_handlers[sig] = signal.signal(sig, lambda s, _f: proc.signal(s))
+        if on_started is not None:
+            on_started(proc)
+        if proc.pty_master is not None:
+            relay_pty(proc, interactive)
+        code = proc.wait()
+        record_exit(containers, cid, code)
+        return code
+    finally:
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
+        started.stop_network(wait=False)
+        if proc.returncode is None:  # interrupted before the container was reaped
+            proc.signal(signal.SIGKILL)
+            with contextlib.suppress(Exception):
+                record_exit(containers, cid, proc.wait())
+
+
+def relay_pty(proc: Any, interactive: bool) -> None:
+    """Copy our stdin to the container's pty and its output to our stdout, in raw mode on a TTY."""
+    import select
+    import termios
+    import tty as ttymod
+
+    master = proc.pty_master
+    status_fd = proc.status_fd
+    saved = None
+    if interactive and os.isatty(0):
+        saved = termios.tcgetattr(0)
+        ttymod.setraw(0)
+    try:
+        _sync_winsize(master)
+        signal.signal(signal.SIGWINCH, lambda *_: _sync_winsize(master))
+        fds = [master] + ([0] if interactive else [])
+        while True:
+            ready, _, _ = select.select(fds, [], [], 0.5)
+            if master in ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    break
+                os.write(1, data)
+            if 0 in ready:
+                data = os.read(0, 65536)
+                if not data:
+                    fds.remove(0)
+                else:
+                    os.write(master, data)
+            if not ready and status_fd is not None and select.select([status_fd], [], [], 0)[0]:
+                break
+    finally:
+        if saved is not None:
+            termios.tcsetattr(0, termios.TCSADRAIN, saved)
+        with contextlib.suppress(OSError):
+            os.close(master)
+
+
+def _sync_winsize(master: int) -> None:
+    import fcntl
+    import termios
+
+    if os.isatty(1):
+        with contextlib.suppress(OSError):
+            size = fcntl.ioctl(1, termios.TIOCGWINSZ, b"\0" * 8)
+            fcntl.ioctl(master, termios.TIOCSWINSZ, size)
