@@ -9,17 +9,19 @@ the image name) and renders ``--help``. An unknown flag is an error (exit 125), 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
 from rootlet.registry.errors import UsageError
+from rootlet.registry.record import Record
+
+TYPE_CHECKING = False  # typing costs milliseconds to import; it is only needed by type checkers
+if TYPE_CHECKING:
+    from typing import Any
 
 _TRUE = ("true", "1", "yes")
 _FALSE = ("false", "0", "no")
 
 
-@dataclass(frozen=True)
-class Flag:
+class Flag(Record):
     """One option: its spellings, where its value goes, and how it takes values.
 
     ``kind`` is ``bool`` (a switch; also ``--flag=false``), ``value`` (one value, last wins) or
@@ -34,8 +36,7 @@ class Flag:
     default: Any = None
 
 
-@dataclass
-class Parsed:
+class Parsed(Record):
     """Flag values by dest, plus the positional words (the image, then the command)."""
 
     values: dict[str, Any]

@@ -315,6 +315,24 @@ def top(
     out(table(columns, [[r[c] for c in columns] for r in rows]))
 
 
+def cp(
+    ctx: typer.Context,
+    src: str = typer.Argument(..., metavar="SRC"),
+    dst: str = typer.Argument(..., metavar="DST"),
+    follow_link: bool = typer.Option(False, "--follow-link", "-L", help="Follow a symlink given as the source."),
+    archive: bool = typer.Option(False, "--archive", "-a", help="Keep ownership (not supported: refused)."),
+) -> None:
+    """Copy files between a container and the host: CONTAINER:SRC DST, or SRC CONTAINER:DST."""
+    from rootlet.runtime.cp import CopyRequest, copy, parse_cp_args
+
+    app: AppContext = ctx.obj
+    if archive:
+        raise UsageError("cp --archive is not supported", "files copied in belong to the container's root, "
+                         "files copied out to you")
+    container, cpath, hpath, into = parse_cp_args(src, dst)
+    copy(app.store(), CopyRequest(container, cpath, hpath, into, follow_link))
+
+
 def inspect(
     ctx: typer.Context,
     names: List[str] = typer.Argument(..., metavar="NAME..."),
@@ -366,7 +384,7 @@ def container_inspect(
 
 
 COMMANDS = (("start", start), ("stop", stop), ("kill", kill), ("wait", wait), ("rm", rm), ("restart", restart),
-            ("rename", rename), ("ps", ps), ("logs", logs), ("port", port), ("top", top))
+            ("rename", rename), ("ps", ps), ("logs", logs), ("port", port), ("top", top), ("cp", cp))
 
 
 def register(app: typer.Typer) -> None:

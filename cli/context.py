@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+
+from rootlet.registry.record import Record
 
 
-@dataclass(frozen=True)
-class AppContext:
+class AppContext(Record):
     """Global flags: the store root and whether to show tracebacks."""
 
     root: str

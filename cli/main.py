@@ -10,9 +10,10 @@ also 125 with a hint to ``--help``.
 
 import os
 import sys
-from typing import TYPE_CHECKING, Optional
 
+TYPE_CHECKING = False  # typing costs milliseconds to import; `run` and `exec` must not pay for it
 if TYPE_CHECKING:
+    import click
     import typer
 
 #: Commands parsed by cli/argv.py instead of typer, to keep their start-up cost low.
@@ -24,6 +25,8 @@ OPTIONAL_BOOL_OPTIONS = ("--tls-verify",)
 
 def build_app() -> "typer.Typer":
     """The typer application with every command registered."""
+    from typing import Optional
+
     import typer
 
     from rootlet.cli.context import AppContext

@@ -223,7 +223,7 @@ class RegistryClient:
             candidates = [ref]
         failures: list[tuple[int, int, RootletError]] = []
         for cand in candidates:
-            qualified = replace(cand, short=False)
+            qualified = cand.replace(short=False)
             try:
                 endpoints = self.config.endpoints(qualified)
             except RegistryError as exc:

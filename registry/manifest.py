@@ -7,20 +7,23 @@ bound downloads) and lenient where registries differ harmlessly (a missing ``med
 from __future__ import annotations
 
 import json
-import platform as _platform
-from dataclasses import dataclass, field
-from typing import Any
+import os
+
 
 from rootlet.registry import mediatypes as mt
 from rootlet.registry.errors import ManifestError, PlatformNotFound, UsageError
+from rootlet.registry.record import Record
 from rootlet.registry.reference import is_digest
+
+TYPE_CHECKING = False  # typing costs milliseconds to import; it is only needed by type checkers
+if TYPE_CHECKING:
+    from typing import Any
 
 _ARCH_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "armv7l": "arm", "armv6l": "arm",
                  "i386": "386", "i686": "386", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
 
 
-@dataclass(frozen=True)
-class Platform:
+class Platform(Record):
     """An ``os/architecture[/variant]`` triple, normalised the way containerd compares them."""
 
     os: str
@@ -38,7 +41,7 @@ class Platform:
     @classmethod
     def host(cls) -> Platform:
         """The platform of this machine."""
-        machine = _platform.machine().lower()
+        machine = os.uname().machine.lower()
         variant = {"armv7l": "v7", "armv6l": "v6"}.get(machine)
         return cls("linux", _ARCH_ALIASES.get(machine, machine), variant).normalised()
 
@@ -64,8 +67,7 @@ class Platform:
         return f"{self.os}/{self.architecture}" + (f"/{self.variant}" if self.variant else "")
 
 
-@dataclass(frozen=True)
-class Descriptor:
+class Descriptor(Record):
     """A pointer to content: media type, digest and size (and a platform inside indexes)."""
 
     media_type: str
@@ -73,7 +75,7 @@ class Descriptor:
     size: int
     platform: Platform | None = None
     urls: tuple[str, ...] = ()
-    annotations: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    annotations: dict[str, str] = {}
 
     @classmethod
     def from_json(cls, obj: Any, what: str) -> Descriptor:
@@ -95,8 +97,7 @@ class Descriptor:
                    dict(obj.get("annotations") or {}))
 
 
-@dataclass(frozen=True)
-class ImageIndex:
+class ImageIndex(Record):
     """An OCI image index or Docker manifest list: one manifest per platform."""
 
     media_type: str
@@ -119,8 +120,7 @@ class ImageIndex:
                                "choose one with --platform OS/ARCH[/VARIANT]")
 
 
-@dataclass(frozen=True)
-class ImageManifest:
+class ImageManifest(Record):
     """An image manifest (OCI or Docker schema 2): one config and the ordered layers."""
 
     media_type: str
@@ -161,8 +161,7 @@ def parse_manifest(data: bytes, media_type: str | None) -> ImageIndex | ImageMan
                         "rootlet pulls OCI and Docker schema 2 images")
 
 
-@dataclass(frozen=True)
-class ImageConfig:
+class ImageConfig(Record):
     """The parts of an image config that rootlet uses; ``raw`` keeps the whole document."""
 
     os: str

@@ -10,9 +10,9 @@ where single-component paths live under ``library/`` — unless registries.conf 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
 
 from rootlet.registry.errors import InvalidReference
+from rootlet.registry.record import Record
 
 DOCKER_HUB = "docker.io"
 #: Where the Docker Hub API really lives; ``docker.io`` is only the name users type.
@@ -44,8 +44,7 @@ def check_digest(value: str) -> str:
     return value
 
 
-@dataclass(frozen=True)
-class Reference:
+class Reference(Record):
     """A fully qualified image reference.
 
     ``registry`` is the host users name (``docker.io``, ``127.0.0.1:5000``); ``repository`` the
@@ -75,11 +74,11 @@ class Reference:
         """The same reference on another registry (search registries, mirrors)."""
         path = self.path or self.repository
         repository = _normalise_path(registry, path)
-        return replace(self, registry=registry, repository=repository)
+        return self.replace(registry=registry, repository=repository)
 
     def with_digest(self, digest: str) -> Reference:
         """The same repository pinned to *digest* (the tag is kept for display)."""
-        return replace(self, digest=check_digest(digest))
+        return self.replace(digest=check_digest(digest))
 
     def tagged(self) -> str:
         """``name:tag`` (the form stored in ``RepoTags``); ``name:latest`` when only a digest was given."""

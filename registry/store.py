@@ -16,16 +16,17 @@ of its layers are in place. Readers never take the lock: ``images.json`` is alwa
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
 
 from rootlet.registry.errors import DigestMismatch, ImageNotFound, StoreError, UsageError
-from rootlet.registry.manifest import Platform
 from rootlet.registry.fsutil import atomic_write, atomic_write_json, flocked, read_json
+from rootlet.registry.record import Record
 from rootlet.registry.reference import DOCKER_HUB, Reference, check_digest, parse_reference
+
+TYPE_CHECKING = False  # typing costs milliseconds to import; it is only needed by type checkers
+if TYPE_CHECKING:
+    from typing import Any
 
 STORE_VERSION = 1
 
@@ -39,8 +40,7 @@ def default_store_root(env: dict[str, str] | None = None) -> str:
     return os.path.join(data, "rootlet")
 
 
-@dataclass
-class ImageRecord:
+class ImageRecord(Record):
     """One local image. ``id`` is the config digest's hex, as docker and podman use."""
 
     id: str
@@ -55,17 +55,16 @@ class ImageRecord:
     variant: str | None = None
     created: str | None = None
     pulled: float = 0.0
-    repo_tags: list[str] = field(default_factory=list)
-    repo_digests: list[str] = field(default_factory=list)
-    index_digests: list[str] = field(default_factory=list)
+    repo_tags: list[str] = []
+    repo_digests: list[str] = []
+    index_digests: list[str] = []
 
     def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return self.to_dict()
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> ImageRecord:
-        known = {k: obj[k] for k in cls.__dataclass_fields__ if k in obj}
-        return cls(**known)
+        return cls.from_dict(obj)
 
     @property
     def platform(self) -> str:
@@ -112,6 +111,8 @@ class ImageStore:
 
     def put_blob(self, digest: str, data: bytes) -> None:
         """Store *data* under *digest* after checking that it really has that digest."""
+        import hashlib
+
         actual = "sha256:" + hashlib.sha256(data).hexdigest()
         if actual != digest:
             raise DigestMismatch(f"content has digest {actual}, expected {digest}")
@@ -171,13 +172,19 @@ class ImageStore:
             if rec.manifest_digest == manifest_or_index_digest:
                 return rec
             if manifest_or_index_digest in rec.index_digests and (
-                    platform is None or Platform.parse(platform).matches(Platform.parse(rec.platform))):
+                    platform is None or _platform_matches(platform, rec.platform)):
                 return rec
         return None
 
     def resolve(self, name: str, search_registries: list[str] | None = None) -> ImageRecord:
         """Find a local image by id, id prefix, full reference or short name (podman's rules)."""
         return resolve_image(self.load(), name, search_registries or [DOCKER_HUB])
+
+
+def _platform_matches(wanted: str, have: str) -> bool:
+    from rootlet.registry.manifest import Platform
+
+    return Platform.parse(wanted).matches(Platform.parse(have))
 
 
 def resolve_image(images: dict[str, ImageRecord], name: str, search_registries: list[str]) -> ImageRecord:

@@ -21,16 +21,19 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
+
 import signal
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
 
 from rootlet.registry.errors import RootletError, UsageError
 from rootlet.registry.fsutil import atomic_write_json, flocked, read_json
+from rootlet.registry.record import Record
 from rootlet.registry.store import ImageStore
+
+TYPE_CHECKING = False  # typing costs milliseconds to import; it is only needed by type checkers
+if TYPE_CHECKING:
+    from typing import Any
 
 _ADJECTIVES = ("amazing", "bold", "brave", "calm", "clever", "eager", "fervent", "gentle", "happy", "jolly",
                "keen", "lucid", "nifty", "quirky", "serene", "sharp", "stoic", "vibrant", "wizardly", "zen")
@@ -53,8 +56,7 @@ class ContainerStateError(RootletError):
     """The container is in the wrong state for the request (running when it must be stopped…)."""
 
 
-@dataclass
-class ContainerConfig:
+class ContainerConfig(Record):
     """What a container was created with; the engine needs nothing else to start it again."""
 
     id: str
@@ -68,21 +70,19 @@ class ContainerConfig:
     hostname: str
     created: float
     layers: list[str]                          # chain ids, bottom first
-    labels: dict[str, str] = field(default_factory=dict)
-    mounts: list[dict[str, Any]] = field(default_factory=list)
-    ports: list[dict[str, Any]] = field(default_factory=list)
+    labels: dict[str, str] = {}
+    mounts: list[dict[str, Any]] = []
+    ports: list[dict[str, Any]] = []
     network: str = "none"
     auto_remove: bool = False
-    spec: dict[str, Any] = field(default_factory=dict)   # the rest of what start needs (see engine.py)
+    spec: dict[str, Any] = {}   # the rest of what start needs (see engine.py)
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> ContainerConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in doc.items() if k in known})
+        return cls.from_dict(doc)
 
 
-@dataclass
-class ContainerState:
+class ContainerState(Record):
     """Where a container is in its life: created → running → exited (→ running again …)."""
 
     status: str = "created"                   # created | running | exited
@@ -97,13 +97,12 @@ class ContainerState:
     boot_id: str = ""
     restart_count: int = 0
     stop_requested: bool = False              # `stop`: the monitor must not restart it
-    ports: list[dict[str, Any]] = field(default_factory=list)   # published ports as bound
+    ports: list[dict[str, Any]] = []   # published ports as bound
     detached: bool = False
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> ContainerState:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in doc.items() if k in known})
+        return cls.from_dict(doc)
 
     @property
     def running(self) -> bool:
@@ -189,7 +188,7 @@ class ContainerStore:
         """Reserve an id and a unique name, make the directory and write config and state."""
         self.store.ensure()
         os.makedirs(self.root, mode=0o700, exist_ok=True)
-        cid = secrets.token_hex(32)
+        cid = os.urandom(32).hex()  # the secrets module would pull in hmac and hashlib
         with flocked(self.store.lock_path("store")):
             names = self.names()
             if name:
@@ -203,7 +202,7 @@ class ContainerStore:
             for sub in ("upper", "work", "merged", "etc"):
                 os.mkdir(os.path.join(d, sub), 0o755 if sub != "work" else 0o700)
             config = ContainerConfig(id=cid, name=name, created=time.time(), **config_fields)
-            atomic_write_json(os.path.join(d, "config.json"), asdict(config), durable=False)
+            atomic_write_json(os.path.join(d, "config.json"), config.to_dict(), durable=False)
             self.write_state(cid, ContainerState())
             # The name last: a container is listed by name only once it is whole.
             names[name] = cid
@@ -229,7 +228,7 @@ class ContainerStore:
             raise ContainerNotFound(f"container {cid[:12]} was removed") from None
 
     def write_state(self, cid: str, state: ContainerState) -> None:
-        atomic_write_json(self.path(cid, "state.json"), asdict(state), durable=False)
+        atomic_write_json(self.path(cid, "state.json"), state.to_dict(), durable=False)
 
     def update_state(self, cid: str, **changes: Any) -> ContainerState:
         """Change some state fields under the container's lock; returns the new state."""
@@ -257,7 +256,7 @@ class ContainerStore:
         return ContainerConfig.from_json(doc)
 
     def write_config(self, config: ContainerConfig) -> None:
-        atomic_write_json(self.path(config.id, "config.json"), asdict(config), durable=False)
+        atomic_write_json(self.path(config.id, "config.json"), config.to_dict(), durable=False)
 
     def all_ids(self) -> list[str]:
         """Ids of the containers that are whole (their config is written)."""
@@ -386,10 +385,11 @@ def reap_strays(container_dir: str) -> None:
 
 def _generate_name(existing: dict[str, str]) -> str:
     for _ in range(100):
-        name = f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_NOUNS)}"
+        a, b = os.urandom(2)
+        name = f"{_ADJECTIVES[a % len(_ADJECTIVES)]}_{_NOUNS[b % len(_NOUNS)]}"
         if name not in existing:
             return name
-    return "c_" + secrets.token_hex(6)
+    return "c_" + os.urandom(6).hex()
 
 
 def check_name(name: str) -> str:

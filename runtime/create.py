@@ -12,12 +12,15 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Mapping
-from typing import Any
 
 from rootlet.registry.errors import UsageError
 from rootlet.registry.store import ImageStore
 from rootlet.runtime import runconfig as rc
 from rootlet.runtime.containers import ContainerConfig, ContainerStore
+
+TYPE_CHECKING = False  # typing costs milliseconds to import; it is only needed by type checkers
+if TYPE_CHECKING:
+    from typing import Any
 
 RESTART_POLICIES = ("no", "on-failure", "always", "unless-stopped")
 LOG_DRIVERS = ("k8s-file", "json-file", "none")
@@ -101,8 +104,6 @@ def _expected_info(mode: str):  # -> NetworkInfo | None
 
 def _resolve_mounts(store: ImageStore, opts: Any) -> tuple[list[list[Any]], list[list[str]], list[str], list[dict[str, Any]]]:
     """Binds, tmpfs mounts, anonymous volume names and docker-style Mounts entries for inspect."""
-    import secrets
-
     binds: list[list[Any]] = []
     tmpfs: list[list[str]] = []
     anonymous: list[str] = []
@@ -124,7 +125,7 @@ def _resolve_mounts(store: ImageStore, opts: Any) -> tuple[list[list[Any]], list
             described.append({"Type": "bind", "Source": os.path.abspath(v.source), "Destination": v.destination,
                               "RW": not v.readonly})
             continue
-        name = v.source or secrets.token_hex(32)
+        name = v.source or os.urandom(32).hex()
         if not v.source:
             anonymous.append(name)
         data = os.path.join(store.root, "volumes", name, "_data")

@@ -20,9 +20,9 @@ import gc
 import os
 import signal
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
 from types import SimpleNamespace
 
+from rootlet.registry.record import Record
 from rootlet.registry.store import ImageStore
 from rootlet.runtime import linux
 from rootlet.runtime.containers import ContainerStateError, ContainerStore, same_process
@@ -32,8 +32,7 @@ _NAMESPACES = (("user", linux.CLONE_NEWUSER), ("mnt", linux.CLONE_NEWNS), ("uts"
                ("ipc", linux.CLONE_NEWIPC), ("net", linux.CLONE_NEWNET), ("pid", linux.CLONE_NEWPID))
 
 
-@dataclass(frozen=True)
-class ExecOptions:
+class ExecOptions(Record):
     """What ``rootlet exec`` was asked to do."""
 
     container: str
@@ -80,7 +79,7 @@ def exec_in_container(store: ImageStore, opts: ExecOptions, host_env: Mapping[st
         env_from_files += rc.parse_env_file(path, host_env)
     extra_env = ["TERM=xterm"] if opts.tty else []
     env = rc.merge_env(cfg.env, extra_env, env_from_files, rc.expand_env(opts.env, host_env))
-    spec = replace(container_spec(store, cfg), argv=tuple(opts.command), env=tuple(env),
+    spec = container_spec(store, cfg).replace(argv=tuple(opts.command), env=tuple(env),
                    cwd=opts.workdir or cfg.cwd or "/", user=opts.user if opts.user is not None else cfg.user,
                    tty=opts.tty)
     if opts.workdir is not None and not opts.workdir.startswith("/"):
@@ -90,7 +89,7 @@ def exec_in_container(store: ImageStore, opts: ExecOptions, host_env: Mapping[st
     if opts.privileged:
         from rootlet.runtime.caps import CAPABILITIES
 
-        spec = replace(spec, caps=tuple(CAPABILITIES), no_new_privs=False)
+        spec = spec.replace(caps=tuple(CAPABILITIES), no_new_privs=False)
     ns_fds: list[tuple[int, int]] = []
     try:
         for name, flag in _NAMESPACES:

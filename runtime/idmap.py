@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import os
 import pwd
-from dataclasses import dataclass
 
 from rootlet.registry.errors import UsernsError
+from rootlet.registry.record import Record
 
 # The largest id count a map line may cover (the kernel's full 32-bit range minus the -1 id).
 FULL_RANGE = 4294967295
@@ -26,16 +26,14 @@ SUGGESTED_START = 100000
 SUGGESTED_COUNT = 65536
 
 
-@dataclass(frozen=True)
-class IdRange:
+class IdRange(Record):
     """One subordinate id range: host ids ``start`` .. ``start + count - 1``."""
 
     start: int
     count: int
 
 
-@dataclass(frozen=True)
-class IdMapping:
+class IdMapping(Record):
     """One line of a ``uid_map``/``gid_map``: ``count`` ids from ``inner`` map to ``outer`` on the host."""
 
     inner: int
@@ -43,8 +41,7 @@ class IdMapping:
     count: int
 
 
-@dataclass(frozen=True)
-class UsernsPlan:
+class UsernsPlan(Record):
     """How the ids of a container map to the host, and why.
 
     ``single_id`` means only the user's own id is mapped (no subordinate range), with ``reason``

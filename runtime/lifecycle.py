@@ -159,7 +159,7 @@ def remove_container(store: ImageStore, cid: str, force: bool = False, volumes: 
 
 def delete_trees(paths: list[str]) -> None:
     """Delete directory trees that may hold files of subordinate ids."""
-    from rootlet.runtime.userns import remove_tree
+    from rootlet.runtime.rmtree import remove_tree
 
     left = []
     for p in paths:

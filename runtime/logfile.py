@@ -89,7 +89,7 @@ class LogWriter:
         os.close(self.fd)
 
 
-class Record:
+class LogRecord:
     """One log record: when, which stream, whether the line continues, and its bytes."""
 
     __slots__ = ("ts", "stream", "partial", "data")
@@ -105,15 +105,15 @@ class Record:
         return parse_ts(self.ts)
 
 
-def parse_line(line: bytes) -> Record | None:
+def parse_line(line: bytes) -> LogRecord | None:
     """The record of one log line (None when the line is torn or not ours)."""
     parts = line.rstrip(b"\n").split(b" ", 3)
     if len(parts) < 3 or parts[1] not in (b"stdout", b"stderr") or parts[2] not in (b"F", b"P"):
         return None
-    return Record(parts[0].decode(), parts[1].decode(), parts[2] == b"P", parts[3] if len(parts) > 3 else b"")
+    return LogRecord(parts[0].decode(), parts[1].decode(), parts[2] == b"P", parts[3] if len(parts) > 3 else b"")
 
 
-def read_records(path: str, follower: Follower | None = None) -> Iterator[Record]:
+def read_records(path: str, follower: Follower | None = None) -> Iterator[LogRecord]:
     """Every record of the rotated file and then the current one.
 
     With ``follower``, the current file is read through it, so that following continues exactly
@@ -152,13 +152,13 @@ class Follower:
         self.ino = os.fstat(f.fileno()).st_ino
         self.buf = b""
 
-    def poll(self) -> list[Record]:
+    def poll(self) -> list[LogRecord]:
         """Records written since the last call."""
         if self.f is None:
             self._open()
             if self.f is None:
                 return []
-        out: list[Record] = []
+        out: list[LogRecord] = []
         while True:
             chunk = self.f.read(1 << 16)
             if chunk:
@@ -217,10 +217,10 @@ def parse_since(text: str, flag: str, now: float | None = None) -> int:
                          "use an RFC 3339 time (2026-01-02T15:04:05Z), Unix seconds, or a duration like 10m") from None
 
 
-def _lines(records: list[Record]) -> list[list[Record]]:
+def _lines(records: list[LogRecord]) -> list[list[LogRecord]]:
     """Records grouped into whole lines (partial records joined with the one that ends them)."""
-    lines: list[list[Record]] = []
-    current: dict[str, list[Record]] = {}
+    lines: list[list[LogRecord]] = []
+    current: dict[str, list[LogRecord]] = {}
     for rec in records:
         current.setdefault(rec.stream, []).append(rec)
         if not rec.partial:
@@ -230,7 +230,7 @@ def _lines(records: list[Record]) -> list[list[Record]]:
 
 
 def select_records(path: str, since: int | None = None, until: int | None = None,
-                   tail: int | None = None, follower: Follower | None = None) -> list[Record]:
+                   tail: int | None = None, follower: Follower | None = None) -> list[LogRecord]:
     """The stored records between ``since`` and ``until`` (ns), the last ``tail`` lines of them."""
     records = [r for r in read_records(path, follower)
                if (since is None or r.ns >= since) and (until is None or r.ns <= until)]

@@ -4,25 +4,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
+from rootlet.registry.record import Record
 from rootlet.registry.store import ImageStore
 from rootlet.runtime.containers import ContainerNotFound, ContainerStore
-from rootlet.runtime.logfile import Follower, Record, select_records
+from rootlet.runtime.logfile import Follower, LogRecord, select_records
 
 #: How often ``-f`` looks for new output and for the container's exit.
 POLL_INTERVAL = 0.1
 
 
-@dataclass(frozen=True)
-class LogsOptions:
+class LogsOptions(Record):
     follow: bool = False
     tail: int | None = None
     since: int | None = None        # ns since the epoch
     until: int | None = None
 
 
-def stream_logs(store: ImageStore, cid: str, opts: LogsOptions) -> Iterator[Record]:
+def stream_logs(store: ImageStore, cid: str, opts: LogsOptions) -> Iterator[LogRecord]:
     """The container's stored output, then (with ``follow``) new output until it stops running."""
     containers = ContainerStore(store)
     cfg = containers.config(cid)

@@ -24,11 +24,14 @@ import os
 import select
 import signal
 import time
-from typing import Any
 
 from rootlet.registry.errors import RootletError
 from rootlet.registry.store import ImageStore
 from rootlet.runtime.containers import ContainerNotFound, ContainerStateError, ContainerStore
+
+TYPE_CHECKING = False  # typing costs milliseconds to import; it is only needed by type checkers
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Longest pause between two restarts (docker doubles from 100 ms up to a minute; shorter here).
 MAX_BACKOFF = 10.0

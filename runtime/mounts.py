@@ -28,12 +28,12 @@ import stat
 import struct
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from rootlet.registry.errors import RootletError
+from rootlet.registry.record import Record
 from rootlet.runtime import linux
 
+TYPE_CHECKING = False  # typing costs milliseconds to import; only type checkers need it
 if TYPE_CHECKING:
     from rootlet.runtime.idmap import UsernsPlan
     from rootlet.runtime.spawn import ContainerSpec
@@ -59,8 +59,7 @@ class ContainerStartError(ContainerError):
         return (type(self), (self.message, self.hint, self.exit_code))
 
 
-@dataclass(frozen=True)
-class BindMount:
+class BindMount(Record):
     """A host file or directory bind-mounted into the container (``-v``/``--mount type=bind``).
 
     ``options`` take mount words: ``bind`` (not recursive; the default is recursive like
@@ -75,8 +74,7 @@ class BindMount:
     options: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class TmpfsMount:
+class TmpfsMount(Record):
     """A tmpfs at ``destination``; ``options`` mixes mount words and tmpfs data (size=, mode=)."""
 
     destination: str

@@ -22,22 +22,21 @@ Measured on the development machine (Debian 12: slirp4netns 1.2.0, passt 2023-03
 ``/dev/net/tun`` must be openable by the user for either helper; a fresh machine may have it
 0600 root, which is detected up front and reported with the chmod hint.
 
-Only ``dataclasses`` and the error module are imported at module level: subprocess, socket,
-json and ipaddress are imported by the functions that need them, to keep ``rootlet`` start-up
+Only the record and error modules are imported at module level: socket, json and ipaddress
+are imported by the functions that need them, and helpers are started with posix_spawn, to keep ``rootlet`` start-up
 cheap for containers that do not use the network.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
 from rootlet.registry.errors import RootletError, UsageError
+from rootlet.registry.record import Record
 
+TYPE_CHECKING = False  # typing costs milliseconds to import; only type checkers need it
 if TYPE_CHECKING:
-    import subprocess
     from typing import IO
 
 TUN_PATH = "/dev/net/tun"
@@ -63,8 +62,7 @@ class NetworkUsageError(NetworkError, UsageError):
     """A network option as written cannot be used (bad ``-p``, ``--add-host`` or ``--network``)."""
 
 
-@dataclass(frozen=True)
-class PortMapping:
+class PortMapping(Record):
     """One published port: ``host_ip:host_port`` on the host → ``container_port`` inside.
 
     ``host_ip`` "" means all host addresses (0.0.0.0, and :: for pasta), as docker does;
@@ -77,8 +75,7 @@ class PortMapping:
     protocol: str = "tcp"
 
 
-@dataclass(frozen=True)
-class NetworkInfo:
+class NetworkInfo(Record):
     """What the container sees: its mode, IPv4 address, default gateway and DNS servers."""
 
     mode: str
@@ -257,6 +254,8 @@ def _reserve_ports(ports: Sequence[PortMapping]) -> tuple[PortMapping, ...]:
     Binds a socket like the helper will (SO_REUSEADDR, so TIME_WAIT leftovers do not count)
     and closes it again; the helper binds it a few milliseconds later.
     """
+    if not ports:
+        return ()
     import errno
     import socket
 
@@ -313,8 +312,7 @@ def _unprivileged_port_start() -> int:
 
 # --- the handle ---------------------------------------------------------------------------------
 
-@dataclass
-class NetworkHandle:
+class NetworkHandle(Record):
     """A container's attached network: what it sees, its published ports, and its helper.
 
     ``stop()`` ends the helper and removes its files; it is idempotent and safe to call from a
@@ -325,9 +323,9 @@ class NetworkHandle:
     info: NetworkInfo
     ports: tuple[PortMapping, ...] = ()
     warnings: tuple[str, ...] = ()
-    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)  # the helper
-    exit_fd: int | None = field(default=None, repr=False)  # write end of slirp4netns --exit-fd
-    state_dir: str | None = field(default=None, repr=False)  # holds the slirp4netns API socket
+    process: _Helper | None = None  # the helper
+    exit_fd: int | None = None  # write end of slirp4netns --exit-fd
+    state_dir: str | None = None  # holds the slirp4netns API socket
 
     @property
     def pid(self) -> int | None:
@@ -376,7 +374,12 @@ def _wait_readable(fd: int, timeout: float) -> bool:
     return bool(poller.poll(int(timeout * 1000)))
 
 
-def _helper_failed(name: str, process: subprocess.Popen[bytes] | None, log: IO[bytes], why: str) -> NetworkError:
+def _log_file(name: str) -> IO[bytes]:
+    """An anonymous file for a helper's stderr (memfd: no tempfile import, nothing on disk)."""
+    return open(os.memfd_create(f"{name}-stderr", os.MFD_CLOEXEC), "w+b")  # noqa: SIM115 - caller closes
+
+
+def _helper_failed(name: str, process: _Helper | None, log: IO[bytes], why: str) -> NetworkError:
     """Kill and reap a failed helper and build the error from its stderr."""
     if process is not None:
         if process.poll() is None:
@@ -392,32 +395,69 @@ def _helper_failed(name: str, process: subprocess.Popen[bytes] | None, log: IO[b
                         "--network none runs without a network")
 
 
-def _spawn(argv: list[str], pass_fds: tuple[int, ...], log: IO[bytes], pdeathsig: bool) -> subprocess.Popen[bytes]:
+class _Helper:
+    """A helper process started with posix_spawn: the part of ``subprocess.Popen`` we use.
+
+    subprocess costs milliseconds to import, and every container with a network starts one.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            done, status = os.waitpid(self.pid, os.WNOHANG)
+            if done:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self) -> int:
+        if self.returncode is None:
+            _, status = os.waitpid(self.pid, 0)
+            self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.returncode is None:
+            try:
+                os.kill(self.pid, 9)
+            except ProcessLookupError:
+                pass
+
+
+def _spawn(argv: list[str], pass_fds: tuple[int, ...], log: IO[bytes], pdeathsig: bool) -> _Helper:
     """Start a helper in its own session (terminal signals go to the container, not it).
 
     With ``pdeathsig`` it is killed when this thread dies, through util-linux's setpriv
     (1 ms; a Python preexec_fn would force a full fork of this process instead of vfork).
+    Only ``pass_fds`` are inherited (every descriptor rootlet opens is close-on-exec).
     """
-    import subprocess
-    from typing import IO
-
-    preexec: Callable[[], None] | None = None
     if pdeathsig:
         setpriv = "/usr/bin/setpriv" if os.access("/usr/bin/setpriv", os.X_OK) else None
-        if setpriv:
-            argv = [setpriv, "--pdeathsig", "KILL", *argv]
-        else:
-            import signal
-
-            from rootlet.runtime import linux
-
-            def preexec() -> None:
-                linux.set_pdeathsig(signal.SIGKILL)
+        if setpriv is None:
+            raise NetworkError("setpriv (util-linux) is needed to tie pasta's life to the container's",
+                               "apt-get install util-linux, or use --network slirp4netns")
+        argv = [setpriv, "--pdeathsig", "KILL", *argv]
+    null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
     try:
-        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
-                                pass_fds=pass_fds, start_new_session=True, preexec_fn=preexec)
+        for fd in pass_fds:
+            os.set_inheritable(fd, True)
+        import signal
+
+        # Default dispositions and an empty mask, as subprocess's restore_signals gives: Python
+        # ignores SIGPIPE, and pasta refuses to start when it cannot install its handlers.
+        pid = os.posix_spawn(argv[0], argv, os.environ, setsid=True, setsigmask=(),
+                             setsigdef=[s for s in signal.valid_signals()
+                                        if s not in (signal.SIGKILL, signal.SIGSTOP)], file_actions=[
+            (os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, null, 1), (os.POSIX_SPAWN_DUP2, log.fileno(), 2)])
     except OSError as e:
         raise NetworkError(f"cannot run {argv[0]}: {e.strerror}") from None
+    finally:
+        os.close(null)
+        for fd in pass_fds:
+            os.set_inheritable(fd, False)
+    return _Helper(pid)
 
 
 def _slirp_request(api_socket: str, request: dict[str, object]) -> dict[str, object]:
@@ -464,7 +504,7 @@ def _attach_slirp4netns(pid: int, ports: tuple[PortMapping, ...], allow_host_loo
                            "host loopback is allowed; other clients are answered. Use --network pasta for "
                            "UDP services used from this host",)
     try:
-        with tempfile.TemporaryFile() as log:
+        with _log_file("slirp4netns") as log:
             try:
                 handle.process = _spawn(argv, (ready_w, exit_r), log, pdeathsig=False)
             finally:
@@ -535,8 +575,6 @@ def _netns_ipv4(pid: int) -> tuple[str | None, str | None]:
 
 def _attach_pasta(pid: int, ports: tuple[PortMapping, ...], allow_host_loopback: bool) -> NetworkHandle:
     """Start pasta in the foreground on ``pid``'s namespaces; return once it has configured them."""
-    import tempfile
-
     helper = _helper_path("pasta") or "pasta"
     host_dns = _host_resolv()[0]
     dns = tuple(s for s in host_dns if not _is_loopback(s)) or (PASTA_DNS_FORWARD,)
@@ -554,7 +592,7 @@ def _attach_pasta(pid: int, ports: tuple[PortMapping, ...], allow_host_loopback:
                            "this host when the host port differs from the container port; publish UDP with "
                            "equal port numbers (-p 5353:5353/udp) for local clients",)
     try:
-        with tempfile.TemporaryFile() as log:
+        with _log_file("pasta") as log:
             try:
                 handle.process = _spawn(argv, (ready_w,), log, pdeathsig=True)
             finally:

@@ -11,18 +11,16 @@ import contextlib
 import os
 import stat
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 
 from rootlet.registry.errors import ImageNotFound, RootletError, TransferError, UsageError
-from rootlet.registry.manifest import parse_config
+from rootlet.registry.record import Record
 from rootlet.registry.store import ImageRecord, ImageStore
 from rootlet.runtime import runconfig as rc
 
 PULL_POLICIES = ("always", "missing", "never", "newer")
 
 
-@dataclass(frozen=True)
-class RunOptions:
+class RunOptions(Record):
     """Everything ``rootlet run`` accepts, already parsed and validated for syntax."""
 
     image: str
@@ -51,7 +49,7 @@ class RunOptions:
     dns_search: tuple[str, ...] = ()
     dns_option: tuple[str, ...] = ()
     add_host: tuple[str, ...] = ()
-    labels: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = {}
     pull: str = "missing"
     platform: str | None = None
     sig_proxy: bool = True
@@ -121,8 +119,16 @@ def check_unsupported(opts: RunOptions) -> None:
 
 
 def read_image_config(store: ImageStore, image: ImageRecord) -> dict[str, object]:
-    """The image's runtime config (Env, Cmd, Entrypoint, User, WorkingDir, StopSignal)."""
-    return parse_config(store.read_blob(image.config_digest)).config
+    """The image's runtime config (Env, Cmd, Entrypoint, User, WorkingDir, StopSignal).
+
+    The blob was verified and validated when it was pulled; only its ``config`` is needed here,
+    so the manifest module (and its validation) stays off the run path.
+    """
+    import json
+
+    doc = json.loads(store.read_blob(image.config_digest))
+    cfg = doc.get("config") if isinstance(doc, dict) else None
+    return cfg if isinstance(cfg, dict) else {}
 
 
 def lower_dirs(store: ImageStore, image: ImageRecord) -> tuple[str, ...]:

@@ -12,9 +12,9 @@ import json
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from rootlet.registry.errors import UsageError
+from rootlet.registry.record import Record
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _ENV_NAME = re.compile(r"[^=\s][^=]*\Z")
@@ -97,8 +97,7 @@ def merge_env(*layers: Sequence[str]) -> list[str]:
     return [f"{k}={v}" for k, v in merged.items()]
 
 
-@dataclass(frozen=True)
-class VolumeSpec:
+class VolumeSpec(Record):
     """A ``-v``/``--mount`` request before it is resolved against the store."""
 
     kind: str              # "bind" | "volume" | "tmpfs"

@@ -36,9 +36,9 @@ import gc
 import os
 import signal
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from rootlet.registry.errors import RootletError
+from rootlet.registry.record import Record
 from rootlet.runtime import caps as capmod
 from rootlet.runtime import linux, mounts
 from rootlet.runtime.caps import PODMAN_DEFAULT_CAPS
@@ -60,8 +60,7 @@ _SIOCSIFFLAGS = 0x8914
 _IFF_UP = 0x1
 
 
-@dataclass(frozen=True)
-class Rlimit:
+class Rlimit(Record):
     """One resource limit (``resource`` is an ``RLIMIT_*`` number from the resource module)."""
 
     resource: int
@@ -69,8 +68,7 @@ class Rlimit:
     hard: int
 
 
-@dataclass(frozen=True)
-class ContainerSpec:
+class ContainerSpec(Record):
     """Everything the container process needs; paths are host paths unless said otherwise.
 
     ``lower_dirs`` are layer diff dirs, topmost first; ``upper_dir``, ``work_dir`` and
@@ -96,7 +94,7 @@ class ContainerSpec:
     user: str = ""
     additional_gids: tuple[int, ...] = ()
     hostname: str = ""
-    etc_files: Mapping[str, str] = field(default_factory=dict)
+    etc_files: Mapping[str, str] = {}
     binds: tuple[BindMount, ...] = ()
     tmpfs: tuple[TmpfsMount, ...] = ()
     readonly_rootfs: bool = False
@@ -486,7 +484,7 @@ def _keeper(spec: ContainerSpec, plan: UsernsPlan, flags: int, parent: int, err_
         if spec.network != "host":
             _loopback_up()
     except OSError as e:
-        from rootlet.runtime.userns import _unshare_hint
+        from rootlet.runtime.mapwriter import _unshare_hint
 
         _report(err_w, 125, f"cannot create the container's namespaces: {e.strerror}", _unshare_hint(e))
         return 1
@@ -789,7 +787,7 @@ def spawn(spec: ContainerSpec) -> ContainerProcess:
                 go_w = -1
                 raise _finish_failed(keeper, lines, err_r)
             try:
-                from rootlet.runtime.userns import write_id_maps
+                from rootlet.runtime.mapwriter import write_id_maps
 
                 write_id_maps(keeper, plan)
             except RootletError as map_error:

@@ -11,11 +11,14 @@ import contextlib
 import os
 import signal
 import time
-from typing import Any
 
 from rootlet.registry.errors import RootletError
 from rootlet.registry.store import ImageStore
 from rootlet.runtime.containers import ContainerConfig, ContainerStore, boot_id, start_time
+
+TYPE_CHECKING = False  # typing costs milliseconds to import; it is only needed by type checkers
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Signals a foreground container receives from us (``--sig-proxy``, on by default).
 PROXIED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)

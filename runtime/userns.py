@@ -23,11 +23,8 @@ import gc
 import os
 import pickle
 import select
-import shutil
 import signal
-import stat
 import struct
-import subprocess
 import threading
 import time
 import traceback
@@ -35,9 +32,12 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from rootlet.registry.errors import StoreError, UsernsError
+from rootlet.registry.errors import UsernsError
 from rootlet.runtime import linux
-from rootlet.runtime.idmap import UsernsPlan, map_text
+from rootlet.runtime.idmap import UsernsPlan
+from rootlet.runtime.rmtree import remove_tree  # noqa: F401 - re-exported for worker.call
+from rootlet.runtime.mapwriter import (  # noqa: F401 - write_id_maps is re-exported
+    _run_id_helpers, _unshare_hint, _write_maps_directly, write_id_maps)
 
 T = TypeVar("T")
 
@@ -47,7 +47,6 @@ _MAX_FRAME = 1 << 31
 # How long close() waits for the child to finish its current call before killing it.
 _CLOSE_TIMEOUT = 10.0
 
-_INSTALL_UIDMAP = "install the uidmap package (apt-get install uidmap / dnf install shadow-utils)"
 
 
 # --- framing -------------------------------------------------------------------------------------
@@ -186,96 +185,6 @@ def _child_main(plan: UsernsPlan, mount_ns: bool, request_fd: int, reply_fd: int
 
 
 # --- the parent ----------------------------------------------------------------------------------
-
-def _helper_hint(program: str, path: str | None) -> str:
-    """A fix-it hint for a newuidmap/newgidmap that ran but failed."""
-    if path is None:
-        return _INSTALL_UIDMAP
-    try:
-        st = os.stat(path)
-    except OSError:
-        return _INSTALL_UIDMAP
-    if not (st.st_mode & stat.S_ISUID and st.st_uid == 0) and not _has_file_caps(path):
-        cap = "cap_setuid" if program == "newuidmap" else "cap_setgid"
-        return (f"{path} is neither setuid root nor has file capabilities: "
-                f"sudo chmod u+s {path} (or sudo setcap {cap}+ep {path})")
-    kind = "subuid" if program == "newuidmap" else "subgid"
-    return f"check the ranges granted in /etc/{kind} (they must match what rootlet maps)"
-
-
-def _has_file_caps(path: str) -> bool:
-    """Whether ``path`` carries file capabilities (``security.capability``)."""
-    try:
-        return bool(os.getxattr(path, "security.capability"))
-    except OSError:
-        return False
-
-
-def _run_id_helpers(pid: int, plan: UsernsPlan) -> None:
-    """Write the child's maps with newuidmap and newgidmap, run concurrently to halve the wait."""
-    commands = []
-    for program, mapping in (("newuidmap", plan.uid_map), ("newgidmap", plan.gid_map)):
-        path = shutil.which(program)
-        if path is None:
-            raise UsernsError(f"{program} is not installed; it is needed to map subordinate ids", _INSTALL_UIDMAP)
-        argv = [path, str(pid)] + [str(v) for m in mapping for v in (m.inner, m.outer, m.count)]
-        commands.append((program, path, argv))
-    procs: list[tuple[str, str, subprocess.Popen[bytes]]] = []
-    errors: list[UsernsError] = []
-    for program, path, argv in commands:
-        try:
-            procs.append((program, path, subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)))
-        except OSError as e:
-            errors.append(UsernsError(f"cannot run {path}: {e.strerror}", _helper_hint(program, path)))
-            break
-    for program, path, proc in procs:
-        _, err = proc.communicate()
-        if proc.returncode != 0:
-            text = err.decode(errors="replace").strip() or f"exit status {proc.returncode}"
-            errors.append(UsernsError(f"{program} failed: {text}", _helper_hint(program, path)))
-    if errors:
-        raise errors[0]
-
-
-def _write_maps_directly(pid: int, plan: UsernsPlan) -> None:
-    """Single-id mode: map only our own ids, which an unprivileged parent may do itself."""
-    try:
-        with open(f"/proc/{pid}/setgroups", "w") as f:
-            f.write("deny")
-        with open(f"/proc/{pid}/uid_map", "w") as f:
-            f.write(map_text(plan.uid_map))
-        with open(f"/proc/{pid}/gid_map", "w") as f:
-            f.write(map_text(plan.gid_map))
-    except OSError as e:
-        raise UsernsError(f"cannot write the id map of the user namespace: {e.strerror} ({e.filename})",
-                          plan.hint) from e
-
-
-def write_id_maps(pid: int, plan: UsernsPlan) -> None:
-    """Write ``plan``'s id maps for ``pid``, a process that has just unshared a user namespace.
-
-    Subordinate ranges go through newuidmap/newgidmap, single-id mode writes our own ids directly,
-    a rootful plan needs nothing (what the worker handshake does; used by ``rootlet.runtime.spawn``).
-    """
-    if plan.rootful:
-        return
-    if plan.single_id:
-        _write_maps_directly(pid, plan)
-    else:
-        _run_id_helpers(pid, plan)
-
-
-def _unshare_hint(exc: BaseException) -> str | None:
-    """Why unshare(CLONE_NEWUSER) may fail, and what to do about it."""
-    err = getattr(exc, "errno", None)
-    if err == 28:  # ENOSPC
-        return "user namespaces are limited to 0: sudo sysctl -w user.max_user_namespaces=28633"
-    if err in (1, 13):  # EPERM, EACCES
-        return ("unprivileged user namespaces are disabled: sudo sysctl -w kernel.unprivileged_userns_clone=1 "
-                "(Debian) or allow them in the container/seccomp/AppArmor policy that runs rootlet")
-    return None
-
 
 def _reap(pid: int, timeout: float) -> int | None:
     """Wait up to ``timeout`` s for child ``pid``; SIGKILL it after that. Returns the wait status.
@@ -490,107 +399,3 @@ def run_in_userns(plan: UsernsPlan, func: Callable[..., T], *args: Any, mount_ns
     """One-shot: run ``func(*args, **kwargs)`` in a fresh worker for ``plan`` and return its result."""
     with UsernsWorker(plan, mount_ns=mount_ns) as worker:
         return worker.call(func, *args, **kwargs)
-
-
-# --- functions meant to run in a worker ----------------------------------------------------------
-
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-def _open_dir(parent_fd: int, name: str) -> int:
-    """Open directory ``name`` below ``parent_fd`` without following symlinks, making it usable.
-
-    A directory we own but may not read, search or write (mode 0, 0500) gets u+rwx; inside a
-    user namespace root's CAP_DAC_OVERRIDE covers directories of other mapped ids anyway.
-    """
-    try:
-        fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
-    except PermissionError:
-        # Cannot open it for reading: chmod through an O_PATH handle, which never follows a
-        # symlink swapped in meanwhile, then reopen that very inode through /proc.
-        path_fd = os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
-        try:
-            os.chmod(f"/proc/self/fd/{path_fd}", stat.S_IMODE(os.fstat(path_fd).st_mode) | stat.S_IRWXU)
-            fd = os.open(f"/proc/self/fd/{path_fd}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        finally:
-            os.close(path_fd)
-    try:
-        st = os.fstat(fd)
-        if st.st_mode & stat.S_IRWXU != stat.S_IRWXU and st.st_uid == os.geteuid():
-            os.fchmod(fd, stat.S_IMODE(st.st_mode) | stat.S_IRWXU)
-    except OSError:
-        os.close(fd)
-        raise
-    return fd
-
-
-def _entries(fd: int) -> list[tuple[str, bool]]:
-    """(name, is a real directory) for each entry of an open directory."""
-    with os.scandir(fd) as it:
-        return [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
-
-
-def remove_tree(path: str) -> None:
-    """Delete ``path`` and everything below it; a missing path is not an error.
-
-    Meant to run in a UsernsWorker, where files owned by subordinate ids can be removed. Never
-    follows symlinks (every step is relative to an open directory fd with O_NOFOLLOW) and makes
-    mode-0 directories usable first. Works iteratively, so depth is bounded by open fds, not by
-    Python's recursion limit. Raises StoreError naming the entry that could not be removed.
-    """
-    path = os.path.abspath(path)
-    parent, name = os.path.split(path)
-    if not name:
-        raise StoreError("refusing to remove /")
-    try:
-        parent_fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return
-    except OSError as e:
-        raise StoreError(f"cannot remove {path}: {e.strerror}") from e
-    stack: list[tuple[int, str, str, list[tuple[str, bool]]]] = []  # (fd, name, display path, todo)
-    current = path
-    try:
-        try:
-            st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
-        except FileNotFoundError:
-            return
-        if not stat.S_ISDIR(st.st_mode):
-            os.unlink(name, dir_fd=parent_fd)
-            return
-        fd = _open_dir(parent_fd, name)
-        stack.append((fd, name, path, _entries(fd)))
-        while stack:
-            fd, dname, dpath, todo = stack[-1]
-            descended = False
-            while todo:
-                child, is_dir = todo.pop()
-                current = f"{dpath}/{child}"
-                if is_dir:
-                    child_fd = _open_dir(fd, child)
-                    stack.append((child_fd, child, current, _entries(child_fd)))
-                    descended = True
-                    break
-                try:
-                    os.unlink(child, dir_fd=fd)
-                except FileNotFoundError:
-                    pass
-                except IsADirectoryError:  # replaced by a directory meanwhile
-                    todo.append((child, True))
-            if descended:
-                continue
-            stack.pop()
-            os.close(fd)
-            current = dpath
-            try:
-                os.rmdir(dname, dir_fd=stack[-1][0] if stack else parent_fd)
-            except FileNotFoundError:
-                pass
-    except OSError as e:
-        hint = "unmount it first" if e.errno == 16 else None  # EBUSY: a mount point
-        raise StoreError(f"cannot remove {current}: {e.strerror}", hint) from e
-    finally:
-        for fd, *_ in stack:
-            os.close(fd)
-        os.close(parent_fd)
-
