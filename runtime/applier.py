@@ -4,8 +4,9 @@ A layer blob is untrusted input: its names may climb out with ``..``, its symlin
 anywhere on the host, its hardlinks may name host files, its headers may be gigantic and its
 compressed stream may be a decompression bomb. ``tarfile.extractall`` (with or without filters)
 is not used: filters reject the absolute symlinks real images need, and they have been bypassed
-several times. Instead this module reads headers with :mod:`tarfile` in stream mode and performs
-every file operation itself, relative to directory file descriptors:
+several times. Instead this module reads headers with the bounded streaming parser of
+:mod:`rootlet.runtime.tarstream` (tarfile's generic machinery was most of the applier's time) and
+performs every file operation itself, relative to directory file descriptors:
 
 * the parent directory of each entry is resolved with ``openat2(RESOLVE_IN_ROOT)``, so symlinks
   inside the layer are followed the way a chroot would follow them (docker applies layers in a
@@ -28,19 +29,33 @@ import posixpath
 import shutil
 import stat
 import struct
-import tarfile
+import zlib
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from rootlet.registry.errors import LayerError, StoreError
+from rootlet.runtime import tarstream
+from rootlet.runtime.tarstream import TarFormatError, TarMember, TarReader
 
-__all__ = ["ApplyOptions", "ApplyResult", "BoundedTarInfo", "apply_layer", "open_layer_stream"]
+__all__ = ["ApplyOptions", "ApplyResult", "apply_layer", "open_layer_stream"]
 
-_CHUNK = 1 << 20
-"""Bytes of file data copied per read/write: bounded memory for members of any size."""
+_CHUNK = int(os.environ.get("XCHUNK", str(1 << 18)))
+"""Uncompressed bytes decompressed, hashed and handed to the tar reader at a time. It bounds
+memory (file data is written straight from these chunks), and 256 KiB beats 1 MiB: the chunk
+is still in the CPU cache when it is hashed and written."""
+
+_GZIP_INPUT = int(os.environ.get("XGZIN", str(1 << 16)))
+"""Compressed bytes read from a gzip blob at a time."""
+
+_GZIP_WBITS = 16 + zlib.MAX_WBITS
+"""zlib window bits for the gzip wrapper (header and CRC32/length trailer checked by zlib)."""
+
+_PREFETCH_CHUNKS = int(os.environ.get("XDEPTH", "4"))
+"""Decompressed chunks the inflating thread may run ahead of the applier."""
 
 _MAX_META_HEADER = 1 << 20
-"""Largest PAX or GNU longname/longlink record we read into memory (real ones are < 4 KiB)."""
+"""Largest PAX or GNU longname/longlink record we read into memory (real ones are < 4 KiB);
+also the limit for all the records before one member, and for all global PAX records."""
 
 _BOMB_FLOOR = 1 << 30
 """Below this many uncompressed bytes the ratio guard never fires (small, well-compressed
@@ -76,8 +91,8 @@ _WH_PREFIX = ".wh."
 _WH_META_PREFIX = ".wh..wh."
 _WH_OPAQUE = ".wh..wh..opq"
 
-_META_TYPES = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE,
-               tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
+_REGULAR_TYPES = tarstream.REGULAR_TYPES
+_DEVICE_TYPES = frozenset({tarstream.CHRTYPE, tarstream.BLKTYPE})
 
 
 @dataclass(frozen=True)
@@ -121,54 +136,11 @@ class ApplyResult:
     failed_xattrs: int = 0
 
 
-class BoundedTarInfo(tarfile.TarInfo):
-    """A TarInfo that refuses what would make tarfile read unbounded data into memory.
+class _LayerSource:
+    """The decompressed layer stream as chunks: every byte counted and hashed, the bomb guard
+    enforced.
 
-    PAX ('x', 'g', 'X') and GNU longname/longlink ('L', 'K') records are read whole by tarfile,
-    so a record larger than 1 MiB is refused before it is read. GNU sparse members (old 'S'
-    type and the PAX 0.0/0.1/1.0 forms) are refused: images do not use them and their maps are
-    another unbounded read. A truncated or corrupt header after the first one is an error here
-    (plain tarfile silently treats it as the end of the archive).
-    """
-
-    @classmethod
-    def fromtarfile(cls, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
-        """Read one header block; only an all-zero block may end the archive."""
-        buf = tarfile_.fileobj.read(tarfile.BLOCKSIZE)
-        try:
-            obj = cls.frombuf(buf, tarfile_.encoding, tarfile_.errors)
-        except tarfile.EOFHeaderError:
-            raise
-        except (tarfile.EmptyHeaderError, tarfile.TruncatedHeaderError):
-            raise LayerError(f"tar stream is truncated (header at offset {tarfile_.offset})") from None
-        except tarfile.HeaderError as e:
-            raise LayerError(f"bad tar header at offset {tarfile_.offset}: {e}") from None
-        obj.offset = tarfile_.fileobj.tell() - tarfile.BLOCKSIZE
-        return obj._proc_member(tarfile_)
-
-    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
-        """Refuse oversized metadata records and GNU sparse members, then process normally."""
-        if self.type in _META_TYPES and self.size > _MAX_META_HEADER:
-            raise LayerError(
-                f"tar metadata record of type {self.type!r} at offset {self.offset} is "
-                f"{self.size} bytes (limit {_MAX_META_HEADER})")
-        if self.type == tarfile.GNUTYPE_SPARSE:
-            raise LayerError(f"GNU sparse member {self.name!r} is not supported in layers")
-        return super()._proc_member(tarfile_)
-
-    def _refuse_sparse(self, *_args: object) -> None:
-        """PAX GNU.sparse headers: refused (their map is another unbounded read)."""
-        raise LayerError("GNU sparse member (PAX GNU.sparse headers) is not supported in layers")
-
-    _proc_gnusparse_00 = _refuse_sparse
-    _proc_gnusparse_01 = _refuse_sparse
-    _proc_gnusparse_10 = _refuse_sparse
-
-
-class _HashingReader:
-    """Counts and hashes every byte of the decompressed stream and enforces the bomb guard.
-
-    tarfile reads through this object, so diff_id covers exactly what tarfile saw plus the
+    The tar reader pulls its chunks from here, so diff_id covers exactly what it saw plus the
     tail drained after the end-of-archive marker. Decompressor errors surface here and become
     LayerError.
     """
@@ -180,10 +152,10 @@ class _HashingReader:
         self._hash = hashlib.sha256()
         self.size = 0
 
-    def read(self, n: int = -1) -> bytes:
-        """Read up to n bytes from the decompressed stream (short only at EOF)."""
+    def read_chunk(self) -> bytes:
+        """The next chunk of at most _CHUNK bytes; b"" at the end of the stream."""
         try:
-            data = self._raw.read(n)
+            data = self._raw.read(_CHUNK)
         except LayerError:
             raise
         except Exception as e:  # gzip.BadGzipFile, EOFError, zlib.error, zstandard.ZstdError
@@ -199,12 +171,130 @@ class _HashingReader:
 
     def drain(self) -> None:
         """Read to EOF so the hash and size cover the whole stream."""
-        while self.read(_CHUNK):
+        while self.read_chunk():
             pass
 
     def hexdigest(self) -> str:
         """sha256 of everything read so far."""
         return self._hash.hexdigest()
+
+    def close(self) -> None:
+        """Stop producing chunks (nothing to stop here)."""
+
+
+class _PrefetchingSource(_LayerSource):
+    """A _LayerSource whose decompression and hashing run in a thread, a few chunks ahead.
+
+    zlib, zstd and hashlib release the GIL while they work, so inflating and hashing one chunk
+    overlaps with the applier creating the files of the previous one (whose syscalls release
+    the GIL too): on two CPUs that hides most of the decompression time. The queue bounds the
+    read-ahead to _PREFETCH_CHUNKS chunks. Errors (corrupt stream, bomb guard) are raised in
+    the reading thread, at the point of the stream where they happened.
+    """
+
+    def __init__(self, raw: BinaryIO, path: str, cap: int | None) -> None:
+        super().__init__(raw, path, cap)
+        import queue
+        import threading
+
+        self._queue: queue.Queue[bytes | BaseException] = queue.Queue(_PREFETCH_CHUNKS)
+        self._stop = threading.Event()
+        self._ended = False
+        # A daemon thread: a process that dies mid-layer must not wait for it.
+        self._thread = threading.Thread(target=self._produce, name="layer-inflate", daemon=True)
+        self._thread.start()
+
+    def _produce(self) -> None:
+        """Thread body: decompress, hash and queue chunks until the end, an error, or close()."""
+        read = super().read_chunk
+        put = self._queue.put
+        try:
+            while not self._stop.is_set():
+                data = read()
+                put(data)
+                if not data:
+                    return
+        except BaseException as e:  # handed to the reading thread
+            put(e)
+
+    def read_chunk(self) -> bytes:
+        """The next chunk from the thread; re-raises the thread's error."""
+        if self._ended:
+            return b""
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            self._ended = True
+            raise item
+        if not item:
+            self._ended = True
+        return item
+
+    def close(self) -> None:
+        """Stop the thread and wait for it, so the raw stream can be closed safely."""
+        import queue
+
+        self._stop.set()
+        while self._thread.is_alive():
+            try:  # unblock a put() on a full queue; the thread then sees _stop
+                self._queue.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        self._thread.join()
+
+
+class _GzipStream:
+    """A gzip file's decompressed bytes, read with zlib directly.
+
+    The same checks as :mod:`gzip` (header, CRC32 and length of every member, several members
+    in a row, zero padding after a member, an error for anything else after it or for a stream
+    that ends inside a member), without its layers of Python buffering: each read is a few
+    large zlib calls, which matters when another thread is waiting for the GIL.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._file = open(path, "rb", buffering=0)
+        self._zlib = zlib.decompressobj(_GZIP_WBITS)
+        self._pending = b""  # compressed input not yet given to zlib
+        self._in_member = False  # zlib has been given bytes of the current member
+        self._eof = False
+
+    def read(self, n: int = -1) -> bytes:
+        """Up to *n* decompressed bytes (all the rest if n < 0); b"" only at the end."""
+        if n < 0:
+            return b"".join(iter(lambda: self.read(_CHUNK), b""))
+        while not self._eof and n:
+            if not self._pending:
+                self._pending = self._file.read(_GZIP_INPUT)
+                if not self._pending:
+                    if self._in_member:
+                        raise EOFError("compressed file ended before the end-of-stream marker "
+                                       "was reached")
+                    self._eof = True
+                    break
+            if not self._in_member:
+                self._pending = self._pending.lstrip(b"\0")  # padding between/after members
+                if not self._pending:
+                    continue
+                self._in_member = True
+            out = self._zlib.decompress(self._pending, n)
+            self._pending = self._zlib.unconsumed_tail
+            if self._zlib.eof:  # member complete, CRC and length checked by zlib
+                self._pending = self._zlib.unused_data
+                self._zlib = zlib.decompressobj(_GZIP_WBITS)
+                self._in_member = False
+            if out:
+                return out
+        return b""
+
+    def close(self) -> None:
+        """Close the file."""
+        self._file.close()
+
+    def __enter__(self) -> _GzipStream:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
 
 class _Openat2:
@@ -301,14 +391,6 @@ def _normalize(raw: str, what: str) -> str:
     return name
 
 
-def _mtime_ns(ti: tarfile.TarInfo) -> int:
-    """The member's mtime in nanoseconds (PAX mtimes may be fractional)."""
-    mt = ti.mtime
-    if isinstance(mt, int):
-        return mt * 1_000_000_000
-    return int(round(mt * 1_000_000_000))
-
-
 def open_layer_stream(path: str, compression: str) -> BinaryIO:
     """Open the layer blob at *path* as a stream of uncompressed tar bytes.
 
@@ -316,6 +398,11 @@ def open_layer_stream(path: str, compression: str) -> BinaryIO:
     frames, since zstd:chunked layers are many concatenated frames. Closing the returned object
     closes the file.
     """
+    return _open_layer(path, compression)[0]
+
+
+def _open_layer(path: str, compression: str) -> tuple[BinaryIO, str]:
+    """open_layer_stream, and the compression it found ("auto" resolved)."""
     if compression == "auto":
         with open(path, "rb") as f:
             magic = f.read(4)
@@ -325,10 +412,16 @@ def open_layer_stream(path: str, compression: str) -> BinaryIO:
             compression = "zstd"
         else:
             compression = "none"
-    if compression == "gzip":
-        import gzip
+    return _open_decompressed(path, compression), compression
 
-        return gzip.open(path, "rb")  # type: ignore[return-value]
+
+def _open_decompressed(path: str, compression: str) -> BinaryIO:
+    """The uncompressed stream of *path*, compressed as *compression* says."""
+    if compression == "gzip":
+        if os.environ.get("XGZ") == "module":  # TEMP
+            import gzip
+            return gzip.open(path, "rb")
+        return _GzipStream(path)  # type: ignore[return-value]
     if compression == "zstd":
         import zstandard
 
@@ -383,43 +476,44 @@ class _Applier:
 
     # -- entries ---------------------------------------------------------------------------
 
-    def apply(self, ti: tarfile.TarInfo, stream: object) -> None:
-        """Apply one tar member; *stream* is tarfile's stream, positioned at its data."""
+    def apply(self, m: TarMember, reader: TarReader) -> None:
+        """Apply one tar member; *reader* is positioned at its data."""
         if self._stale or len(self._cache) >= _MAX_FD_CACHE:
             self._drop_cache()
-        if ti.ischr() or ti.isblk():
+        type_ = m.type
+        if type_ in _DEVICE_TYPES:
             self.skipped_devices += 1
             return
-        name = _normalize(ti.name, "entry")
+        name = _normalize(m.name, "entry")
         if name == "":
-            if not ti.isdir():
-                raise LayerError(f"entry {ti.name!r} names the layer root but is not a directory")
-            self._root_metadata(ti)
+            if type_ != tarstream.DIRTYPE:
+                raise LayerError(f"entry {m.name!r} names the layer root but is not a directory")
+            self._root_metadata(m)
             return
         parent, _, leaf = name.rpartition("/")
         if leaf.startswith(_WH_PREFIX):
             self._whiteout(parent, leaf, name)
             return
-        if ti.isdir():
-            self._directory(self._parent(parent), leaf, name, ti)
-        elif ti.isreg():
-            self._regular(self._parent(parent), leaf, name, ti, stream)
-        elif ti.issym():
-            self._symlink(self._parent(parent), leaf, name, ti)
-        elif ti.islnk():
-            self._hardlink(parent, leaf, name, ti)
-        elif ti.isfifo():
-            self._fifo(self._parent(parent), leaf, name, ti)
+        if type_ in _REGULAR_TYPES:
+            self._regular(self._parent(parent), leaf, name, m, reader)
+        elif type_ == tarstream.DIRTYPE:
+            self._directory(self._parent(parent), leaf, name, m)
+        elif type_ == tarstream.SYMTYPE:
+            self._symlink(self._parent(parent), leaf, name, m)
+        elif type_ == tarstream.LNKTYPE:
+            self._hardlink(parent, leaf, name, m)
+        elif type_ == tarstream.FIFOTYPE:
+            self._fifo(self._parent(parent), leaf, name, m)
         else:
-            raise LayerError(f"entry {ti.name!r} has unsupported tar type {ti.type!r}")
+            raise LayerError(f"entry {m.name!r} has unsupported tar type {type_!r}")
 
-    def _root_metadata(self, ti: tarfile.TarInfo) -> None:
+    def _root_metadata(self, m: TarMember) -> None:
         """The "./" entry: owner and xattrs now, mode and mtime at the end."""
-        self._chown_fd(self.root_fd, ti, "/")
-        self._set_xattrs(self.root_fd, ti)
-        self._dirs[""] = (ti.mode & 0o7777, _mtime_ns(ti))
+        self._chown_fd(self.root_fd, m, "/")
+        self._set_xattrs(self.root_fd, m)
+        self._dirs[""] = (m.mode & 0o7777, m.mtime_ns)
 
-    def _directory(self, pfd: int, leaf: str, name: str, ti: tarfile.TarInfo) -> None:
+    def _directory(self, pfd: int, leaf: str, name: str, m: TarMember) -> None:
         """mkdir, or keep an existing directory (dir over dir updates metadata only)."""
         fresh = True
         try:
@@ -431,18 +525,18 @@ class _Applier:
             else:
                 self._remove(pfd, leaf, name)
                 os.mkdir(leaf, 0o700, dir_fd=pfd)
-        if not (fresh and (ti.uid, ti.gid) == self._own_ids):
-            self._chown_at(pfd, leaf, ti, name)
-        xattrs = self._xattrs(ti)
+        if not (fresh and (m.uid, m.gid) == self._own_ids):
+            self._chown_at(pfd, leaf, m, name)
+        xattrs = self._xattrs(m)
         if xattrs:
             fd = os.open(leaf, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
             try:
                 self._apply_xattrs(fd, xattrs, name)
             finally:
                 os.close(fd)
-        self._dirs[name] = (ti.mode & 0o7777, _mtime_ns(ti))
+        self._dirs[name] = (m.mode & 0o7777, m.mtime_ns)
 
-    def _regular(self, pfd: int, leaf: str, name: str, ti: tarfile.TarInfo, stream: object) -> None:
+    def _regular(self, pfd: int, leaf: str, name: str, m: TarMember, reader: TarReader) -> None:
         """Create with O_EXCL|O_NOFOLLOW (replacing whatever was there), stream the data in."""
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
@@ -451,55 +545,54 @@ class _Applier:
             self._remove(pfd, leaf, name)
             fd = os.open(leaf, flags, 0o600, dir_fd=pfd)
         try:
-            remaining = ti.size
-            read = stream.read  # type: ignore[attr-defined]
+            remaining = m.size
+            read, write = reader.read_data, os.write
             while remaining > 0:
-                buf = read(min(remaining, _CHUNK))
-                if not buf:
-                    raise LayerError(f"tar stream is truncated inside entry {ti.name!r}")
-                remaining -= len(buf)
-                view = memoryview(buf)
-                while view:
-                    view = view[os.write(fd, view):]
+                view = read(remaining)  # a slice of the current chunk, no copy; never empty
+                remaining -= len(view)
+                done = write(fd, view)
+                while done < len(view):  # short writes: only on odd filesystems
+                    view = view[done:]
+                    done = write(fd, view)
             # Order matters: chown clears setuid/setgid and security.capability; user.* xattrs
             # need write permission, which the final mode may not grant.
-            if (ti.uid, ti.gid) != self._own_ids:
-                self._chown_fd(fd, ti, name)
-            self._set_xattrs(fd, ti)
-            os.fchmod(fd, ti.mode & 0o7777)
-            mt = _mtime_ns(ti)
+            if (m.uid, m.gid) != self._own_ids:
+                self._chown_fd(fd, m, name)
+            self._set_xattrs(fd, m)
+            os.fchmod(fd, m.mode & 0o7777)
+            mt = m.mtime_ns
             os.utime(fd, ns=(mt, mt))
         finally:
             os.close(fd)
 
-    def _symlink(self, pfd: int, leaf: str, name: str, ti: tarfile.TarInfo) -> None:
+    def _symlink(self, pfd: int, leaf: str, name: str, m: TarMember) -> None:
         """Create the link verbatim (absolute targets are fine: we never follow them)."""
         try:
-            os.symlink(ti.linkname, leaf, dir_fd=pfd)
+            os.symlink(m.linkname, leaf, dir_fd=pfd)
         except FileExistsError:
             self._remove(pfd, leaf, name)
-            os.symlink(ti.linkname, leaf, dir_fd=pfd)
-        if (ti.uid, ti.gid) != self._own_ids:
-            self._chown_at(pfd, leaf, ti, name)
-        mt = _mtime_ns(ti)
+            os.symlink(m.linkname, leaf, dir_fd=pfd)
+        if (m.uid, m.gid) != self._own_ids:
+            self._chown_at(pfd, leaf, m, name)
+        mt = m.mtime_ns
         os.utime(leaf, ns=(mt, mt), dir_fd=pfd, follow_symlinks=False)
 
-    def _hardlink(self, parent: str, leaf: str, name: str, ti: tarfile.TarInfo) -> None:
+    def _hardlink(self, parent: str, leaf: str, name: str, m: TarMember) -> None:
         """Link the inode of an entry already extracted in this layer (never a host file).
 
         The link's own header metadata is not applied: it would rewrite the shared inode,
         and the target entry already carried it.
         """
-        target = _normalize(ti.linkname, f"hardlink {ti.name!r} ->")
+        target = _normalize(m.linkname, f"hardlink {m.name!r} ->")
         if target == "":
-            raise LayerError(f"hardlink {ti.name!r} points at the layer root")
+            raise LayerError(f"hardlink {m.name!r} points at the layer root")
         tparent, _, tleaf = target.rpartition("/")
         if tleaf.startswith(_WH_PREFIX):
-            raise LayerError(f"hardlink {ti.name!r} points at whiteout {ti.linkname!r}")
+            raise LayerError(f"hardlink {m.name!r} points at whiteout {m.linkname!r}")
         try:
             tpfd = self._parent(tparent, create=False)
         except FileNotFoundError:
-            raise LayerError(f"hardlink {ti.name!r} -> {ti.linkname!r}: target is not in this layer") from None
+            raise LayerError(f"hardlink {m.name!r} -> {m.linkname!r}: target is not in this layer") from None
         if target == name:
             return
         pfd = self._parent(parent)
@@ -510,11 +603,11 @@ class _Applier:
             try:
                 os.link(tleaf, leaf, src_dir_fd=tpfd, dst_dir_fd=pfd, follow_symlinks=False)
             except FileNotFoundError:
-                raise LayerError(f"hardlink {ti.name!r} -> {ti.linkname!r}: target is not in this layer") from None
+                raise LayerError(f"hardlink {m.name!r} -> {m.linkname!r}: target is not in this layer") from None
         except FileNotFoundError:
-            raise LayerError(f"hardlink {ti.name!r} -> {ti.linkname!r}: target is not in this layer") from None
+            raise LayerError(f"hardlink {m.name!r} -> {m.linkname!r}: target is not in this layer") from None
 
-    def _fifo(self, pfd: int, leaf: str, name: str, ti: tarfile.TarInfo) -> None:
+    def _fifo(self, pfd: int, leaf: str, name: str, m: TarMember) -> None:
         """mkfifo, then owner, mode and mtime through a non-blocking O_NOFOLLOW fd."""
         try:
             os.mknod(leaf, stat.S_IFIFO | 0o600, dir_fd=pfd)
@@ -523,9 +616,9 @@ class _Applier:
             os.mknod(leaf, stat.S_IFIFO | 0o600, dir_fd=pfd)
         fd = os.open(leaf, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
         try:
-            self._chown_fd(fd, ti, name)
-            os.fchmod(fd, ti.mode & 0o7777)
-            mt = _mtime_ns(ti)
+            self._chown_fd(fd, m, name)
+            os.fchmod(fd, m.mode & 0o7777)
+            mt = m.mtime_ns
             os.utime(fd, ns=(mt, mt))
         finally:
             os.close(fd)
@@ -701,37 +794,33 @@ class _Applier:
                     hint="apply layers inside a user namespace with a subuid range, "
                          "or in single-id mode") from None
 
-    def _chown_fd(self, fd: int, ti: tarfile.TarInfo, name: str) -> None:
+    def _chown_fd(self, fd: int, m: TarMember, name: str) -> None:
         """fchown an fd we opened ourselves to the member's uid:gid."""
-        self._chown(lambda: os.fchown(fd, ti.uid, ti.gid), ti.uid, ti.gid, name)
+        self._chown(lambda: os.fchown(fd, m.uid, m.gid), m.uid, m.gid, name)
 
-    def _chown_at(self, pfd: int, leaf: str, ti: tarfile.TarInfo, name: str) -> None:
+    def _chown_at(self, pfd: int, leaf: str, m: TarMember, name: str) -> None:
         """lchown *leaf* in *pfd* (symlinks themselves, never their targets)."""
-        self._chown(lambda: os.chown(leaf, ti.uid, ti.gid, dir_fd=pfd, follow_symlinks=False),
-                    ti.uid, ti.gid, name)
+        self._chown(lambda: os.chown(leaf, m.uid, m.gid, dir_fd=pfd, follow_symlinks=False),
+                    m.uid, m.gid, name)
 
-    def _xattrs(self, ti: tarfile.TarInfo) -> list[tuple[str, bytes]]:
-        """The member's SCHILY.xattr records a layer may set (others are dropped and counted)."""
-        headers = ti.pax_headers
-        if not headers:
+    def _xattrs(self, m: TarMember) -> list[tuple[str, bytes]]:
+        """The member's xattr records a layer may set (others are dropped and counted)."""
+        if not m.xattrs:
             return []
         out: list[tuple[str, bytes]] = []
-        for key, value in headers.items():
-            if not key.startswith("SCHILY.xattr."):
-                continue
-            xname = key[len("SCHILY.xattr."):]
+        for xname, value in m.xattrs.items():
             if (xname.startswith(_DROP_XATTR_PREFIXES) or xname in _DROP_XATTR_NAMES
                     or (xname.startswith("security.") and xname != _CAPABILITY_XATTR)):
                 self.dropped_xattrs += 1
                 continue
-            out.append((xname, value.encode("utf-8", "surrogateescape")))
+            out.append((xname, value))
         return out
 
-    def _set_xattrs(self, fd: int, ti: tarfile.TarInfo) -> None:
+    def _set_xattrs(self, fd: int, m: TarMember) -> None:
         """Set the member's permitted xattrs on *fd*."""
-        xattrs = self._xattrs(ti)
+        xattrs = self._xattrs(m)
         if xattrs:
-            self._apply_xattrs(fd, xattrs, ti.name)
+            self._apply_xattrs(fd, xattrs, m.name)
 
     def _apply_xattrs(self, fd: int, xattrs: list[tuple[str, bytes]], name: str) -> None:
         """Set xattrs on an fd we opened O_NOFOLLOW; an unsettable file capability is counted."""
@@ -792,7 +881,38 @@ def _header_error(e: Exception, path: str, last: str) -> LayerError:
         if "decompression bomb" in e.message or "corrupt compressed" in e.message:
             return e
         return LayerError(f"layer {path}: {e.message} (after entry {last!r})", e.hint)
-    return LayerError(f"layer {path}: bad tar stream after entry {last!r}: {e}")
+    return LayerError(f"layer {path}: {e} (after entry {last!r})")
+
+
+def _apply_entries(path: str, source: _LayerSource, applier: _Applier) -> int:
+    """Apply every member of the stream, finish directory metadata, drain the tail.
+
+    Returns the number of members.
+    """
+    entries = 0
+    last = "(none)"
+    reader = TarReader(source.read_chunk, _MAX_META_HEADER)
+    while True:
+        try:
+            m = reader.next()
+        except (TarFormatError, LayerError) as e:
+            raise _header_error(e, path, last) from None
+        if m is None:
+            break
+        entries += 1
+        try:
+            applier.apply(m, reader)
+        except (OSError, ValueError, OverflowError) as e:
+            raise _fs_error(e, f"layer entry {m.name!r}") from None
+        except TarFormatError as e:
+            raise LayerError(f"layer entry {m.name!r}: {e}") from None
+        last = m.name
+    try:
+        applier.finish()
+    except (OSError, ValueError, OverflowError) as e:
+        raise _fs_error(e, "layer directory metadata") from None
+    source.drain()
+    return entries
 
 
 def apply_layer(path: str, compression: str, dest: str, opts: ApplyOptions = ApplyOptions(),
@@ -807,56 +927,32 @@ def apply_layer(path: str, compression: str, dest: str, opts: ApplyOptions = App
     try:
         if compressed_size is None:
             compressed_size = os.stat(path).st_size
-        raw = open_layer_stream(path, compression)
+        raw, compression = _open_layer(path, compression)
     except OSError as e:
         raise StoreError(f"cannot open layer {path}: {e.strerror or e}") from None
     try:
         cap = max(_BOMB_FLOOR, opts.max_ratio * compressed_size)
         if opts.max_bytes is not None:
             cap = min(cap, opts.max_bytes)
-        reader = _HashingReader(raw, path, cap)
         try:
             applier = _Applier(dest, opts)
         except OSError as e:
             raise StoreError(f"cannot open layer directory {dest}: {e.strerror or e}") from None
-        entries = 0
-        last = "(none)"
         try:
+            # Uncompressed layers have only hashing to overlap: not worth a thread.
+            source_type = _LayerSource if compression == "none" else _PrefetchingSource
+            source = source_type(raw, path, cap)
             try:
-                tf = tarfile.open(fileobj=reader, mode="r|", tarinfo=BoundedTarInfo,  # type: ignore[call-overload]
-                                  encoding="utf-8", errors="surrogateescape")
-            except (tarfile.TarError, LayerError) as e:
-                raise _header_error(e, path, last) from None
-            stream = tf.fileobj
-            while True:
-                try:
-                    ti = tf.next()
-                except (tarfile.TarError, LayerError) as e:
-                    raise _header_error(e, path, last) from None
-                if ti is None:
-                    break
-                tf.members.clear()  # stream mode would keep every member in memory
-                entries += 1
-                try:
-                    applier.apply(ti, stream)
-                except (OSError, ValueError, OverflowError) as e:
-                    raise _fs_error(e, f"layer entry {ti.name!r}") from None
-                except tarfile.TarError as e:
-                    raise LayerError(f"layer entry {ti.name!r}: {e}") from None
-                last = ti.name
-            try:
-                applier.finish()
-            except (OSError, ValueError, OverflowError) as e:
-                raise _fs_error(e, "layer directory metadata") from None
-            tf.close()
+                entries = _apply_entries(path, source, applier)
+            finally:
+                source.close()  # joins the thread that reads raw, before raw is closed
         finally:
             applier.close()
-        reader.drain()
     finally:
         raw.close()
     return ApplyResult(
-        diff_id=f"sha256:{reader.hexdigest()}",
-        size=reader.size,
+        diff_id=f"sha256:{source.hexdigest()}",
+        size=source.size,
         entries=entries,
         skipped_devices=applier.skipped_devices,
         dropped_xattrs=applier.dropped_xattrs,

@@ -264,9 +264,9 @@ def _copy_stopped(req: CopyRequest, spec_fields: tuple, host_path: str) -> None:
     """In a UsernsWorker with its own mount namespace: mount the container's overlay, chroot, copy."""
     from rootlet.runtime import mounts
 
-    lowers, upper, work, merged, overlay, rootful = spec_fields
+    lowers, upper, work, merged, overlay, rootful, fuse_options = spec_fields
     host_fd, host_leaf = _open_host(host_path, req.into_container)
-    fuse = mounts.mount_overlay(tuple(lowers), upper, work, merged, overlay, rootful)
+    fuse = mounts.mount_overlay(tuple(lowers), upper, work, merged, overlay, rootful, fuse_options=fuse_options)
     try:
         old_root = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         os.chroot(merged)
@@ -317,11 +317,11 @@ def copy(store: ImageStore, req: CopyRequest) -> None:
 
     check_layers(store, cfg)
     spec = container_spec(store, cfg)
-    plan = plan_userns()
+    plan = spec.plan or plan_userns()  # the container's own maps (keep-id differs)
     with containers.starting(cid):  # the container must not start while its overlay is mounted here
         with UsernsWorker(plan, mount_ns=True) as worker:
             worker.call(_copy_stopped, req, (spec.lower_dirs, spec.upper_dir, spec.work_dir, spec.merged_dir,
-                                             spec.overlay, plan.rootful), req.host_path)
+                                             spec.overlay, plan.rootful, spec.fuse_options), req.host_path)
 
 
 def _copy_running(state: object, req: CopyRequest) -> None:

@@ -139,6 +139,40 @@ def _resolve_mounts(store: ImageStore, opts: Any) -> tuple[list[list[Any]], list
     return binds, tmpfs, anonymous, described
 
 
+def _host_home() -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_dir or "/"
+    except KeyError:
+        return "/"
+
+
+def _write_keep_id_db(etc: str, lowers: tuple[str, ...], home: str) -> None:
+    """/etc/passwd and /etc/group with an entry for our own user, as podman writes for keep-id,
+    so that ``id``, ``whoami`` and programs that look up $HOME know the user."""
+    import pwd
+
+    from rootlet.registry.fsutil import atomic_write
+    from rootlet.runtime.run import read_layered_file
+
+    uid, gid = os.getuid(), os.getgid()
+    try:
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        name = os.environ.get("USER") or f"user{uid}"
+    for db, line, taken in (("passwd", f"{name}:*:{uid}:{gid}:{name}:{home}:/bin/sh", 2),
+                            ("group", f"{name}:x:{gid}:", 2)):
+        current = (read_layered_file(lowers, f"/etc/{db}") or b"").decode(errors="replace")
+        rows = [r.split(":") for r in current.splitlines()]
+        wanted = str(uid if db == "passwd" else gid)
+        if any(len(r) > taken and r[taken] == wanted for r in rows):
+            text = current
+        else:
+            text = current + ("" if not current or current.endswith("\n") else "\n") + line + "\n"
+        atomic_write(os.path.join(etc, db), text.encode(), mode=0o644, durable=False)
+
+
 def create_container(store: ImageStore, opts: Any, image: Any, host_env: Mapping[str, str]) -> ContainerConfig:
     """Record a new container made from ``image`` (an ImageRecord) with ``opts`` (RunOptions).
 
@@ -167,6 +201,17 @@ def create_container(store: ImageStore, opts: Any, image: Any, host_env: Mapping
     cwd = opts.workdir or str(config.get("WorkingDir") or "/")
     if not cwd.startswith("/"):
         raise UsageError(f"invalid --workdir {cwd!r}: must be an absolute path")
+    keep_id = opts.userns == "keep-id"
+    home = None
+    if keep_id:
+        from rootlet.runtime.idmap import keep_id_plan, plan_userns
+
+        keep_id_plan(plan_userns(), os.getuid(), os.getgid())  # refuse now what could never start
+        if opts.overlay == "kernel":
+            raise UsageError("--userns keep-id needs fuse-overlayfs", "unset ROOTLET_OVERLAY=kernel")
+        if opts.user is None:
+            user = f"{os.getuid()}:{os.getgid()}"
+        home = _host_home()
     caps = rc.compose_caps(opts.cap_add, opts.cap_drop, tuple(CAPABILITIES))
     stop_signal = parse_signal(opts.stop_signal, "--stop-signal") if opts.stop_signal else \
         parse_signal(str(config.get("StopSignal") or "SIGTERM"), "the image's StopSignal")
@@ -180,7 +225,7 @@ def create_container(store: ImageStore, opts: Any, image: Any, host_env: Mapping
     try:
         hostname = opts.hostname or cfg.id[:12]
         cfg.hostname = hostname
-        cfg.env = final_env(config, opts, lowers, user, hostname, host_env)
+        cfg.env = final_env(config, opts, lowers, user, hostname, host_env, home=home)
         cfg.spec = {
             "entrypoint": [str(x) for x in (config.get("Entrypoint") or [])] if opts.entrypoint is None
             else argv[:len(argv) - len(opts.command)],
@@ -196,6 +241,9 @@ def create_container(store: ImageStore, opts: Any, image: Any, host_env: Mapping
             "stop_timeout": opts.stop_timeout if opts.stop_timeout is not None else 10,
             "log": log, "publish": list(opts.publish),
         }
+        if keep_id:
+            cfg.spec.update(userns="keep-id", uid=os.getuid(), gid=os.getgid())
+            _write_keep_id_db(containers.path(cfg.id, "etc"), lowers, home or "/")
         write_etc_files(containers.path(cfg.id, "etc"), hostname=hostname, mode=mode, info=_expected_info(mode),
                         dns=opts.dns, dns_search=opts.dns_search, dns_options=opts.dns_option,
                         add_hosts=opts.add_host)
@@ -216,15 +264,26 @@ def container_spec(store: ImageStore, cfg: ContainerConfig, *, stdin_inherit: bo
 
     s = cfg.spec
     d = os.path.join(store.root, "containers", cfg.id)
+    plan = None
+    fuse_options = ""
+    overlay = s.get("overlay", "auto")
+    if s.get("userns") == "keep-id":
+        from rootlet.runtime.idmap import keep_id_fuse_options, keep_id_plan, plan_userns
+
+        base = plan_userns()
+        plan = keep_id_plan(base, int(s["uid"]), int(s["gid"]))
+        fuse_options = keep_id_fuse_options(base, int(s["uid"]), int(s["gid"]))
+        overlay = "fuse"
     lowers = tuple(os.path.join(store.layers, c, "diff") for c in reversed(cfg.layers))
     etc = os.path.join(d, "etc")
     mode = cfg.network
     return ContainerSpec(
         lower_dirs=lowers, upper_dir=os.path.join(d, "upper"), work_dir=os.path.join(d, "work"),
-        merged_dir=os.path.join(d, "merged"), overlay=s.get("overlay", "auto"), argv=tuple(cfg.argv),
+        merged_dir=os.path.join(d, "merged"), overlay=overlay, argv=tuple(cfg.argv),
         env=tuple(cfg.env), cwd=cfg.cwd, user=cfg.user, additional_gids=tuple(s.get("additional_gids", ())),
         hostname=cfg.hostname,
-        etc_files={f"/etc/{n}": os.path.join(etc, n) for n in ("hosts", "resolv.conf", "hostname")},
+        etc_files={f"/etc/{n}": os.path.join(etc, n) for n in ("hosts", "resolv.conf", "hostname", "passwd", "group")
+                   if n in ("hosts", "resolv.conf", "hostname") or os.path.exists(os.path.join(etc, n))},
         binds=tuple(BindMount(b[0], b[1], bool(b[2]), tuple(b[3])) for b in s.get("binds", ())),
         tmpfs=tuple(TmpfsMount(t[0], t[1]) for t in s.get("tmpfs", ())),
         readonly_rootfs=bool(s.get("readonly_rootfs")), caps=tuple(s.get("caps", ())),
@@ -232,4 +291,5 @@ def container_spec(store: ImageStore, cfg: ContainerConfig, *, stdin_inherit: bo
         rlimits=tuple(Rlimit(*r) for r in s.get("rlimits", ())),
         network="host" if mode == "host" else ("none" if mode == "none" else "private"),
         tty=bool(s.get("tty")), stdin="inherit" if stdin_inherit else "null", init=bool(s.get("init")),
+        plan=plan, fuse_options=fuse_options,
     )

@@ -178,3 +178,74 @@ def plan_userns(uid: int | None = None, gid: int | None = None, user: str | None
                           reason="; ".join(problems), hint=hint, rootful=False)
     return UsernsPlan(_build_map(uid, subuids), _build_map(gid, subgids), single_id=False,
                       reason=None, hint=None, rootful=False)
+
+
+def _subordinate(mapping: tuple[IdMapping, ...]) -> list[tuple[int, int]]:
+    """The (host start, count) runs a default map gives to inner ids 1, 2, … in order."""
+    return [(m.outer, m.count) for m in mapping if m.inner >= 1]
+
+
+def _keep_id_map(mapping: tuple[IdMapping, ...], own: int, keep: int) -> tuple[IdMapping, ...]:
+    """Inner ``keep`` → host ``own``; inner 0 … keep-1 and keep+1 … → the subordinate ids in order."""
+    out: list[IdMapping] = []
+    inner = 0
+    placed = False
+    for start, count in _subordinate(mapping):
+        while count:
+            if not placed and inner == keep:
+                out.append(IdMapping(keep, own, 1))
+                inner += 1
+                placed = True
+            take = count if placed else min(count, keep - inner)
+            out.append(IdMapping(inner, start, take))
+            inner += take
+            start += take
+            count -= take
+    if not placed:
+        out.append(IdMapping(keep, own, 1))
+    return tuple(out)
+
+
+def keep_id_plan(plan: UsernsPlan, uid: int, gid: int) -> UsernsPlan:
+    """``--userns keep-id``: the same host ids, arranged so that container uid/gid = our own.
+
+    Container root and every other id come from the subordinate ranges; the layers keep the
+    ownership they were unpacked with (under the default map), which fuse-overlayfs translates
+    with ``keep_id_fuse_options``.
+    """
+    if plan.rootful:
+        raise UsernsError("--userns keep-id has no meaning when rootlet runs as root", "run without it")
+    if plan.single_id:
+        raise UsernsError("--userns keep-id needs subordinate id ranges (" + (plan.reason or "none") + ")",
+                          plan.hint)
+    for what, mapping, own in (("uid", plan.uid_map, uid), ("gid", plan.gid_map, gid)):
+        if sum(c for _, c in _subordinate(mapping)) < own:
+            raise UsernsError(f"--userns keep-id needs at least {own} subordinate {what}s to map ids below "
+                              f"your own {what} {own}", "grant a larger range in /etc/sub" + what)
+    return UsernsPlan(_keep_id_map(plan.uid_map, uid, uid), _keep_id_map(plan.gid_map, gid, gid),
+                      single_id=False, reason=None, hint=None, rootful=False)
+
+
+def _fuse_mapping(mapping: tuple[IdMapping, ...], keep: int) -> str:
+    """fuse-overlayfs ``STORED:SHOWN:COUNT`` triplets for one id kind (see keep_id_fuse_options).
+
+    Under the default map image id 0 is our own host id, image id i ≥ 1 the i-th subordinate id.
+    Under the keep-id map our own id is inner ``keep`` and the i-th subordinate id is inner i-1
+    below ``keep`` and i above it. So image id 0 is stored as ``keep``, ids 1 … keep as one
+    less, and higher ids unchanged. (fuse-overlayfs reads each triplet as: ``COUNT`` ids from
+    ``STORED``, as its own user namespace sees the files, are shown from ``SHOWN`` on; checked
+    by the keep-id system test, which expects the image's root-owned files to show as root.)
+    """
+    total = sum(c for _, c in _subordinate(mapping))
+    parts = [(keep, 0, 1)]
+    if keep:
+        parts.append((0, 1, keep))
+    if total > keep:
+        parts.append((keep + 1, keep + 1, total - keep))
+    return ":".join(f"{a}:{b}:{c}" for a, b, c in parts)
+
+
+def keep_id_fuse_options(plan: UsernsPlan, uid: int, gid: int) -> str:
+    """The fuse-overlayfs options that show keep-id containers the image's ownership unchanged."""
+    return f"uidmapping={_fuse_mapping(plan.uid_map, uid)},gidmapping={_fuse_mapping(plan.gid_map, gid)}"
+

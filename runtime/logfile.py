@@ -55,7 +55,12 @@ class LogWriter:
             nl = buf.find(b"\n")
             if nl == -1:
                 break
-            records.append(b"%s %s F %s\n" % (now, tag, buf[:nl]))
+            line = buf[:nl]
+            # Records stay bounded even for one huge line, so readers never hold more than MAX_LINE.
+            while len(line) > MAX_LINE:
+                records.append(b"%s %s P %s\n" % (now, tag, line[:MAX_LINE]))
+                line = line[MAX_LINE:]
+            records.append(b"%s %s F %s\n" % (now, tag, line))
             buf = buf[nl + 1:]
         while len(buf) >= MAX_LINE:
             records.append(b"%s %s P %s\n" % (now, tag, buf[:MAX_LINE]))

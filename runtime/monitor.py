@@ -182,7 +182,10 @@ def _monitor(root: str, cid: str, report_w: int) -> int:
         del current["launched"]
         if stdin_w is not None:
             os.close(stdin_w)
-        launched.stop_network(wait=True)
+        # Kill the network helper now but reap it after recording the exit: the kernel takes
+        # 20-50 ms to tear down its tap device, and `stop`/`rm` wait for the record, not for that.
+        helper = launched.network.process if launched.network is not None else None
+        launched.stop_network(wait=False)
         try:
             with containers.starting(cid):
                 state = containers.state(cid)
@@ -191,6 +194,9 @@ def _monitor(root: str, cid: str, report_w: int) -> int:
                                         finished_at=time.time(), pid=0, pid_start=0, ports=[])
         except (ContainerNotFound, OSError):
             return 0  # removed under us (`rm -f`): nothing left to record
+        finally:
+            if helper is not None:
+                helper.wait()  # its host ports are free again before any restart
         if not again:
             break
         restarts += 1

@@ -265,7 +265,7 @@ def _find_program(name: str) -> str | None:
 
 
 def _mount_fuse_overlay(lower_dirs: tuple[str, ...], upper: str, work: str, merged: str,
-                        close_fds: Iterable[int], timeout: float = 10.0) -> int:
+                        close_fds: Iterable[int], timeout: float = 10.0, extra: str = "") -> int:
     """Start ``fuse-overlayfs -f`` on ``merged`` and wait until the mount is there; returns its pid.
 
     It runs in the foreground (``-f``) as our child, so the keeper knows its pid and can stop and
@@ -284,7 +284,7 @@ def _mount_fuse_overlay(lower_dirs: tuple[str, ...], upper: str, work: str, merg
     *lowers, upper, work = paths
     merged = os.path.abspath(merged)
     before = os.stat(merged).st_dev
-    opts = f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work}"
+    opts = f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work}" + (f",{extra}" if extra else "")
     devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
     errfd = os.memfd_create("fuse-overlayfs-stderr", os.MFD_CLOEXEC)
     try:
@@ -342,19 +342,22 @@ def stop_process(pid: int, timeout: float = 5.0) -> None:
 
 
 def mount_overlay(lower_dirs: tuple[str, ...], upper: str, work: str, merged: str, mode: str, rootful: bool,
-                  close_fds: Iterable[int] = ()) -> int | None:
+                  close_fds: Iterable[int] = (), fuse_options: str = "") -> int | None:
     """Mount the container's root filesystem on ``merged``; returns the fuse-overlayfs pid or None.
 
     ``mode`` is "kernel", "fuse" or "auto" (the kernel overlay when it mounts, else fuse-overlayfs).
     Rootless kernel overlays use ``userxattr`` (the layers mark opaque directories with
     ``user.overlay.opaque``); rootful ones read ``trusted.overlay.*``, which the applier also
-    writes as root. ``close_fds`` are closed in the fuse-overlayfs process.
+    writes as root. ``close_fds`` are closed in the fuse-overlayfs process. ``fuse_options`` (id
+    mappings) need fuse-overlayfs: the kernel overlay cannot translate ownership here.
     """
     if not lower_dirs:
         raise _fail("an overlay needs at least one layer")
     if mode not in ("kernel", "fuse", "auto"):
         raise _fail(f"unknown overlay mode {mode!r}")
-    if mode in ("kernel", "auto"):
+    if fuse_options and mode == "kernel":
+        raise _fail("the kernel overlay cannot map ids for --userns keep-id", "use fuse-overlayfs (ROOTLET_OVERLAY=fuse)")
+    if mode in ("kernel", "auto") and not fuse_options:
         try:
             _mount_kernel_overlay(lower_dirs, upper, work, merged, userxattr=not rootful)
             return None
@@ -362,7 +365,7 @@ def mount_overlay(lower_dirs: tuple[str, ...], upper: str, work: str, merged: st
             if mode == "kernel":
                 raise _os_fail(e, "cannot mount the kernel overlay",
                                ) from e
-    return _mount_fuse_overlay(lower_dirs, upper, work, merged, close_fds)
+    return _mount_fuse_overlay(lower_dirs, upper, work, merged, close_fds, extra=fuse_options)
 
 
 def unmount_overlay(merged: str, fuse_pid: int | None) -> None:

@@ -113,9 +113,9 @@ def check_unsupported(opts: RunOptions) -> None:
                 "user@.service Delegate=yes), or run without resource limits")
     if opts.userns not in (None, "", "host", "keep-id"):
         raise UsageError(f"unsupported --userns {opts.userns!r}", "rootlet supports --userns keep-id")
-    if opts.userns == "keep-id":
-        raise UsageError("--userns keep-id is not available yet", "run without it; files you create as root in the "
-                         "container are owned by you on the host")
+    if opts.userns == "host" and os.getuid() != 0:
+        raise UsageError("--userns host is not possible rootless: a container needs a user namespace to "
+                         "have a root user", "drop --userns host, or use --userns keep-id to run as your own uid")
 
 
 def read_image_config(store: ImageStore, image: ImageRecord) -> dict[str, object]:
@@ -172,7 +172,7 @@ def home_for(lowers: tuple[str, ...], user: str) -> str:
 
 
 def final_env(image_config: Mapping[str, object], opts: RunOptions, lowers: tuple[str, ...], user: str,
-              hostname: str, host_env: Mapping[str, str]) -> list[str]:
+              hostname: str, host_env: Mapping[str, str], home: str | None = None) -> list[str]:
     """Image Env, podman's defaults, then --env-file, then -e (later wins)."""
     image_env = [str(x) for x in (image_config.get("Env") or [])]  # type: ignore[union-attr]
     defaults = [f"PATH={rc.DEFAULT_PATH}", "container=rootlet", f"HOSTNAME={hostname}"]
@@ -183,7 +183,7 @@ def final_env(image_config: Mapping[str, object], opts: RunOptions, lowers: tupl
         from_files += rc.parse_env_file(path, host_env)
     env = rc.merge_env(defaults, image_env, from_files, rc.expand_env(opts.env, host_env))
     if not any(e.startswith("HOME=") for e in env):
-        env.append(f"HOME={home_for(lowers, user)}")
+        env.append(f"HOME={home or home_for(lowers, user)}")
     return env
 
 

@@ -80,7 +80,8 @@ class ContainerSpec(Record):
     user only its ``--cap-add`` ones, raised into the ambient set). ``network``: "private" and
     "none" get a new network namespace with lo up (the caller attaches slirp4netns/pasta for
     "private"), "host" keeps the host's. ``keep_fds`` stay open in the command; every other
-    descriptor but 0-2 is closed.
+    descriptor but 0-2 is closed. ``fuse_options`` are extra fuse-overlayfs options (id mappings
+    for ``--userns keep-id``); they force fuse-overlayfs.
     """
 
     lower_dirs: tuple[str, ...]
@@ -109,6 +110,7 @@ class ContainerSpec(Record):
     init: bool = False
     plan: UsernsPlan | None = None
     keep_fds: tuple[int, ...] = ()
+    fuse_options: str = ""
 
 
 # --- small helpers shared by the processes ---------------------------------------------------------
@@ -518,7 +520,8 @@ def _keeper(spec: ContainerSpec, plan: UsernsPlan, flags: int, parent: int, err_
         linux.set_child_subreaper()
         linux.mount(None, "/", None, linux.MS_REC | linux.MS_SLAVE, None)
         fuse_pid = mounts.mount_overlay(spec.lower_dirs, spec.upper_dir, spec.work_dir, spec.merged_dir,
-                                        spec.overlay, plan.rootful, close_fds=(err_w, info_w, *extra))
+                                        spec.overlay, plan.rootful, close_fds=(err_w, info_w, *extra),
+                                        fuse_options=spec.fuse_options)
         if fuse_pid is not None:
             children["fuse"] = fuse_pid
         linux.unshare(linux.CLONE_NEWPID)

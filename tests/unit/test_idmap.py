@@ -122,3 +122,73 @@ def test_plan_defaults_to_the_calling_user(tmp_path: Path) -> None:
     else:
         assert plan.uid_map[0] == IdMapping(0, os.getuid(), 1)
         assert plan.gid_map[0] == IdMapping(0, os.getgid(), 1)
+
+
+# --- --userns keep-id ---------------------------------------------------------------------------
+
+def _plan(tmp_path: Path, uid_ranges: str, gid_ranges: str):
+    return plan_userns(1000, 1000, "alice", write(tmp_path, "subuid", uid_ranges), write(tmp_path, "subgid", gid_ranges))
+
+
+def _host_ids(mapping: tuple[IdMapping, ...]) -> list[int]:
+    """Every host id a map covers, in inner order (small maps only)."""
+    out = []
+    for m in sorted(mapping, key=lambda m: m.inner):
+        out += range(m.outer, m.outer + m.count)
+    return out
+
+
+def test_keep_id_maps_own_uid_to_itself_and_root_to_a_subordinate_id(tmp_path: Path) -> None:
+    from rootlet.runtime.idmap import keep_id_plan
+
+    plan = keep_id_plan(_plan(tmp_path, "alice:100000:65536\n", "alice:100000:65536\n"), 1000, 1000)
+    assert plan.host_uid(1000) == 1000 and plan.host_gid(1000) == 1000
+    assert plan.host_uid(0) == 100000 and plan.host_uid(999) == 100999 and plan.host_uid(1001) == 101000
+    assert plan.uid_count == 65537
+
+
+def test_keep_id_uses_exactly_the_same_host_ids_as_the_default_map(tmp_path: Path) -> None:
+    from rootlet.runtime.idmap import keep_id_plan
+
+    base = _plan(tmp_path, "alice:100000:500\nalice:300000:1000\n", "alice:100000:2000\n")
+    keep = keep_id_plan(base, 1000, 1000)
+    assert sorted(_host_ids(keep.uid_map)) == sorted(_host_ids(base.uid_map))
+    assert keep.host_uid(1000) == 1000
+    inners = sorted(m.inner for m in keep.uid_map)
+    assert inners[0] == 0  # no gap: inner ids 0 … N are all mapped
+
+
+def test_keep_id_needs_a_range_at_least_as_large_as_the_uid(tmp_path: Path) -> None:
+    from rootlet.runtime.idmap import keep_id_plan
+
+    with pytest.raises(UsernsError, match="at least 1000 subordinate uids"):
+        keep_id_plan(_plan(tmp_path, "alice:100000:10\n", "alice:100000:65536\n"), 1000, 1000)
+
+
+def test_keep_id_refuses_single_id_mode(tmp_path: Path) -> None:
+    from rootlet.runtime.idmap import keep_id_plan
+
+    with pytest.raises(UsernsError, match="subordinate id ranges"):
+        keep_id_plan(_plan(tmp_path, "", ""), 1000, 1000)
+
+
+def test_keep_id_fuse_mapping_shows_each_image_id_unchanged(tmp_path: Path) -> None:
+    """Compose: image id → host id (default map) → stored id (keep-id map) → shown id (fuse triplets)."""
+    from rootlet.runtime.idmap import keep_id_fuse_options, keep_id_plan
+
+    base = _plan(tmp_path, "alice:100000:65536\n", "alice:100000:65536\n")
+    keep = keep_id_plan(base, 1000, 1000)
+    uid_part = keep_id_fuse_options(base, 1000, 1000).split(",")[0].removeprefix("uidmapping=")
+    nums = [int(x) for x in uid_part.split(":")]
+    triplets = [tuple(nums[i:i + 3]) for i in range(0, len(nums), 3)]
+    host_to_inner = {h: i for m in keep.uid_map for i, h in zip(range(m.inner, m.inner + m.count),
+                                                                  range(m.outer, m.outer + m.count))}
+
+    def shown(stored: int) -> int:
+        for s, v, n in triplets:
+            if s <= stored < s + n:
+                return v + stored - s
+        raise AssertionError(f"stored id {stored} is not mapped")
+
+    for image_id in (0, 1, 2, 500, 999, 1000, 1001, 1002, 65534, 65536):
+        assert shown(host_to_inner[base.host_uid(image_id)]) == image_id
