@@ -29,7 +29,7 @@ def info(
     host = host_info(tmpdir=store_obj.tmp)
     store = store_summary(store_obj)
     if kind == "json":
-        dump_json({"host": asdict(host), "store": asdict(store)})
+        dump_json({"host": _plain(asdict(host)), "store": _plain(asdict(store))})
         return
     plan = host.plan
     out("host:")
@@ -61,3 +61,17 @@ def info(
 
 def register(app: typer.Typer) -> None:
     app.command("info")(info)
+
+
+def _plain(value: object) -> object:
+    """JSON-ready: records (registry/record.py) inside dataclasses become dicts too."""
+    from rootlet.registry.record import Record
+
+    if isinstance(value, Record):
+        value = value.to_dict()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+

@@ -119,6 +119,7 @@ def _monitor(root: str, cid: str, report_w: int) -> int:
         os.dup2(null, fd)
     os.close(null)
     _close_fds_except({0, 1, 2, report_w})
+    os.chdir("/")  # do not keep the caller's directory (or its filesystem) busy for the container's life
     for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGPIPE, signal.SIGTTOU, signal.SIGTTIN):
         signal.signal(sig, signal.SIG_IGN)
     store = ImageStore(root)
