@@ -179,7 +179,7 @@ def _monitor(root: str, cid: str, report_w: int) -> int:
             _report(report_w, b"ok\n")
             first = False
         began = time.monotonic()
-        code = _pump(launched.proc, out_r, err_r, log)
+        code = pump(launched.proc, out_r, err_r, log)
         del current["launched"]
         if stdin_w is not None:
             os.close(stdin_w)
@@ -239,14 +239,32 @@ def _sleep_unless_stopped(containers: ContainerStore, cid: str, seconds: float) 
         time.sleep(min(left, 0.05))
 
 
-def _pump(proc: Any, out_r: int, err_r: int, log: Any) -> int:
-    """Copy the container's output into the log until it exits; its exit code."""
+def pump(proc: Any, out_r: int, err_r: int, log: Any, echo: bool = False) -> int:
+    """Copy the container's output into the log until it exits; its exit code.
+
+    With ``echo`` the output is also written to our own stdout and stderr as it arrives (a
+    foreground run that keeps a log). Closes ``out_r`` and ``err_r``.
+    """
     streams = {out_r: "stdout", err_r: "stderr"}
+    targets = {out_r: 1, err_r: 2}
     if proc.pty_master is not None:
         streams[proc.pty_master] = "stdout"
+        targets[proc.pty_master] = 1
     open_fds = list(streams)
     status_fd = proc.status_fd
     exited = False
+
+    def deliver(fd: int, data: bytes) -> None:
+        if log is not None:
+            log.write(streams[fd], data)
+        if echo:
+            view = memoryview(data)
+            try:
+                while view:
+                    view = view[os.write(targets[fd], view):]
+            except OSError:
+                pass  # our reader went away; the log still gets everything
+
     while open_fds:
         watch = open_fds + ([] if exited else [status_fd])
         ready, _, _ = select.select(watch, [], [])
@@ -261,8 +279,8 @@ def _pump(proc: Any, out_r: int, err_r: int, log: Any) -> int:
             if not data:
                 open_fds.remove(fd)
                 os.close(fd)
-            elif log is not None:
-                log.write(streams[fd], data)
+            else:
+                deliver(fd, data)
         if exited:
             # PID 1 is gone, so is every process of its namespace: drain what is buffered.
             for fd in list(open_fds):
@@ -273,8 +291,7 @@ def _pump(proc: Any, out_r: int, err_r: int, log: Any) -> int:
                         data = b""
                     if not data:
                         break
-                    if log is not None:
-                        log.write(streams[fd], data)
+                    deliver(fd, data)
                 open_fds.remove(fd)
                 os.close(fd)
     if log is not None:

@@ -219,7 +219,8 @@ def run_container(store: ImageStore, opts: RunOptions, pull: PullFn, host_env: M
 
     cfg = create_from_options(store, opts, pull, host_env)
     try:
-        return run_foreground(store, cfg.id, interactive=opts.interactive, sig_proxy=opts.sig_proxy)
+        return run_foreground(store, cfg.id, interactive=opts.interactive, sig_proxy=opts.sig_proxy,
+                              keep_log=not opts.rm)
     finally:
         if opts.rm:
             from rootlet.runtime.lifecycle import remove_container

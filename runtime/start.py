@@ -98,23 +98,54 @@ def record_exit(containers: ContainerStore, cid: str, code: int, error: str | No
                                 pid_start=0, ports=[], error=error)
 
 
-def run_foreground(store: ImageStore, cid: str, *, interactive: bool, sig_proxy: bool,
-                   on_started: Any = None) -> int:
+def run_foreground(store: ImageStore, cid: str, *, interactive: bool, sig_proxy: bool, keep_log: bool = True) -> int:
     """Start created container ``cid`` attached to our stdio and wait for it; its exit code.
 
-    ``on_started`` is called once it runs (``run`` prints nothing, ``start -a`` neither; hooks
-    for callers that must act while it runs).
+    With ``keep_log`` (a container that outlives the run: not ``--rm``) its output is also
+    written to its log, as docker does, so ``rootlet logs`` shows a foreground run too: the
+    output then passes through this process (written through at once, nothing is held back).
+    Without it, and with a pty, the container writes straight to our stdout and stderr.
     """
     containers = ContainerStore(store)
     cfg = containers.config(cid)
     check_layers(store, cfg)
+    log = None
+    if keep_log and not cfg.spec.get("tty") and (cfg.spec.get("log") or {}).get("driver") != "none":
+        from rootlet.runtime.logfile import LogWriter
+
+        log = LogWriter(containers.path(cid, "ctr.log"), int((cfg.spec.get("log") or {}).get("max_size") or 0))
+    pipes: list[int] = []
     with containers.starting(cid):
         if containers.refresh(cid).running:
             from rootlet.runtime.containers import ContainerStateError
 
             raise ContainerStateError(f"container {cfg.name} is already running",
                                       "attach to it with `rootlet logs -f`, or stop it first")
-        started = launch(store, containers, cfg, detached=False, stdin_inherit=interactive)
+        saved: list[int] = []
+        if log is not None:
+            # The container inherits fds 1 and 2 from us: point them at pipes just for the spawn.
+            out_r, out_w = os.pipe()
+            err_r, err_w = os.pipe()
+            saved = [os.dup(1), os.dup(2)]
+            os.dup2(out_w, 1)
+            os.dup2(err_w, 2)
+            os.close(out_w)
+            os.close(err_w)
+            pipes = [out_r, err_r]
+        try:
+            started = launch(store, containers, cfg, detached=False, stdin_inherit=interactive)
+        except BaseException:
+            for fd in pipes:
+                os.close(fd)
+            if log is not None:
+                log.close()
+            raise
+        finally:
+            if saved:
+                os.dup2(saved[0], 1)
+                os.dup2(saved[1], 2)
+                os.close(saved[0])
+                os.close(saved[1])
     proc = started.proc
     old_handlers: dict[int, Any] = {}
     code = 125
@@ -122,16 +153,23 @@ def run_foreground(store: ImageStore, cid: str, *, interactive: bool, sig_proxy:
         if sig_proxy:
             for sig in PROXIED_SIGNALS:
                 old_handlers[sig] = signal.signal(sig, lambda s, _f: proc.signal(s))
-        if on_started is not None:
-            on_started(proc)
         if proc.pty_master is not None:
             relay_pty(proc, interactive)
+        elif log is not None:
+            from rootlet.runtime.monitor import pump
+
+            code = pump(proc, pipes[0], pipes[1], log, echo=True)
+            pipes = []
         code = proc.wait()
         record_exit(containers, cid, code)
         return code
     finally:
         for sig, handler in old_handlers.items():
             signal.signal(sig, handler)
+        for fd in pipes:
+            os.close(fd)
+        if log is not None:
+            log.close()
         started.stop_network(wait=False)
         if proc.returncode is None:  # interrupted before the container was reaped
             proc.signal(signal.SIGKILL)
