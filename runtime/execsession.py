@@ -121,7 +121,11 @@ def _run(spec: object, plan: object, ns_fds: list[tuple[int, int]], opts: ExecOp
     from rootlet.runtime.spawn import _decode_error, _read_all, _report_exception
 
     console_parent = console_child = None
+    winsize = None
     if opts.tty and not opts.detach:
+        from rootlet.runtime.start import _terminal_size
+
+        winsize = _terminal_size()
         import socket
 
         console_parent, console_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -136,7 +140,7 @@ def _run(spec: object, plan: object, ns_fds: list[tuple[int, int]], opts: ExecOp
             os.close(err_r)
             if console_parent is not None:
                 console_parent.close()
-            code = _helper(spec, plan, ns_fds, opts, err_w, parent, console_child)
+            code = _helper(spec, plan, ns_fds, opts, err_w, parent, console_child, winsize)
         except BaseException as exc:  # noqa: BLE001 - reported to P
             code = _report_exception(err_w, exc, 125)
         finally:
@@ -181,7 +185,7 @@ def _run(spec: object, plan: object, ns_fds: list[tuple[int, int]], opts: ExecOp
 
 
 def _helper(spec: object, plan: object, ns_fds: list[tuple[int, int]], opts: ExecOptions, err_w: int,
-            parent: int, console: object) -> int:
+            parent: int, console: object, winsize: bytes | None) -> int:
     """X: join the namespaces, fork Y, wait for it."""
     from rootlet.runtime.mounts import ContainerStartError
     from rootlet.runtime.spawn import _report_exception
@@ -200,7 +204,7 @@ def _helper(spec: object, plan: object, ns_fds: list[tuple[int, int]], opts: Exe
     if child == 0:
         code = 126
         try:
-            code = _process(spec, plan, opts, err_w, console)
+            code = _process(spec, plan, opts, err_w, console, winsize)
         except BaseException as exc:  # noqa: BLE001 - reported to P
             code = _report_exception(err_w, exc, 126)
         finally:
@@ -220,7 +224,8 @@ def _helper(spec: object, plan: object, ns_fds: list[tuple[int, int]], opts: Exe
     return os.waitstatus_to_exitcode(status)
 
 
-def _process(spec: object, plan: object, opts: ExecOptions, err_w: int, console: object) -> int:
+def _process(spec: object, plan: object, opts: ExecOptions, err_w: int, console: object,
+             winsize: bytes | None) -> int:
     """Y: the new process, up to execve."""
     from rootlet.runtime.spawn import _exec_command, _make_workdir, resolve_user
 
@@ -239,6 +244,8 @@ def _process(spec: object, plan: object, opts: ExecOptions, err_w: int, console:
         import termios
 
         master, slave = os.openpty()  # /dev/ptmx of the container's devpts
+        if winsize:
+            fcntl.ioctl(slave, termios.TIOCSWINSZ, winsize)
         fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
         for fd in (0, 1, 2):
             os.dup2(slave, fd)

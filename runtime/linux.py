@@ -52,6 +52,7 @@ UMOUNT_NOFOLLOW = 8
 
 # prctl(2) options used by the runtime.
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 PR_SET_NAME = 15
 PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
@@ -136,6 +137,12 @@ def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 
 def set_pdeathsig(sig: int) -> None:
     """Have the kernel send ``sig`` to this process when its parent thread dies."""
     prctl(PR_SET_PDEATHSIG, sig)
+
+
+def set_dumpable() -> None:
+    """Make this process dumpable again after a credential change cleared the flag, so that the
+    owner of its user namespace (us, outside) may open its /proc/PID/ns files."""
+    prctl(PR_SET_DUMPABLE, 1)
 
 
 def set_no_new_privs() -> None:

@@ -505,9 +505,15 @@ def _attach_slirp4netns(pid: int, ports: tuple[PortMapping, ...], allow_host_loo
                            "UDP services used from this host",)
     try:
         with _log_file("slirp4netns") as log:
+            # slirp4netns creates its API socket as root of the container's user namespace, which
+            # under --userns keep-id is not our host uid: with umask 0 the socket stays connectable
+            # for us, and nobody else can reach it inside our private 0700 directory.
+            old_umask = os.umask(0) if api_socket else None
             try:
                 handle.process = _spawn(argv, (ready_w, exit_r), log, pdeathsig=False)
             finally:
+                if old_umask is not None:
+                    os.umask(old_umask)
                 os.close(ready_w)
                 os.close(exit_r)
             if not _wait_readable(ready_r, READY_TIMEOUT) or os.read(ready_r, 1) != b"1":

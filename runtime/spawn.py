@@ -81,7 +81,10 @@ class ContainerSpec(Record):
     "none" get a new network namespace with lo up (the caller attaches slirp4netns/pasta for
     "private"), "host" keeps the host's. ``keep_fds`` stay open in the command; every other
     descriptor but 0-2 is closed. ``fuse_options`` are extra fuse-overlayfs options (id mappings
-    for ``--userns keep-id``); they force fuse-overlayfs.
+    for ``--userns keep-id``); they force fuse-overlayfs. ``winsize`` (a struct winsize) is set on
+    the allocated pty before the command starts. With ``gate`` the command waits, fully set up,
+    until the caller's ``ContainerProcess.release()`` (the network is attached meanwhile, so the
+    command has it from its first instruction).
     """
 
     lower_dirs: tuple[str, ...]
@@ -111,6 +114,8 @@ class ContainerSpec(Record):
     plan: UsernsPlan | None = None
     keep_fds: tuple[int, ...] = ()
     fuse_options: str = ""
+    winsize: bytes | None = None
+    gate: bool = False
 
 
 # --- small helpers shared by the processes ---------------------------------------------------------
@@ -391,7 +396,7 @@ def _reaper(child: int) -> int:
             return 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.waitstatus_to_exitcode(status)
 
 
-def _allocate_console(console_fd: int) -> None:
+def _allocate_console(console_fd: int, winsize: bytes | None) -> None:
     """Open a pty in the container's own devpts, make it our terminal and /dev/console, and send
     the master to the caller over the ``console_fd`` socket (like crun's console socket).
 
@@ -405,6 +410,8 @@ def _allocate_console(console_fd: int) -> None:
     master, slave = os.openpty()  # /dev/ptmx → pts/ptmx: the container's devpts instance
     try:
         linux.mount(os.ttyname(slave), "/dev/console", None, linux.MS_BIND, None)
+        if winsize:
+            fcntl.ioctl(slave, termios.TIOCSWINSZ, winsize)
         fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
         for fd in (0, 1, 2):
             os.dup2(slave, fd)
@@ -415,7 +422,8 @@ def _allocate_console(console_fd: int) -> None:
         os.close(master)
 
 
-def _container_main(spec: ContainerSpec, plan: UsernsPlan, err_w: int, console_fd: int | None) -> int:
+def _container_main(spec: ContainerSpec, plan: UsernsPlan, err_w: int, console_fd: int | None,
+                    gate_r: int | None) -> int:
     """C2, PID 1 of the new pid namespace: everything up to execve (or the init loop)."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the keeper's handler; the rest is reset before exec
     linux.set_pdeathsig(signal.SIGKILL)
@@ -437,13 +445,17 @@ def _container_main(spec: ContainerSpec, plan: UsernsPlan, err_w: int, console_f
         if spec.hostname:
             _sethostname(spec.hostname)
         if console_fd is not None:
-            _allocate_console(console_fd)
+            _allocate_console(console_fd, spec.winsize)
     except OSError as e:
         raise ContainerStartError(f"cannot set up the container: {e.strerror or e}") from e
     ids = resolve_user(spec.user, spec.additional_gids)
     _make_workdir(spec.cwd or "/", ids[0], ids[1])
     if spec.readonly_rootfs:
         mounts.make_root_readonly()
+    if gate_r is not None:
+        if os.read(gate_r, 1) != b"G":  # the caller gave up (its network attach failed, or it died)
+            return 125
+        os.close(gate_r)
     if not spec.init:
         _exec_command(spec, plan, ids, err_w)
         return 126  # not reached: _exec_command returns only by raising
@@ -463,7 +475,7 @@ def _container_main(spec: ContainerSpec, plan: UsernsPlan, err_w: int, console_f
 # --- the keeper (C1) -------------------------------------------------------------------------------
 
 def _keeper(spec: ContainerSpec, plan: UsernsPlan, flags: int, parent: int, err_w: int, info_w: int,
-            go_r: int, console_fd: int | None) -> int:
+            go_r: int, console_fd: int | None, gate_r: int | None = None) -> int:
     """C1: namespaces, overlay, fork C2, wait for it, clean up, report its wait status."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # P decides what Ctrl-C means
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
@@ -472,6 +484,8 @@ def _keeper(spec: ContainerSpec, plan: UsernsPlan, flags: int, parent: int, err_
         extra.add(spec.tty_fd)
     if console_fd is not None:
         extra.add(console_fd)
+    if gate_r is not None:
+        extra.add(gate_r)
     _close_fds_except({0, 1, 2, err_w, info_w, go_r, *extra})
     # The user namespace first, so that P can write its maps while the other namespaces (a
     # network namespace costs over a millisecond) are created, owned by it, and lo is brought up.
@@ -515,9 +529,17 @@ def _keeper(spec: ContainerSpec, plan: UsernsPlan, flags: int, parent: int, err_
             os.setresuid(0, 0, 0)
         signal.signal(signal.SIGTERM, on_term)
         linux.set_pdeathsig(signal.SIGTERM)  # after the id change, which clears it
+        # The id change also cleared "dumpable" when root here is not our host uid (keep-id), and
+        # slirp4netns/pasta could then not open the namespaces of the container held at its gate.
+        linux.set_dumpable()
         if os.getppid() != parent:
             return 1
         linux.set_child_subreaper()
+        # The files rootlet provides (/etc/hosts, resolv.conf, hostname, passwd, group) belong to
+        # the container's root, as in podman. Under --userns keep-id that is not our host uid, and
+        # left as ours the unprivileged user (= us) could rewrite the container's /etc/passwd.
+        for source in spec.etc_files.values():
+            os.chown(source, 0, 0)
         linux.mount(None, "/", None, linux.MS_REC | linux.MS_SLAVE, None)
         fuse_pid = mounts.mount_overlay(spec.lower_dirs, spec.upper_dir, spec.work_dir, spec.merged_dir,
                                         spec.overlay, plan.rootful, close_fds=(err_w, info_w, *extra),
@@ -535,7 +557,7 @@ def _keeper(spec: ContainerSpec, plan: UsernsPlan, flags: int, parent: int, err_
         code = 125
         try:
             os.close(info_w)
-            code = _container_main(spec, plan, err_w, console_fd)
+            code = _container_main(spec, plan, err_w, console_fd, gate_r)
         except BaseException as exc:  # noqa: BLE001 - reported to P
             code = _report_exception(err_w, exc, 125)
         finally:
@@ -635,6 +657,45 @@ class ContainerProcess:
         self._lines = lines
         self._pidfd = pidfd
         self._code: int | None = None
+        self._gate: tuple[int, int] | None = None  # (gate write end, error pipe) of a gated spawn
+
+    def release(self) -> None:
+        """Let a gated container's command start (``ContainerSpec.gate``); a no-op otherwise.
+
+        Raises ContainerStartError (126, 127, …) when the command then fails to start; the
+        container is cleaned up and reaped by then.
+        """
+        if self._gate is None:
+            return
+        gate_w, err_r = self._gate
+        self._gate = None
+        try:
+            os.write(gate_w, b"G")
+        except OSError:
+            pass  # the container is already gone: its error record says why
+        os.close(gate_w)
+        try:
+            data = _read_all(err_r)
+        finally:
+            os.close(err_r)
+        if data:
+            error = _decode_error(data)
+            while self._lines.next() is not None:
+                pass
+            try:
+                os.waitpid(self.keeper, 0)
+            except ChildProcessError:
+                pass
+            self._close()
+            self._code = error.exit_code
+            raise error
+
+    def _drop_gate(self) -> None:
+        """Never released: closing the gate makes the waiting container exit."""
+        if self._gate is not None:
+            for fd in self._gate:
+                os.close(fd)
+            self._gate = None
 
     @property
     def status_fd(self) -> int:
@@ -650,6 +711,7 @@ class ContainerProcess:
         """Block until the container has exited and been cleaned up; return docker's exit code."""
         if self._code is not None:
             return self._code
+        self._drop_gate()
         status: int | None = None
         while True:
             line = self._lines.next()
@@ -750,6 +812,13 @@ def spawn(spec: ContainerSpec) -> ContainerProcess:
         flags |= linux.CLONE_NEWUSER
     if spec.network != "host":
         flags |= linux.CLONE_NEWNET
+    # What the children import must be imported here: after pivot_root the filesystem is the
+    # container's, where Python's library does not exist.
+    if spec.tty:
+        import fcntl  # noqa: F401
+        import termios  # noqa: F401
+    if spec.rlimits:
+        import resource  # noqa: F401
     console_parent = console_fd = None
     if spec.tty and spec.tty_fd is None:
         import socket
@@ -759,6 +828,7 @@ def spawn(spec: ContainerSpec) -> ContainerProcess:
     err_r, err_w = os.pipe()
     info_r, info_w = os.pipe()
     go_r, go_w = os.pipe()
+    gate_r, gate_w = os.pipe() if spec.gate else (None, None)
     parent = os.getpid()
     keeper = os.fork()
     if keeper == 0:  # C1: never return into the caller's code
@@ -771,7 +841,9 @@ def spawn(spec: ContainerSpec) -> ContainerProcess:
             os.close(go_w)
             if console_parent is not None:
                 console_parent.close()
-            code = _keeper(spec, plan, flags, parent, err_w, info_w, go_r, console_fd)
+            if gate_w is not None:
+                os.close(gate_w)
+            code = _keeper(spec, plan, flags, parent, err_w, info_w, go_r, console_fd, gate_r)
         except BaseException as exc:  # noqa: BLE001
             _report_exception(err_w, exc, 125)
             code = 1
@@ -780,6 +852,8 @@ def spawn(spec: ContainerSpec) -> ContainerProcess:
     os.close(err_w)
     os.close(info_w)
     os.close(go_r)
+    if gate_r is not None:
+        os.close(gate_r)
     if console_fd is not None:
         os.close(console_fd)
     lines = _Lines(info_r)
@@ -810,13 +884,17 @@ def spawn(spec: ContainerSpec) -> ContainerProcess:
             pidfd: int | None = os.pidfd_open(pid)
         except OSError:
             pidfd = None
-        data = _read_all(err_r)
-        if data:
-            if pidfd is not None:
-                os.close(pidfd)
-            _collect_failure(keeper, lines, err_r)  # let the keeper clean up, and reap it
-            raise _decode_error(data)
+        if gate_w is None:
+            data = _read_all(err_r)
+            if data:
+                if pidfd is not None:
+                    os.close(pidfd)
+                _collect_failure(keeper, lines, err_r)  # let the keeper clean up, and reap it
+                raise _decode_error(data)
         proc = ContainerProcess(keeper, pid, lines, pidfd)
+        if gate_w is not None:
+            proc._gate = (gate_w, err_r)  # release() reads the start result
+            gate_w = err_r = None
         if console_parent is not None:
             import socket
 
@@ -830,6 +908,8 @@ def spawn(spec: ContainerSpec) -> ContainerProcess:
             _abort(keeper, lines)
         raise
     finally:
-        os.close(err_r)
+        for fd in (err_r, gate_w):
+            if fd is not None:
+                os.close(fd)
         if console_parent is not None:
             console_parent.close()

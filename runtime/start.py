@@ -48,30 +48,26 @@ def check_layers(store: ImageStore, cfg: ContainerConfig) -> None:
 
 
 def launch(store: ImageStore, containers: ContainerStore, cfg: ContainerConfig, *, detached: bool,
-           stdin_inherit: bool, restart_count: int | None = None) -> Launched:
-    """Spawn ``cfg``'s container as our descendant, attach its network, record it running."""
+           stdin_inherit: bool, restart_count: int | None = None, winsize: bytes | None = None) -> Launched:
+    """Spawn ``cfg``'s container as our descendant, attach its network, record it running.
+
+    With a user-mode network the command is held at the start gate until slirp4netns or pasta
+    has configured its interface, so it has the network from its first instruction.
+    """
     from rootlet.runtime.create import container_spec
     from rootlet.runtime.spawn import spawn
 
-    spec = container_spec(store, cfg, stdin_inherit=stdin_inherit)
+    mode = cfg.network
+    gated = mode in ("slirp4netns", "pasta")
+    spec = container_spec(store, cfg, stdin_inherit=stdin_inherit).replace(winsize=winsize, gate=gated)
     proc = spawn(spec)
     network = None
-    mode = cfg.network
     try:
-        if mode in ("slirp4netns", "pasta"):
+        if gated:
             from rootlet.runtime.network import PortMapping, attach_network
 
-            ports = [PortMapping(**p) for p in cfg.ports]
-            try:
-                network = attach_network(mode, proc.pid, ports)
-            except RootletError:
-                # A command that already finished (`run --rm IMAGE true`) has no network to join;
-                # that is not a failure. One that still runs without its network is.
-                import select
-
-                gone = not os.path.exists(f"/proc/{proc.pid}/ns/net")
-                if not gone and not select.select([proc.status_fd], [], [], 0.2)[0]:
-                    raise
+            network = attach_network(mode, proc.pid, [PortMapping(**p) for p in cfg.ports])
+            proc.release()
         me = os.getpid()
         changes: dict[str, Any] = dict(
             status="running", pid=proc.pid, pid_start=start_time(proc.pid) or 0, owner_pid=me,
@@ -82,9 +78,10 @@ def launch(store: ImageStore, containers: ContainerStore, cfg: ContainerConfig, 
             changes["restart_count"] = restart_count
         containers.update_state(cfg.id, **changes)
     except BaseException:
-        proc.signal(signal.SIGKILL)
-        with contextlib.suppress(Exception):
-            proc.wait()
+        if proc.returncode is None:
+            proc.signal(signal.SIGKILL)
+            with contextlib.suppress(Exception):
+                proc.wait()
         if network is not None:
             network.stop()
         raise
@@ -132,9 +129,29 @@ def run_foreground(store: ImageStore, cid: str, *, interactive: bool, sig_proxy:
             os.close(out_w)
             os.close(err_w)
             pipes = [out_r, err_r]
+        # Signals are proxied from before the container exists: one that arrives while it starts
+        # is delivered once it runs, instead of killing us half-way (default action).
+        holder: dict[str, Any] = {"pending": []}
+
+        def proxy(sig: int, _frame: object) -> None:
+            if "proc" in holder:
+                holder["proc"].signal(sig)
+            else:
+                holder["pending"].append(sig)
+
+        old_handlers: dict[int, Any] = {}
+        for sig in PROXIED_SIGNALS if sig_proxy else ():
+            old_handlers[sig] = signal.signal(sig, proxy)
+        if not sig_proxy:
+            # docker and podman ignore these when not proxying, rather than die of them.
+            for sig in (signal.SIGUSR1, signal.SIGUSR2):
+                old_handlers[sig] = signal.signal(sig, signal.SIG_IGN)
         try:
-            started = launch(store, containers, cfg, detached=False, stdin_inherit=interactive)
+            started = launch(store, containers, cfg, detached=False, stdin_inherit=interactive,
+                             winsize=_terminal_size() if cfg.spec.get("tty") else None)
         except BaseException:
+            for sig, handler in old_handlers.items():
+                signal.signal(sig, handler)
             for fd in pipes:
                 os.close(fd)
             if log is not None:
@@ -147,12 +164,11 @@ def run_foreground(store: ImageStore, cid: str, *, interactive: bool, sig_proxy:
                 os.close(saved[0])
                 os.close(saved[1])
     proc = started.proc
-    old_handlers: dict[int, Any] = {}
+    holder["proc"] = proc
     code = 125
     try:
-        if sig_proxy:
-            for sig in PROXIED_SIGNALS:
-                old_handlers[sig] = signal.signal(sig, lambda s, _f: proc.signal(s))
+        for sig in holder["pending"]:
+            proc.signal(sig)
         if proc.pty_master is not None:
             relay_pty(proc, interactive)
         elif log is not None:
@@ -216,6 +232,18 @@ def relay_pty(proc: Any, interactive: bool) -> None:
             termios.tcsetattr(0, termios.TCSADRAIN, saved)
         with contextlib.suppress(OSError):
             os.close(master)
+
+
+def _terminal_size() -> bytes | None:
+    """Our terminal's struct winsize (stdout's, else stdin's), for a pty made before the command runs."""
+    import fcntl
+    import termios
+
+    for fd in (1, 0):
+        if os.isatty(fd):
+            with contextlib.suppress(OSError):
+                return fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8)
+    return None
 
 
 def _sync_winsize(master: int) -> None:
