@@ -360,17 +360,14 @@ def _copy_running(state: object, req: CopyRequest) -> None:
     for fd, _ in fds:
         os.close(fd)
     os.close(host_fd)
-    chunks = []
-    while True:
-        chunk = os.read(err_r, 65536)
-        if not chunk:
-            break
-        chunks.append(chunk)
+    from rootlet.runtime.spawn import read_all
+
+    data = read_all(err_r)
     os.close(err_r)
     _, status = os.waitpid(child, 0)
     if status != 0:
         try:
-            doc = json.loads(b"".join(chunks) or b"{}")
+            doc = json.loads(data or b"{}")
         except ValueError:
             doc = {}
         raise CopyError(doc.get("message") or "the copy failed", doc.get("hint"))

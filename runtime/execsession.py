@@ -118,7 +118,7 @@ def _run(spec: object, plan: object, ns_fds: list[tuple[int, int]], opts: ExecOp
     import termios  # noqa: F401
 
     from rootlet.runtime import caps, mounts, spawn  # noqa: F401
-    from rootlet.runtime.spawn import _decode_error, _read_all, _report_exception
+    from rootlet.runtime.spawn import _decode_error, read_all, _report_exception
 
     console_parent = console_child = None
     winsize = None
@@ -160,7 +160,7 @@ def _run(spec: object, plan: object, ns_fds: list[tuple[int, int]], opts: ExecOp
             master = fds[0] if fds else None
             console_parent.close()
             console_parent = None
-        data = _read_all(err_r)
+        data = read_all(err_r)
         if master is not None and not data:
             from rootlet.runtime.start import relay_pty
 

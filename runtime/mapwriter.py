@@ -13,6 +13,7 @@ import stat
 
 from rootlet.registry.errors import UsernsError
 from rootlet.runtime.idmap import UsernsPlan, map_text
+from rootlet.runtime.linux import find_program
 
 _INSTALL_UIDMAP = "install the uidmap package (apt-get install uidmap / dnf install shadow-utils)"
 
@@ -41,15 +42,6 @@ def _has_file_caps(path: str) -> bool:
         return False
 
 
-def _which(program: str) -> str | None:
-    """``program`` on PATH (shutil.which without importing shutil)."""
-    for d in os.get_exec_path():
-        path = os.path.join(d, program)
-        if os.access(path, os.X_OK) and not os.path.isdir(path):
-            return path
-    return None
-
-
 def _run_id_helpers(pid: int, plan: UsernsPlan) -> None:
     """Write the child's maps with newuidmap and newgidmap, run concurrently to halve the wait.
 
@@ -58,7 +50,7 @@ def _run_id_helpers(pid: int, plan: UsernsPlan) -> None:
     """
     commands = []
     for program, mapping in (("newuidmap", plan.uid_map), ("newgidmap", plan.gid_map)):
-        path = _which(program)
+        path = find_program(program)
         if path is None:
             raise UsernsError(f"{program} is not installed; it is needed to map subordinate ids", _INSTALL_UIDMAP)
         argv = [path, str(pid)] + [str(v) for m in mapping for v in (m.inner, m.outer, m.count)]

@@ -77,18 +77,14 @@ def start_detached(store: ImageStore, cid: str) -> None:
             finally:
                 os._exit(code)
         os.close(report_w)
-        chunks = []
-        while True:
-            chunk = os.read(report_r, 65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
+        from rootlet.runtime.spawn import read_all
+
+        data = read_all(report_r)
         os.close(report_r)
     # The monitor is not our child to wait for: it runs on after we exit (and is reaped by init).
     # Reap it now only if it already ended, so no zombie lingers while we still run.
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    data = b"".join(chunks)
     if data.startswith(b"ok"):
         return
     from rootlet.runtime.mounts import ContainerStartError

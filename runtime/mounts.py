@@ -255,15 +255,6 @@ def _mount_kernel_overlay(lower_dirs: tuple[str, ...], upper: str, work: str, me
         os.chdir("/")
 
 
-def _find_program(name: str) -> str | None:
-    """``name`` on PATH, like shutil.which (without importing shutil)."""
-    for d in os.get_exec_path():
-        path = os.path.join(d, name)
-        if os.access(path, os.X_OK) and not os.path.isdir(path):
-            return path
-    return None
-
-
 def _mount_fuse_overlay(lower_dirs: tuple[str, ...], upper: str, work: str, merged: str,
                         close_fds: Iterable[int], timeout: float = 10.0, extra: str = "") -> int:
     """Start ``fuse-overlayfs -f`` on ``merged`` and wait until the mount is there; returns its pid.
@@ -272,7 +263,7 @@ def _mount_fuse_overlay(lower_dirs: tuple[str, ...], upper: str, work: str, merg
     reap it after the container exits instead of hunting for a daemonised orphan. Its stderr goes
     to a memfd that is read back when it fails.
     """
-    exe = _find_program("fuse-overlayfs")
+    exe = linux.find_program("fuse-overlayfs")
     if exe is None:
         raise _fail("fuse-overlayfs is not installed", "apt-get install fuse-overlayfs (or use the kernel overlay)")
     if not os.access("/dev/fuse", os.R_OK | os.W_OK):

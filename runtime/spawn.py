@@ -610,7 +610,7 @@ class _Lines:
         return line.decode()
 
 
-def _read_all(fd: int) -> bytes:
+def read_all(fd: int) -> bytes:
     """Everything until EOF."""
     chunks = []
     while True:
@@ -675,7 +675,7 @@ class ContainerProcess:
             pass  # the container is already gone: its error record says why
         os.close(gate_w)
         try:
-            data = _read_all(err_r)
+            data = read_all(err_r)
         finally:
             os.close(err_r)
         if data:
@@ -778,7 +778,7 @@ def _abort(keeper: int, lines: _Lines | None) -> None:
 def _collect_failure(keeper: int, lines: _Lines, err_r: int) -> ContainerStartError | None:
     """After a start failure: the children's error record (None if they wrote none), with the
     keeper's clean-up awaited and the keeper reaped."""
-    data = _read_all(err_r)
+    data = read_all(err_r)
     while lines.next() is not None:
         pass
     try:
@@ -885,7 +885,7 @@ def spawn(spec: ContainerSpec) -> ContainerProcess:
         except OSError:
             pidfd = None
         if gate_w is None:
-            data = _read_all(err_r)
+            data = read_all(err_r)
             if data:
                 if pidfd is not None:
                     os.close(pidfd)
