@@ -166,7 +166,7 @@ def list_containers(store: ImageStore, all_: bool = False, filters: Sequence[str
     if any(k == "ancestor" for k, _ in parsed):
         with contextlib.suppress(RootletError, OSError):
             for rec in store.load().values():
-                image_names[rec.id] = list(rec.names)
+                image_names[rec.id] = list(rec.repo_tags)
     rows = []
     now = time.time()
     for cid in containers.all_ids():
@@ -184,7 +184,7 @@ def list_containers(store: ImageStore, all_: bool = False, filters: Sequence[str
             continue
         rows.append({
             "Id": cfg.id, "Names": [cfg.name], "Image": cfg.image_name, "ImageID": cfg.image_id,
-            "Command": list(cfg.argv), "Created": int(cfg.created), "CreatedAt": rfc3339(cfg.created),
+            "Command": list(cfg.argv), "Created": int(cfg.created), "_created": cfg.created, "CreatedAt": rfc3339(cfg.created),
             "State": state.status, "Status": describe_status(state, now),
             "ExitCode": state.exit_code if state.exit_code is not None else 0,
             "Exited": state.status == "exited", "StartedAt": int(state.started_at or 0),
@@ -195,7 +195,9 @@ def list_containers(store: ImageStore, all_: bool = False, filters: Sequence[str
             "PortsText": ports_text(cfg, state),
             "Labels": dict(cfg.labels), "AutoRemove": cfg.auto_remove, "RestartCount": state.restart_count,
         })
-    rows.sort(key=lambda r: r["Created"], reverse=True)
+    rows.sort(key=lambda r: r["_created"], reverse=True)  # sub-second order: ps -l, -n
+    for r in rows:
+        del r["_created"]
     return rows
 
 

@@ -21,6 +21,36 @@ from rootlet.runtime.containers import (
 
 #: How long stop/rm wait for the owner to record the exit after the container's PID 1 is gone.
 RECORD_TIMEOUT = 15.0
+#: How long the exit code of a container removed by ``--rm`` stays readable for a racing ``wait``.
+EXIT_RECORD_TTL = 600.0
+
+
+def _exits_dir(store: ImageStore) -> str:
+    return os.path.join(store.root, "exits")
+
+
+def _keep_exit_code(store: ImageStore, cid: str, code: int) -> None:
+    """Leave ``code`` behind for a ``wait`` that races the removal of a ``--rm`` container (docker's
+    ``wait`` still prints its code); old records are dropped on the way."""
+    from rootlet.registry.fsutil import atomic_write
+
+    d = _exits_dir(store)
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    now = time.time()
+    with contextlib.suppress(OSError):
+        for name in os.listdir(d):
+            path = os.path.join(d, name)
+            if len(name) == 64 and now - os.stat(path).st_mtime > EXIT_RECORD_TTL:
+                os.unlink(path)
+    atomic_write(os.path.join(d, cid), str(code).encode(), durable=False)
+
+
+def _kept_exit_code(store: ImageStore, cid: str) -> int | None:
+    try:
+        with open(os.path.join(_exits_dir(store), cid)) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
 
 
 def _wait_pid_gone(pid: int, started: int, timeout: float) -> bool:
@@ -118,6 +148,9 @@ def wait_container(store: ImageStore, cid: str, timeout: float | None = None) ->
         if state.status == "exited" and state.exit_code is not None:
             return state.exit_code
         if state.status == "unknown":
+            kept = _kept_exit_code(store, cid)
+            if kept is not None:
+                return kept
             raise ContainerNotFound(f"container {cid[:12]} was removed while waiting for it")
         if deadline is not None and time.monotonic() > deadline:
             raise ContainerStateError(f"timed out waiting for container {cid[:12]}")
@@ -149,6 +182,8 @@ def remove_container(store: ImageStore, cid: str, force: bool = False, volumes: 
             state = wait_recorded(containers, cid)
             if state.status in ("running", "restarting"):
                 raise ContainerStateError(f"container {cfg.name} did not stop", "try `rootlet rm -f` again")
+        if cfg.auto_remove and state.status == "exited" and state.exit_code is not None:
+            _keep_exit_code(store, cid, state.exit_code)
         doomed = containers.forget(cid)
     paths = [doomed] if doomed else []
     if volumes:

@@ -67,22 +67,37 @@ class LogWriter:
             buf = buf[MAX_LINE:]
         self.pending[stream] = buf
         if records:
-            self._append(b"".join(records))
+            self._append(records)
 
     def flush(self) -> None:
         """Write what is left of unfinished lines as partial records (the output ended)."""
         now = format_ts(time.time_ns()).encode()
         for stream, buf in self.pending.items():
             if buf:
-                self._append(b"%s %s P %s\n" % (now, stream.encode(), buf))
+                self._append([b"%s %s P %s\n" % (now, stream.encode(), buf)])
         self.pending = {"stdout": b"", "stderr": b""}
 
-    def _append(self, data: bytes) -> None:
-        if self.max_size and self.size and self.size + len(data) > self.max_size:
-            os.close(self.fd)
-            os.replace(self.path, self.path + ".1")
-            self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            self.size = 0
+    def _append(self, records: list[bytes]) -> None:
+        """Append records in as few writes as the size bound allows, rotating before a record
+        that would cross ``max_size`` (so each file stays within it, give or take one record)."""
+        batch: list[bytes] = []
+        batch_size = 0
+        for record in records:
+            if self.max_size and self.size + batch_size and self.size + batch_size + len(record) > self.max_size:
+                self._write(b"".join(batch))
+                batch, batch_size = [], 0
+                self._rotate()
+            batch.append(record)
+            batch_size += len(record)
+        self._write(b"".join(batch))
+
+    def _rotate(self) -> None:
+        os.close(self.fd)
+        os.replace(self.path, self.path + ".1")
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self.size = 0
+
+    def _write(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
             n = os.write(self.fd, view)

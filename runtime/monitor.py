@@ -53,7 +53,10 @@ def should_restart(policy: dict[str, Any], code: int, restarts: int, stop_reques
 
 
 def start_detached(store: ImageStore, cid: str) -> None:
-    """Start created or exited container ``cid`` under a new monitor; returns once it runs."""
+    """Start created or exited container ``cid`` under a new monitor; returns once it runs.
+
+    A container that already runs is left as it is (docker's and podman's ``start``).
+    """
     from rootlet.runtime.start import check_layers
 
     containers = ContainerStore(store)
@@ -62,7 +65,7 @@ def start_detached(store: ImageStore, cid: str) -> None:
     with containers.starting(cid):
         state = containers.refresh(cid)
         if state.status in ("running", "restarting"):
-            raise ContainerStateError(f"container {cfg.name} is already running")
+            return
         report_r, report_w = os.pipe()
         pid = os.fork()
         if pid == 0:

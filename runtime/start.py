@@ -204,7 +204,7 @@ def relay_pty(proc: Any, interactive: bool) -> None:
     saved = None
     if interactive and os.isatty(0):
         saved = termios.tcgetattr(0)
-        ttymod.setraw(0)
+        ttymod.setraw(0, termios.TCSANOW)  # not TCSAFLUSH: keep what was typed ahead
     try:
         _sync_winsize(master)
         signal.signal(signal.SIGWINCH, lambda *_: _sync_winsize(master))
