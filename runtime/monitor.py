@@ -27,7 +27,7 @@ import time
 
 from rootlet.registry.errors import RootletError
 from rootlet.registry.store import ImageStore
-from rootlet.runtime.containers import ContainerNotFound, ContainerStateError, ContainerStore
+from rootlet.runtime.containers import ContainerNotFound, ContainerStore
 
 TYPE_CHECKING = False  # typing costs milliseconds to import; it is only needed by type checkers
 if TYPE_CHECKING:
