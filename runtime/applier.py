@@ -39,18 +39,18 @@ from rootlet.runtime.tarstream import TarFormatError, TarMember, TarReader
 
 __all__ = ["ApplyOptions", "ApplyResult", "apply_layer", "open_layer_stream"]
 
-_CHUNK = int(os.environ.get("XCHUNK", str(1 << 18)))
+_CHUNK = 1 << 18
 """Uncompressed bytes decompressed, hashed and handed to the tar reader at a time. It bounds
 memory (file data is written straight from these chunks), and 256 KiB beats 1 MiB: the chunk
 is still in the CPU cache when it is hashed and written."""
 
-_GZIP_INPUT = int(os.environ.get("XGZIN", str(1 << 16)))
+_GZIP_INPUT = 1 << 16
 """Compressed bytes read from a gzip blob at a time."""
 
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
 """zlib window bits for the gzip wrapper (header and CRC32/length trailer checked by zlib)."""
 
-_PREFETCH_CHUNKS = int(os.environ.get("XDEPTH", "4"))
+_PREFETCH_CHUNKS = 4
 """Decompressed chunks the inflating thread may run ahead of the applier."""
 
 _MAX_META_HEADER = 1 << 20
@@ -158,7 +158,7 @@ class _LayerSource:
             data = self._raw.read(_CHUNK)
         except LayerError:
             raise
-        except Exception as e:  # gzip.BadGzipFile, EOFError, zlib.error, zstandard.ZstdError
+        except Exception as e:  # zlib.error, EOFError (truncated gzip), zstandard.ZstdError
             raise LayerError(f"layer {self._path}: corrupt compressed stream: {e}") from None
         if data:
             self._hash.update(data)
@@ -189,7 +189,9 @@ class _PrefetchingSource(_LayerSource):
     overlaps with the applier creating the files of the previous one (whose syscalls release
     the GIL too): on two CPUs that hides most of the decompression time. The queue bounds the
     read-ahead to _PREFETCH_CHUNKS chunks. Errors (corrupt stream, bomb guard) are raised in
-    the reading thread, at the point of the stream where they happened.
+    the reading thread, at the point of the stream where they happened. apply_layer always
+    joins the thread before it returns or raises, so none outlives the call (rootlet forks its
+    user-namespace workers only from a single-threaded process).
     """
 
     def __init__(self, raw: BinaryIO, path: str, cap: int | None) -> None:
@@ -256,6 +258,7 @@ class _GzipStream:
         self._zlib = zlib.decompressobj(_GZIP_WBITS)
         self._pending = b""  # compressed input not yet given to zlib
         self._in_member = False  # zlib has been given bytes of the current member
+        self._members = 0  # members completed
         self._eof = False
 
     def read(self, n: int = -1) -> bytes:
@@ -263,27 +266,32 @@ class _GzipStream:
         if n < 0:
             return b"".join(iter(lambda: self.read(_CHUNK), b""))
         while not self._eof and n:
+            at_end = False
             if not self._pending:
                 self._pending = self._file.read(_GZIP_INPUT)
-                if not self._pending:
-                    if self._in_member:
-                        raise EOFError("compressed file ended before the end-of-stream marker "
-                                       "was reached")
+                at_end = not self._pending
+            if not self._in_member:
+                if at_end:
                     self._eof = True
                     break
-            if not self._in_member:
-                self._pending = self._pending.lstrip(b"\0")  # padding between/after members
-                if not self._pending:
-                    continue
+                if self._members:
+                    self._pending = self._pending.lstrip(b"\0")  # padding after a member
+                    if not self._pending:
+                        continue
                 self._in_member = True
+            # At the end of the file this still runs, with no input: zlib may hold output
+            # that did not fit in n bytes last time.
             out = self._zlib.decompress(self._pending, n)
             self._pending = self._zlib.unconsumed_tail
-            if self._zlib.eof:  # member complete, CRC and length checked by zlib
+            if self._zlib.eof:  # member complete, its CRC32 and length checked by zlib
                 self._pending = self._zlib.unused_data
                 self._zlib = zlib.decompressobj(_GZIP_WBITS)
                 self._in_member = False
+                self._members += 1
             if out:
                 return out
+            if at_end and self._in_member:
+                raise EOFError("compressed file ended before the end-of-stream marker was reached")
         return b""
 
     def close(self) -> None:
@@ -418,9 +426,6 @@ def _open_layer(path: str, compression: str) -> tuple[BinaryIO, str]:
 def _open_decompressed(path: str, compression: str) -> BinaryIO:
     """The uncompressed stream of *path*, compressed as *compression* says."""
     if compression == "gzip":
-        if os.environ.get("XGZ") == "module":  # TEMP
-            import gzip
-            return gzip.open(path, "rb")
         return _GzipStream(path)  # type: ignore[return-value]
     if compression == "zstd":
         import zstandard

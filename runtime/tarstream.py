@@ -5,12 +5,20 @@ layers of generic machinery (``frombuf``, ``_proc_member``, PAX decoding of ever
 own ``_Stream`` buffering), most of it for features a layer applier never uses. This reader
 parses only what the applier needs and works on the decompressed chunks as they arrive:
 
-* ustar, GNU and v7 headers: 512-byte blocks, octal and base-256 numbers, the checksum (the
-  unsigned sum, or the signed one some old writers used);
-* PAX extended headers, per member (``x``, and Solaris ``X``) and global (``g``): ``path``,
-  ``linkpath``, ``size``, ``uid``, ``gid``, ``mtime`` and the xattr records
-  ``SCHILY.xattr.*`` and ``LIBARCHIVE.xattr.*``;
+* ustar, star, GNU and v7 headers: 512-byte blocks, octal and base-256 numbers, the checksum
+  (the unsigned sum, or the signed one some old writers used);
+* PAX extended headers (``x``, and Solaris ``X``): ``path``, ``linkpath``, ``size``, ``uid``,
+  ``gid``, ``mtime`` and the xattr records ``SCHILY.xattr.*`` and ``LIBARCHIVE.xattr.*``;
+* PAX global headers (``g``): read, checked and bounded like the others, then ignored;
 * GNU long names and long link targets (``L``, ``K``).
+
+Where tar readers disagree, this one reads a layer the way Go's ``archive/tar`` does, because
+that is what podman, docker, containerd and most image scanners use: two readers that see
+different files in one layer are a way to smuggle content past a scanner. So global records do
+not apply to later members (Go keeps no global state), of several ``x`` headers before a member
+only the last counts, an empty PAX value leaves the header's field alone, GNU long names win
+over PAX paths, and a name prefix is read only from POSIX ustar and star headers. The one
+addition is ``LIBARCHIVE.xattr.*``, honoured for an xattr that has no ``SCHILY.xattr.*`` form.
 
 Every metadata record is read into memory only after its size has been checked against a
 limit, and the records before one member may not add up to more than that limit either, so a
@@ -58,10 +66,15 @@ _META_TYPES = frozenset({PAX_LOCAL, PAX_GLOBAL, PAX_SOLARIS, GNU_LONGNAME, GNU_L
 
 _ZERO_BLOCK = bytes(BLOCKSIZE)
 _USTAR_MAGIC = b"ustar\0"
-"""POSIX ustar (and PAX) magic: only these headers have a name prefix field. GNU headers
-("ustar  \\0") keep atime/ctime there, and v7 headers have nothing."""
+"""POSIX ustar (and PAX, and star) magic: only these headers have a name prefix field. GNU
+headers ("ustar  \\0") keep atime/ctime there, and v7 headers have nothing."""
+_STAR_TRAILER = b"tar\0"
+"""star headers end with this; their prefix is shorter (131 bytes, then atime and ctime)."""
+_PATH_KEYS = frozenset({"path", "linkpath", "uname", "gname"})
+"""PAX keywords whose values are names: a NUL in them is an error (as in Go)."""
 
 _OCTAL_DIGITS = b"01234567"
+_MAX_DIGITS = 20
 _SCHILY_XATTR = "SCHILY.xattr."
 _LIBARCHIVE_XATTR = "LIBARCHIVE.xattr."
 
@@ -103,21 +116,24 @@ class TarMember:
 
 
 def _number(field: bytes, what: str) -> int:
-    """A header number: octal text (NUL/space padded) or GNU base-256 (0x80 / 0xff lead byte).
+    """A header number: octal text padded with spaces or NULs, or GNU base-256 (high bit of
+    the first byte set; the next bit is the sign, two's complement), read as Go reads them.
 
     Stricter than ``int(x, 8)``: no sign, no ``0o`` prefix, no underscores.
     """
     lead = field[0]
     if lead & 0x80:
-        if lead == 0x80:
-            return int.from_bytes(field[1:], "big")
-        if lead == 0xFF:
-            return int.from_bytes(field[1:], "big") - (1 << (8 * (len(field) - 1)))
-        raise TarFormatError(f"invalid {what} field {field!r}")
+        negative = lead & 0x40
+        if negative:
+            field = bytes(b ^ 0xFF for b in field)
+        value = int.from_bytes(field, "big") & ((1 << (8 * len(field) - 1)) - 1)
+        if value >> 63:
+            raise TarFormatError(f"{what} field overflows 64 bits")
+        return ~value if negative else value
+    field = field.strip(b" \0")
     nul = field.find(b"\0")
     if nul >= 0:
         field = field[:nul]
-    field = field.strip()
     if not field:
         return 0
     if field.translate(None, _OCTAL_DIGITS):
@@ -145,9 +161,10 @@ def _checksum_ok(block: bytes) -> bool:
 
 
 def _pax_decimal(value: bytes, key: str) -> int:
-    """A non-negative decimal PAX value (size, uid, gid)."""
-    if not value.isdigit():
-        raise TarFormatError(f"invalid PAX {key} value {value!r}")
+    """A non-negative decimal PAX value (size, uid, gid) of at most 20 digits (2**64 has 20;
+    longer ones are nonsense, and past 4300 digits int() itself would refuse them)."""
+    if not value.isdigit() or len(value) > _MAX_DIGITS:
+        raise TarFormatError(f"invalid PAX {key} value {value[:40]!r}")
     return int(value)
 
 
@@ -155,33 +172,37 @@ def _pax_mtime_ns(value: bytes) -> int:
     """A PAX time ("-?SECONDS[.FRACTION]") in nanoseconds, exactly (digits past 9 dropped)."""
     negative = value[:1] == b"-"
     sec, _, frac = (value[1:] if negative else value).partition(b".")
-    if not sec.isdigit() or (frac and not frac.isdigit()):
-        raise TarFormatError(f"invalid PAX mtime value {value!r}")
+    if not sec.isdigit() or len(sec) > _MAX_DIGITS or (frac and not frac.isdigit()):
+        raise TarFormatError(f"invalid PAX mtime value {value[:40]!r}")
     ns = int(sec) * 1_000_000_000 + int(frac[:9].ljust(9, b"0"))
     return -ns if negative else ns
 
 
-def _parse_pax(data: bytes, offset: int) -> list[tuple[str, bytes]]:
-    """The records of a PAX header, in order: ``"%d %s=%s\\n" % (length, keyword, value)``.
+def _parse_pax(data: bytes, offset: int) -> dict[str, bytes]:
+    """The records of a PAX header: ``"%d %s=%s\\n" % (length, keyword, value)``, to its end.
 
-    Keywords are decoded (UTF-8, surrogates for undecodable bytes); values stay raw bytes.
-    Trailing NUL padding ends the list, as tarfile and Go read it.
+    Keywords are decoded (UTF-8, surrogates for undecodable bytes); values stay raw bytes. A
+    later record for a keyword replaces an earlier one. Framing is checked as Go checks it:
+    no NUL padding, no NUL in a keyword or in a name value.
     """
-    records: list[tuple[str, bytes]] = []
+    records: dict[str, bytes] = {}
     pos, end = 0, len(data)
-    while pos < end and data[pos] != 0:
+    while pos < end:
         space = data.find(b" ", pos, pos + 21)
         digits = data[pos:space] if space > pos else b""
         if not digits.isdigit():
             raise TarFormatError(f"malformed PAX record at offset {offset + pos}")
         length = int(digits)
         last = pos + length - 1
-        if length < 5 or last >= end or data[last] != 0x0A:
+        if length < 5 or last >= end or last <= space or data[last] != 0x0A:
             raise TarFormatError(f"malformed PAX record at offset {offset + pos}")
-        keyword, eq, value = data[space + 1:last].partition(b"=")
-        if not keyword or not eq:
+        raw_key, eq, value = data[space + 1:last].partition(b"=")
+        if not raw_key or not eq or b"\0" in raw_key:
             raise TarFormatError(f"malformed PAX record at offset {offset + pos}")
-        records.append((keyword.decode("utf-8", "surrogateescape"), value))
+        key = raw_key.decode("utf-8", "surrogateescape")
+        if key in _PATH_KEYS and b"\0" in value:
+            raise TarFormatError(f"PAX {key} record at offset {offset + pos} contains a NUL")
+        records[key] = value
         pos += length
     return records
 
@@ -206,8 +227,9 @@ class TarReader:
     *read_chunk* returns the next chunk of the uncompressed stream (any size, never empty
     before the end) and ``b""`` at its end. Call :meth:`next` for each member; read the data
     of a member with :meth:`read_data` before the next call, or leave it and it is skipped.
-    After the end-of-archive block, :meth:`next` returns None and the rest of the stream (the
-    second zero block, padding, anything else) is left unread for the caller to drain.
+    After the end-of-archive marker (two zero blocks, or one at the very end), :meth:`next`
+    returns None and the rest of the stream (padding, anything else) is left unread for the
+    caller to drain.
     """
 
     def __init__(self, read_chunk: Callable[[], bytes], max_meta: int) -> None:
@@ -220,8 +242,6 @@ class TarReader:
         self._data_left = 0  # unread data bytes of the current member
         self._pad = 0  # padding after the current member's data
         self._current = ""  # the current member's name, for error messages
-        self._globals: dict[str, bytes] = {}  # PAX 'g' records in force
-        self._global_bytes = 0
         self._done = False
 
     @property
@@ -275,6 +295,20 @@ class TarReader:
     def _truncated(self, offset: int) -> TarFormatError:
         return TarFormatError(f"tar stream is truncated (header at offset {offset})")
 
+    def _end(self, offset: int) -> None:
+        """After the first zero block at *offset*: the second must be zeros too, or absent.
+
+        Go's reader refuses a zero block followed by anything else, so members hidden after a
+        lone zero block (which ``tar --ignore-zeros`` would extract) are an error here too.
+        """
+        block = self._take(BLOCKSIZE)
+        if block and block != _ZERO_BLOCK:
+            if len(block) < BLOCKSIZE:
+                raise self._truncated(offset + BLOCKSIZE)
+            raise TarFormatError(f"bad tar header at offset {offset + BLOCKSIZE}: data after the "
+                                 "first end-of-archive block")
+        self._done = True
+
     # -- members ---------------------------------------------------------------------------
 
     def read_data(self, n: int) -> memoryview:
@@ -325,7 +359,7 @@ class TarReader:
                 if offset != first:
                     raise TarFormatError(f"tar metadata record at offset {first} is not followed "
                                          "by a member")
-                self._done = True
+                self._end(offset)
                 return None
             try:
                 if not _checksum_ok(block):
@@ -350,16 +384,14 @@ class TarReader:
                 elif type_ == GNU_LONGLINK:
                     longlink = data.split(b"\0", 1)[0]
                 elif type_ == PAX_GLOBAL:
-                    self._global_bytes += size
-                    if self._global_bytes > self._max_meta:
-                        raise TarFormatError(
-                            f"tar metadata record of type {type_!r} at offset {offset}: global "
-                            f"PAX records exceed {self._max_meta} bytes in all")
-                    self._globals.update(_parse_pax(data, offset + BLOCKSIZE))
+                    # Checked, then ignored. Go returns it as an entry of its own, which drops
+                    # the records pending before it: so do we.
+                    _parse_pax(data, offset + BLOCKSIZE)
+                    pax = longname = longlink = None
+                    meta_bytes = 0
+                    first = self.offset
                 else:
-                    if pax is None:
-                        pax = {}
-                    pax.update(_parse_pax(data, offset + BLOCKSIZE))
+                    pax = _parse_pax(data, offset + BLOCKSIZE)  # the last one counts (as in Go)
                 continue
             if type_ == GNU_SPARSE:
                 raise TarFormatError(f"GNU sparse member {_text(block[0:100])!r} is not supported "
@@ -383,21 +415,19 @@ class TarReader:
         """Build the member of header *block*, apply its metadata records, set up its data."""
         name = _text(block[0:100])
         if block[257:263] == _USTAR_MAGIC:
-            prefix = _text(block[345:500])
+            prefix = _text(block[345:476] if block[508:512] == _STAR_TRAILER else block[345:500])
             if prefix:
                 name = prefix + "/" + name
-        if type_ == AREGTYPE and name.endswith("/"):
-            type_ = DIRTYPE  # v7 archives mark directories with a trailing slash only
         linkname = _text(block[157:257])
         mtime_ns = mtime * 1_000_000_000
         xattrs: dict[str, bytes] | None = None
-        records = self._globals if pax is None else (
-            {**self._globals, **pax} if self._globals else pax)
-        if records:
-            for key, value in records.items():
+        if pax:
+            for key, value in pax.items():
                 if key.startswith("GNU.sparse."):
                     raise TarFormatError(f"GNU sparse member {name!r} (PAX GNU.sparse headers) is "
                                          "not supported in layers")
+                if not value:
+                    continue  # an empty value keeps the header's field (as in Go)
                 if key == "path":
                     name = value.decode("utf-8", "surrogateescape")
                 elif key == "linkpath":
@@ -416,17 +446,19 @@ class TarReader:
                     xattrs[key[len(_SCHILY_XATTR):]] = value
             # libarchive writes each xattr twice (SCHILY and LIBARCHIVE forms); the SCHILY one
             # wins, and a LIBARCHIVE-only one is honoured like it.
-            for key, value in records.items():
-                if key.startswith(_LIBARCHIVE_XATTR):
+            for key, value in pax.items():
+                if value and key.startswith(_LIBARCHIVE_XATTR):
                     xname, raw = _libarchive_xattr(key, value)
                     if xattrs is None:
                         xattrs = {}
                     xattrs.setdefault(xname, raw)
-        # GNU long names win over PAX ones, as in Go's archive/tar (which podman uses).
-        if longname is not None:
+        # GNU long names win over PAX ones, and empty ones are ignored (as in Go).
+        if longname:
             name = longname.decode("utf-8", "surrogateescape")
-        if longlink is not None:
+        if longlink:
             linkname = longlink.decode("utf-8", "surrogateescape")
+        if type_ == AREGTYPE and name.endswith("/"):
+            type_ = DIRTYPE  # v7 archives mark directories with a trailing slash only
         if type_ in _HEADER_ONLY_TYPES:
             size = 0
         self._data_left = size
