@@ -187,8 +187,9 @@ def create_container(store: ImageStore, opts: Any, image: Any, host_env: Mapping
         mode = default_network_mode()
     check_network_mode(mode)
     ports = [pm for spec in opts.publish for pm in parse_publish(spec)]
-    if any(not g.isdigit() for g in opts.group_add):
-        raise UsageError("--group-add takes numeric gids in this version", "give the group's number")
+    for g in opts.group_add:
+        if not g or ":" in g or "," in g:
+            raise UsageError(f"invalid --group-add {g!r}", "give a group name or number")
     restart = parse_restart(opts.restart)
     if restart["name"] != "no" and opts.rm:
         raise UsageError("--restart and --rm cannot be used together",
@@ -231,7 +232,7 @@ def create_container(store: ImageStore, opts: Any, image: Any, host_env: Mapping
             else argv[:len(argv) - len(opts.command)],
             "cmd": list(opts.command) if opts.command or opts.entrypoint is not None
             else [str(x) for x in (config.get("Cmd") or [])],
-            "additional_gids": [int(g) for g in opts.group_add],
+            "additional_gids": [int(g) if g.isdigit() else g for g in opts.group_add],
             "binds": binds, "tmpfs": tmpfs, "anonymous_volumes": anonymous,
             "readonly_rootfs": opts.read_only, "caps": list(caps),
             "ambient_caps": [c for c in caps if c in {rc.cap_name(a) for a in opts.cap_add}],
@@ -291,5 +292,5 @@ def container_spec(store: ImageStore, cfg: ContainerConfig, *, stdin_inherit: bo
         rlimits=tuple(Rlimit(*r) for r in s.get("rlimits", ())),
         network="host" if mode == "host" else ("none" if mode == "none" else "private"),
         tty=bool(s.get("tty")), stdin="inherit" if stdin_inherit else "null", init=bool(s.get("init")),
-        plan=plan, fuse_options=fuse_options,
+        plan=plan, fuse_options=fuse_options, volatile=cfg.auto_remove,
     )

@@ -221,8 +221,12 @@ def _escape_overlay_path(path: str) -> str:
     return path.replace("\\", "\\\\").replace(":", "\\:").replace(",", "\\,")
 
 
-def kernel_overlay_data(lower_dirs: Iterable[str], upper: str, work: str, userxattr: bool) -> tuple[str, str]:
+def kernel_overlay_data(lower_dirs: Iterable[str], upper: str, work: str, userxattr: bool,
+                        volatile: bool = False) -> tuple[str, str]:
     """(directory to run the mount from, mount data) for a kernel overlay.
+
+    ``volatile`` (for containers removed at exit) lets the overlay skip syncing the upper
+    filesystem, notably the sync of the whole filesystem at unmount, as podman does for ``--rm``.
 
     Paths are made relative to their common parent and the mount is made from there (the kernel
     resolves them against the mounter's cwd): one page of mount data then holds ~100 layers of
@@ -238,12 +242,15 @@ def kernel_overlay_data(lower_dirs: Iterable[str], upper: str, work: str, userxa
     data = f"lowerdir={':'.join(rel(p) for p in lowers)},upperdir={rel(upper)},workdir={rel(work)}"
     if userxattr:
         data += ",userxattr"
+    if volatile:
+        data += ",volatile"
     return base, data
 
 
-def _mount_kernel_overlay(lower_dirs: tuple[str, ...], upper: str, work: str, merged: str, userxattr: bool) -> None:
+def _mount_kernel_overlay(lower_dirs: tuple[str, ...], upper: str, work: str, merged: str, userxattr: bool,
+                          volatile: bool = False) -> None:
     """Mount the kernel's overlay on ``merged`` (raises OSError)."""
-    base, data = kernel_overlay_data(lower_dirs, upper, work, userxattr)
+    base, data = kernel_overlay_data(lower_dirs, upper, work, userxattr, volatile)
     if len(data.encode()) >= 4096:
         raise _fail(f"too many layers for one overlay mount ({len(lower_dirs)}): the options exceed a page",
                     "use --storage-opt overlay.mount_program=fuse-overlayfs or flatten the image")
@@ -333,7 +340,7 @@ def stop_process(pid: int, timeout: float = 5.0) -> None:
 
 
 def mount_overlay(lower_dirs: tuple[str, ...], upper: str, work: str, merged: str, mode: str, rootful: bool,
-                  close_fds: Iterable[int] = (), fuse_options: str = "") -> int | None:
+                  close_fds: Iterable[int] = (), fuse_options: str = "", volatile: bool = False) -> int | None:
     """Mount the container's root filesystem on ``merged``; returns the fuse-overlayfs pid or None.
 
     ``mode`` is "kernel", "fuse" or "auto" (the kernel overlay when it mounts, else fuse-overlayfs).
@@ -350,7 +357,7 @@ def mount_overlay(lower_dirs: tuple[str, ...], upper: str, work: str, merged: st
         raise _fail("the kernel overlay cannot map ids for --userns keep-id", "use fuse-overlayfs (ROOTLET_OVERLAY=fuse)")
     if mode in ("kernel", "auto") and not fuse_options:
         try:
-            _mount_kernel_overlay(lower_dirs, upper, work, merged, userxattr=not rootful)
+            _mount_kernel_overlay(lower_dirs, upper, work, merged, userxattr=not rootful, volatile=volatile)
             return None
         except OSError as e:
             if mode == "kernel":

@@ -84,7 +84,8 @@ class ContainerSpec(Record):
     for ``--userns keep-id``); they force fuse-overlayfs. ``winsize`` (a struct winsize) is set on
     the allocated pty before the command starts. With ``gate`` the command waits, fully set up,
     until the caller's ``ContainerProcess.release()`` (the network is attached meanwhile, so the
-    command has it from its first instruction).
+    command has it from its first instruction). ``volatile``: the upper dir is thrown away after
+    the run (``--rm``), so the kernel overlay need not sync it.
     """
 
     lower_dirs: tuple[str, ...]
@@ -96,7 +97,7 @@ class ContainerSpec(Record):
     env: tuple[str, ...] = ()
     cwd: str = "/"
     user: str = ""
-    additional_gids: tuple[int, ...] = ()
+    additional_gids: tuple[int | str, ...] = ()
     hostname: str = ""
     etc_files: Mapping[str, str] = {}
     binds: tuple[BindMount, ...] = ()
@@ -116,6 +117,7 @@ class ContainerSpec(Record):
     fuse_options: str = ""
     winsize: bytes | None = None
     gate: bool = False
+    volatile: bool = False
 
 
 # --- small helpers shared by the processes ---------------------------------------------------------
@@ -229,12 +231,13 @@ def _read_db(path: str) -> list[list[str]]:
     return [line.split(":") for line in text.splitlines() if line and not line.startswith("#")]
 
 
-def resolve_user(user: str, additional_gids: tuple[int, ...] = (), etc: str = "/etc") -> tuple[int, int, list[int]]:
+def resolve_user(user: str, additional_gids: tuple[int | str, ...] = (), etc: str = "/etc") -> tuple[int, int, list[int]]:
     """(uid, gid, supplementary gids) for a podman ``--user`` value, from ``etc``/passwd and group.
 
     Follows runc/podman: "" is uid 0; a numeric uid needs no passwd entry (its gid is then 0); a
     name must exist. Supplementary groups are the /etc/group groups listing the user's name, unless
-    a group was given explicitly; ``additional_gids`` are added in both cases.
+    a group was given explicitly; ``additional_gids`` (numbers, or group names looked up in
+    ``etc``/group: ``--group-add``) are added in both cases.
     """
     name, _, group = user.partition(":")
     passwd = _read_db(f"{etc}/passwd")
@@ -254,7 +257,8 @@ def resolve_user(user: str, additional_gids: tuple[int, ...] = (), etc: str = "/
                 break
         else:
             raise ContainerStartError(f"unable to find user {name}: no matching entries in passwd file", None, 126)
-    groups_db = _read_db(f"{etc}/group") if (group and not group.isdigit()) or login else []
+    named = [g for g in additional_gids if isinstance(g, str) and not g.isdigit()]
+    groups_db = _read_db(f"{etc}/group") if (group and not group.isdigit()) or login or named else []
     supplementary: list[int] = []
     if group:
         if group.isdigit():
@@ -272,6 +276,15 @@ def resolve_user(user: str, additional_gids: tuple[int, ...] = (), etc: str = "/
             if len(rec) >= 4 and rec[2].isdigit() and login in rec[3].split(","):
                 supplementary.append(int(rec[2]))
     for extra in additional_gids:
+        if isinstance(extra, str):
+            if extra.isdigit():
+                extra = int(extra)
+            else:
+                gids = [int(rec[2]) for rec in groups_db if len(rec) >= 3 and rec[0] == extra and rec[2].isdigit()]
+                if not gids:
+                    raise ContainerStartError(f"unable to find group {extra}: no matching entries in group file",
+                                              "give the group's number, or a group of the image's /etc/group", 126)
+                extra = gids[0]
         if extra not in supplementary:
             supplementary.append(extra)
     return uid, gid, supplementary
@@ -543,7 +556,7 @@ def _keeper(spec: ContainerSpec, plan: UsernsPlan, flags: int, parent: int, err_
         linux.mount(None, "/", None, linux.MS_REC | linux.MS_SLAVE, None)
         fuse_pid = mounts.mount_overlay(spec.lower_dirs, spec.upper_dir, spec.work_dir, spec.merged_dir,
                                         spec.overlay, plan.rootful, close_fds=(err_w, info_w, *extra),
-                                        fuse_options=spec.fuse_options)
+                                        fuse_options=spec.fuse_options, volatile=spec.volatile)
         if fuse_pid is not None:
             children["fuse"] = fuse_pid
         linux.unshare(linux.CLONE_NEWPID)

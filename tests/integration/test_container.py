@@ -518,6 +518,14 @@ def test_rootful_has_no_user_namespace(alpine: tuple[str, ...], dirs: Dirs) -> N
     assert r.out.split() == ["0", "0", "4294967295"]
 
 
+def _running(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie (it may vanish while we look)."""
+    try:
+        return not Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
+    except OSError:
+        return False
+
+
 def test_container_dies_with_its_caller(alpine: tuple[str, ...], dirs: Dirs, tmp_path: Path) -> None:
     code = f"""
 import os, sys
@@ -538,8 +546,7 @@ sys.stdin.read()
         deadline = time.monotonic() + 5
         alive = pids
         while alive and time.monotonic() < deadline:
-            alive = [p for p in pids if Path(f"/proc/{p}").exists()
-                     and not Path(f"/proc/{p}/stat").read_text().split(") ")[1].startswith("Z")]
+            alive = [p for p in pids if _running(p)]
             time.sleep(0.02)
         assert alive == [], "the container outlived its caller"
     finally:

@@ -608,6 +608,14 @@ def test_group_add_adds_supplementary_groups(rootlet: RunRootlet, alpine: str) -
     assert {"4242", "99"} <= set(groups)
 
 
+def test_group_add_resolves_names_in_the_image_group_file(rootlet: RunRootlet, alpine: str) -> None:
+    proc = rootlet("run", "--rm", "-u", "nobody", "--group-add", "wheel", "--group-add", "audio", alpine, "id", "-Gn")
+    assert proc.returncode == 0, proc.stderr
+    assert {"wheel", "audio"} <= set(proc.stdout.split())
+    missing = rootlet("run", "--rm", "--group-add", "no-such-group", alpine, "true")
+    assert missing.returncode == 126 and "unable to find group no-such-group" in missing.stderr
+
+
 def test_name_and_hostname(rootlet: RunRootlet, alpine: str) -> None:
     proc = rootlet("run", "--name", "web1", "--hostname", "box", alpine, "sh", "-c", "hostname; cat /etc/hostname")
     assert proc.stdout.split() == ["box", "box"], proc.stderr
