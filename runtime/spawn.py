@@ -703,6 +703,16 @@ class ContainerProcess:
             self._code = error.exit_code
             raise error
 
+    def failed_at_gate(self, timeout: float = 0.1) -> bool:
+        """Whether a gated container failed before reaching its gate (its error record is waiting:
+        ``release()`` then raises it). Used when attaching its network failed, to report the real
+        cause (an unknown group, a bad mount) rather than the network helper's complaint."""
+        if self._gate is None:
+            return False
+        import select
+
+        return bool(select.select([self._gate[1]], [], [], timeout)[0])
+
     def _drop_gate(self) -> None:
         """Never released: closing the gate makes the waiting container exit."""
         if self._gate is not None:

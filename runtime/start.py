@@ -66,7 +66,12 @@ def launch(store: ImageStore, containers: ContainerStore, cfg: ContainerConfig, 
         if gated:
             from rootlet.runtime.network import PortMapping, attach_network
 
-            network = attach_network(mode, proc.pid, [PortMapping(**p) for p in cfg.ports])
+            try:
+                network = attach_network(mode, proc.pid, [PortMapping(**p) for p in cfg.ports])
+            except RootletError:
+                if proc.failed_at_gate():
+                    proc.release()  # raises the container's own start failure
+                raise
             proc.release()
         me = os.getpid()
         changes: dict[str, Any] = dict(
