@@ -27,6 +27,12 @@ def _each(app: AppContext, names: List[str], action) -> None:  # noqa: ANN001 - 
             action(store, containers.resolve(name), name)
         except RootletError as exc:
             errors.append(exc)
+    _raise_collected(errors)
+
+
+def _raise_collected(errors: list[RootletError]) -> None:
+    """After handling every name: each failure but the last as a line, then the last one raised
+    (the error boundary prints it with its hint and sets the exit code)."""
     for extra in errors[:-1]:
         err(f"Error: {extra.message}")
     if errors:
@@ -368,10 +374,7 @@ def inspect(
     else:
         for doc in docs:
             out(render_template(fmt, doc))
-    for extra in errors[:-1]:
-        err(f"Error: {extra.message}")
-    if errors:
-        raise errors[-1]
+    _raise_collected(errors)
 
 
 def container_inspect(

@@ -77,10 +77,6 @@ class ContainerConfig(Record):
     auto_remove: bool = False
     spec: dict[str, Any] = {}   # the rest of what start needs (see engine.py)
 
-    @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> ContainerConfig:
-        return cls.from_dict(doc)
-
 
 class ContainerState(Record):
     """Where a container is in its life: created → running → exited (→ running again …)."""
@@ -99,10 +95,6 @@ class ContainerState(Record):
     stop_requested: bool = False              # `stop`: the monitor must not restart it
     ports: list[dict[str, Any]] = []   # published ports as bound
     detached: bool = False
-
-    @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> ContainerState:
-        return cls.from_dict(doc)
 
     @property
     def running(self) -> bool:
@@ -244,7 +236,7 @@ class ContainerStore:
             doc = read_json(self.path(cid, "state.json"), default=None)
         except ValueError:
             doc = None
-        return ContainerState.from_json(doc) if doc else ContainerState(status="unknown")
+        return ContainerState.from_dict(doc) if doc else ContainerState(status="unknown")
 
     def config(self, cid: str) -> ContainerConfig:
         try:
@@ -253,7 +245,7 @@ class ContainerStore:
             doc = None
         if doc is None:
             raise ContainerNotFound(f"no container with id {cid[:12]}", "list containers with `rootlet ps -a`")
-        return ContainerConfig.from_json(doc)
+        return ContainerConfig.from_dict(doc)
 
     def write_config(self, config: ContainerConfig) -> None:
         atomic_write_json(self.path(config.id, "config.json"), config.to_dict(), durable=False)

@@ -197,7 +197,7 @@ def create_container(store: ImageStore, opts: Any, image: Any, host_env: Mapping
     log = parse_log_options(opts.log_driver, opts.log_opts)
     config = read_image_config(store, image)
     argv = rc.compose_argv(opts.entrypoint, opts.command, config)
-    lowers = lower_dirs(store, image)
+    lowers = lower_dirs(store, image.layers)
     user = opts.user if opts.user is not None else str(config.get("User") or "")
     cwd = opts.workdir or str(config.get("WorkingDir") or "/")
     if not cwd.startswith("/"):
@@ -261,6 +261,7 @@ def create_container(store: ImageStore, opts: Any, image: Any, host_env: Mapping
 
 def container_spec(store: ImageStore, cfg: ContainerConfig, *, stdin_inherit: bool = False):  # -> ContainerSpec
     """The ContainerSpec that starts ``cfg`` (its lower dirs must still be in the store)."""
+    from rootlet.runtime.run import lower_dirs
     from rootlet.runtime.spawn import BindMount, ContainerSpec, Rlimit, TmpfsMount
 
     s = cfg.spec
@@ -275,7 +276,7 @@ def container_spec(store: ImageStore, cfg: ContainerConfig, *, stdin_inherit: bo
         plan = keep_id_plan(base, int(s["uid"]), int(s["gid"]))
         fuse_options = keep_id_fuse_options(base, int(s["uid"]), int(s["gid"]))
         overlay = "fuse"
-    lowers = tuple(os.path.join(store.layers, c, "diff") for c in reversed(cfg.layers))
+    lowers = lower_dirs(store, cfg.layers)
     etc = os.path.join(d, "etc")
     mode = cfg.network
     return ContainerSpec(

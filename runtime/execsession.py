@@ -123,9 +123,9 @@ def _run(spec: object, plan: object, ns_fds: list[tuple[int, int]], opts: ExecOp
     console_parent = console_child = None
     winsize = None
     if opts.tty and not opts.detach:
-        from rootlet.runtime.start import _terminal_size
+        from rootlet.runtime.start import terminal_size
 
-        winsize = _terminal_size()
+        winsize = terminal_size()
         import socket
 
         console_parent, console_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -239,17 +239,11 @@ def _process(spec: object, plan: object, opts: ExecOptions, err_w: int, console:
             os.dup2(null, fd)
         os.close(null)
     elif console is not None:
-        import fcntl
         import socket
-        import termios
 
-        master, slave = os.openpty()  # /dev/ptmx of the container's devpts
-        if winsize:
-            fcntl.ioctl(slave, termios.TIOCSWINSZ, winsize)
-        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
-        for fd in (0, 1, 2):
-            os.dup2(slave, fd)
-        os.close(slave)
+        from rootlet.runtime.spawn import open_controlling_pty
+
+        master = open_controlling_pty(winsize)
         socket.send_fds(console, [b"M"], [master])
         os.close(master)
         console.close()

@@ -131,9 +131,9 @@ def read_image_config(store: ImageStore, image: ImageRecord) -> dict[str, object
     return cfg if isinstance(cfg, dict) else {}
 
 
-def lower_dirs(store: ImageStore, image: ImageRecord) -> tuple[str, ...]:
-    """The image's layer diff dirs, topmost first, as the overlay wants them."""
-    return tuple(os.path.join(store.layers, c, "diff") for c in reversed(image.layers))
+def lower_dirs(store: ImageStore, layers: list[str]) -> tuple[str, ...]:
+    """The diff dirs of ``layers`` (chain ids, bottom first), topmost first, as the overlay wants them."""
+    return tuple(os.path.join(store.layers, c, "diff") for c in reversed(layers))
 
 
 def read_layered_file(lowers: tuple[str, ...], path: str, limit: int = 1 << 20) -> bytes | None:

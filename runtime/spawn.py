@@ -409,26 +409,39 @@ def _reaper(child: int) -> int:
             return 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.waitstatus_to_exitcode(status)
 
 
-def _allocate_console(console_fd: int, winsize: bytes | None) -> None:
-    """Open a pty in the container's own devpts, make it our terminal and /dev/console, and send
-    the master to the caller over the ``console_fd`` socket (like crun's console socket).
+def open_controlling_pty(winsize: bytes | None) -> int:
+    """Open a pty in the devpts at /dev/pts (call it in the container's mount namespace, after
+    setsid), size it, make it the controlling terminal and stdio; returns the master.
 
     A pty of the container's devpts is what ``tty``/``ttyname`` can find inside the container; a
-    pty of the host's devpts works but is "not a tty" for them.
+    pty of the host's devpts works but is "not a tty" for them. Used by ``run -t`` and ``exec -t``.
     """
     import fcntl
-    import socket
     import termios
 
     master, slave = os.openpty()  # /dev/ptmx → pts/ptmx: the container's devpts instance
     try:
-        linux.mount(os.ttyname(slave), "/dev/console", None, linux.MS_BIND, None)
         if winsize:
             fcntl.ioctl(slave, termios.TIOCSWINSZ, winsize)
         fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
         for fd in (0, 1, 2):
             os.dup2(slave, fd)
+    except BaseException:
+        os.close(master)
+        raise
+    finally:
         os.close(slave)
+    return master
+
+
+def _allocate_console(console_fd: int, winsize: bytes | None) -> None:
+    """Give the container a pty as its terminal and /dev/console, and send the master to the
+    caller over the ``console_fd`` socket (like crun's console socket)."""
+    import socket
+
+    master = open_controlling_pty(winsize)
+    try:
+        linux.mount(os.ttyname(0), "/dev/console", None, linux.MS_BIND, None)
         with socket.socket(fileno=console_fd) as sock:
             socket.send_fds(sock, [b"M"], [master])
     finally:

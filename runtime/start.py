@@ -117,61 +117,51 @@ def run_foreground(store: ImageStore, cid: str, *, interactive: bool, sig_proxy:
 
         log = LogWriter(containers.path(cid, "ctr.log"), int((cfg.spec.get("log") or {}).get("max_size") or 0))
     pipes: list[int] = []
-    with containers.starting(cid):
-        if containers.refresh(cid).running:
-            from rootlet.runtime.containers import ContainerStateError
+    old_handlers: dict[int, Any] = {}
+    started: Launched | None = None
+    # Signals are proxied from before the container exists: one that arrives while it starts is
+    # delivered once it runs, instead of killing us half-way (default action).
+    holder: dict[str, Any] = {"pending": []}
 
-            raise ContainerStateError(f"container {cfg.name} is already running",
-                                      "attach to it with `rootlet logs -f`, or stop it first")
-        saved: list[int] = []
-        if log is not None:
-            # The container inherits fds 1 and 2 from us: point them at pipes just for the spawn.
-            out_r, out_w = os.pipe()
-            err_r, err_w = os.pipe()
-            saved = [os.dup(1), os.dup(2)]
-            os.dup2(out_w, 1)
-            os.dup2(err_w, 2)
-            os.close(out_w)
-            os.close(err_w)
-            pipes = [out_r, err_r]
-        # Signals are proxied from before the container exists: one that arrives while it starts
-        # is delivered once it runs, instead of killing us half-way (default action).
-        holder: dict[str, Any] = {"pending": []}
+    def proxy(sig: int, _frame: object) -> None:
+        if "proc" in holder:
+            holder["proc"].signal(sig)
+        else:
+            holder["pending"].append(sig)
 
-        def proxy(sig: int, _frame: object) -> None:
-            if "proc" in holder:
-                holder["proc"].signal(sig)
-            else:
-                holder["pending"].append(sig)
-
-        old_handlers: dict[int, Any] = {}
-        for sig in PROXIED_SIGNALS if sig_proxy else ():
-            old_handlers[sig] = signal.signal(sig, proxy)
-        if not sig_proxy:
-            # docker and podman ignore these when not proxying, rather than die of them.
-            for sig in (signal.SIGUSR1, signal.SIGUSR2):
-                old_handlers[sig] = signal.signal(sig, signal.SIG_IGN)
-        try:
-            started = launch(store, containers, cfg, detached=False, stdin_inherit=interactive,
-                             winsize=_terminal_size() if cfg.spec.get("tty") else None)
-        except BaseException:
-            for sig, handler in old_handlers.items():
-                signal.signal(sig, handler)
-            for fd in pipes:
-                os.close(fd)
-            if log is not None:
-                log.close()
-            raise
-        finally:
-            if saved:
-                os.dup2(saved[0], 1)
-                os.dup2(saved[1], 2)
-                os.close(saved[0])
-                os.close(saved[1])
-    proc = started.proc
-    holder["proc"] = proc
-    code = 125
     try:
+        with containers.starting(cid):
+            if containers.refresh(cid).running:
+                from rootlet.runtime.containers import ContainerStateError
+
+                raise ContainerStateError(f"container {cfg.name} is already running",
+                                          "attach to it with `rootlet logs -f`, or stop it first")
+            saved: list[int] = []
+            if log is not None:
+                # The container inherits fds 1 and 2 from us: point them at pipes just for the spawn.
+                out_r, out_w = os.pipe()
+                err_r, err_w = os.pipe()
+                saved = [os.dup(1), os.dup(2)]
+                os.dup2(out_w, 1)
+                os.dup2(err_w, 2)
+                os.close(out_w)
+                os.close(err_w)
+                pipes = [out_r, err_r]
+            for sig in PROXIED_SIGNALS if sig_proxy else ():
+                old_handlers[sig] = signal.signal(sig, proxy)
+            if not sig_proxy:
+                # docker and podman ignore these when not proxying, rather than die of them.
+                for sig in (signal.SIGUSR1, signal.SIGUSR2):
+                    old_handlers[sig] = signal.signal(sig, signal.SIG_IGN)
+            try:
+                started = launch(store, containers, cfg, detached=False, stdin_inherit=interactive,
+                                 winsize=terminal_size() if cfg.spec.get("tty") else None)
+            finally:
+                for fd, saved_fd in zip((1, 2), saved):
+                    os.dup2(saved_fd, fd)
+                    os.close(saved_fd)
+        proc = started.proc
+        holder["proc"] = proc
         for sig in holder["pending"]:
             proc.signal(sig)
         if proc.pty_master is not None:
@@ -179,8 +169,8 @@ def run_foreground(store: ImageStore, cid: str, *, interactive: bool, sig_proxy:
         elif log is not None:
             from rootlet.runtime.monitor import pump
 
-            code = pump(proc, pipes[0], pipes[1], log, echo=True)
-            pipes = []
+            pump(proc, pipes[0], pipes[1], log, echo=True)
+            pipes = []  # pump closed them
         code = proc.wait()
         record_exit(containers, cid, code)
         return code
@@ -191,11 +181,12 @@ def run_foreground(store: ImageStore, cid: str, *, interactive: bool, sig_proxy:
             os.close(fd)
         if log is not None:
             log.close()
-        started.stop_network(wait=False)
-        if proc.returncode is None:  # interrupted before the container was reaped
-            proc.signal(signal.SIGKILL)
-            with contextlib.suppress(Exception):
-                record_exit(containers, cid, proc.wait())
+        if started is not None:
+            started.stop_network(wait=False)
+            if started.proc.returncode is None:  # interrupted before the container was reaped
+                started.proc.signal(signal.SIGKILL)
+                with contextlib.suppress(Exception):
+                    record_exit(containers, cid, started.proc.wait())
 
 
 def relay_pty(proc: Any, interactive: bool) -> None:
@@ -239,7 +230,7 @@ def relay_pty(proc: Any, interactive: bool) -> None:
             os.close(master)
 
 
-def _terminal_size() -> bytes | None:
+def terminal_size() -> bytes | None:
     """Our terminal's struct winsize (stdout's, else stdin's), for a pty made before the command runs."""
     import fcntl
     import termios

@@ -48,20 +48,6 @@ OTHER_BOOT = "00000000-0000-4000-8000-000000000000"
 
 # --- images -----------------------------------------------------------------------------------------
 
-@pytest.fixture
-def busybox(rootlet: RunRootlet, registry: str) -> str:
-    ref = f"{registry}/library/busybox:latest"
-    rootlet("pull", "-q", ref, check=True)
-    return ref
-
-
-@pytest.fixture
-def alpine(rootlet: RunRootlet, registry: str) -> str:
-    ref = f"{registry}/library/alpine:3.20"
-    rootlet("pull", "-q", ref, check=True)
-    return ref
-
-
 @pytest.fixture(scope="module")
 def stop_signal_image(registry: str, shared_images: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
     """busybox:musl published again with ``StopSignal: SIGUSR2`` in its config (real bytes, real digests)."""

@@ -27,13 +27,6 @@ pytestmark = pytest.mark.system
 ID = re.compile(r"[0-9a-f]{64}")
 
 
-@pytest.fixture
-def busybox(rootlet: RunRootlet, registry: str) -> str:
-    ref = f"{registry}/library/busybox:latest"
-    rootlet("pull", "-q", ref, check=True)
-    return ref
-
-
 @pytest.fixture(autouse=True)
 def _nothing_outlives_the_test(store_root: Path) -> Iterator[None]:
     yield

@@ -15,13 +15,6 @@ from tests.conftest import RunRootlet, rootlet_command
 pytestmark = pytest.mark.system
 
 
-@pytest.fixture
-def alpine(rootlet: RunRootlet, registry: str) -> str:
-    ref = f"{registry}/library/alpine:3.20"
-    rootlet("pull", "-q", ref, check=True)
-    return ref
-
-
 def test_run_prints_output_and_exits_zero(rootlet: RunRootlet, alpine: str, store_root: Path) -> None:
     proc = rootlet("run", "--rm", alpine, "echo", "hello")
     assert (proc.returncode, proc.stdout) == (0, "hello\n"), proc.stderr

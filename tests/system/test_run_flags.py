@@ -43,13 +43,6 @@ OVERLAYS = ("kernel", "fuse")
 
 # --- images -------------------------------------------------------------------------------------------
 
-@pytest.fixture
-def alpine(rootlet: RunRootlet, registry: str) -> str:
-    ref = f"{registry}/library/alpine:3.20"
-    rootlet("pull", "-q", ref, check=True)
-    return ref
-
-
 @pytest.fixture(scope="module")
 def whiteout_image(registry: str, shared_images: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A 3-layer image: Alpine's rootfs; /a/file, /a/other, /b/dir/x, /b/old, /c/sub/y, /keep; then a
