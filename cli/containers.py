@@ -1,42 +1,33 @@
 """Container lifecycle commands: start, stop, kill, wait, rm, restart, rename, ps, logs, port, top,
-inspect, container prune (and the ``container`` group that holds them all)."""
+inspect, cp, container prune (and the ``container`` group that holds them all).
+
+Each parses its flags, builds the engine's options, calls one engine method and renders the
+report; verbs that take several containers print the name of each that succeeded and report the
+failures at the end, as podman does.
+"""
 
 from __future__ import annotations
 
 import sys
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 
 from rootlet.cli.context import AppContext
-from rootlet.cli.render import ago, dump_json, err, out, table
-from rootlet.registry.errors import RootletError, UsageError
+from rootlet.cli.render import (ago, describe_status, dump_json, out, ports_text, print_docs, raise_collected,
+                                table)
+from rootlet.registry.errors import UsageError
+
+if TYPE_CHECKING:
+    from rootlet.runtime.engine.reports import ContainerResult, ContainerSummary
 
 
-def _each(app: AppContext, names: List[str], action) -> None:  # noqa: ANN001 - a callable(store, cid, name)
-    """Apply ``action`` to every named container; report failures and fail at the end like podman."""
-    from rootlet.runtime.containers import ContainerStore
-
-    if not names:
-        raise UsageError("give at least one container name or id")
-    store = app.store()
-    containers = ContainerStore(store)
-    errors: list[RootletError] = []
-    for name in names:
-        try:
-            action(store, containers.resolve(name), name)
-        except RootletError as exc:
-            errors.append(exc)
-    _raise_collected(errors)
-
-
-def _raise_collected(errors: list[RootletError]) -> None:
-    """After handling every name: each failure but the last as a line, then the last one raised
-    (the error boundary prints it with its hint and sets the exit code)."""
-    for extra in errors[:-1]:
-        err(f"Error: {extra.message}")
-    if errors:
-        raise errors[-1]
+def _report(results: list[ContainerResult], show: bool = True) -> None:
+    """Print the name of each container the verb succeeded for; raise the failures at the end."""
+    for r in results:
+        if r.error is None and show:
+            out(r.name)
+    raise_collected([r.error for r in results if r.error is not None])
 
 
 def start(
@@ -47,25 +38,14 @@ def start(
     sig_proxy: bool = typer.Option(True, "--sig-proxy/--no-sig-proxy", help="Forward signals with -a."),
 ) -> None:
     """Start created or stopped containers (in the background unless -a)."""
+    from rootlet.runtime.engine.options import StartOptions
+
     app: AppContext = ctx.obj
-    names = names or []
+    results = app.engine().start(StartOptions(tuple(names or ()), attach=attach, interactive=interactive,
+                                              sig_proxy=sig_proxy))
     if attach or interactive:
-        if len(names) != 1:
-            raise UsageError("start -a/-i takes exactly one container")
-        from rootlet.runtime.containers import ContainerStore
-        from rootlet.runtime.start import run_foreground
-
-        store = app.store()
-        cid = ContainerStore(store).resolve(names[0])
-        raise typer.Exit(run_foreground(store, cid, interactive=interactive, sig_proxy=sig_proxy))
-
-    def one(store, cid, name):  # noqa: ANN001
-        from rootlet.runtime.monitor import start_detached
-
-        start_detached(store, cid)
-        out(name)
-
-    _each(app, names, one)
+        raise typer.Exit(results[0].exit_code or 0)
+    _report(results)
 
 
 def stop(
@@ -75,25 +55,10 @@ def stop(
     all_: bool = typer.Option(False, "--all", "-a", help="Stop every running container."),
 ) -> None:
     """Stop running containers: their stop signal, then SIGKILL after the timeout."""
-    from rootlet.runtime.lifecycle import stop_container
+    from rootlet.runtime.engine.options import StopOptions
 
     app: AppContext = ctx.obj
-    if time_ is not None and time_ < 0:
-        raise UsageError("--time must not be negative")
-    names = _all_if(app, names or [], all_, running_only=True)
-    if not names and all_:
-        return
-    _each(app, names, lambda store, cid, name: (stop_container(store, cid, timeout=time_), out(name)))
-
-
-def _all_if(app: AppContext, names: List[str], all_: bool, running_only: bool) -> List[str]:
-    if not all_:
-        return names
-    if names:
-        raise UsageError("--all and container names cannot be combined")
-    from rootlet.runtime.containerinfo import list_containers
-
-    return [r["Id"] for r in list_containers(app.store(), all_=not running_only)]
+    _report(app.engine().stop(StopOptions(tuple(names or ()), timeout=time_, all=all_)))
 
 
 def kill(
@@ -102,12 +67,10 @@ def kill(
     sig: str = typer.Option("KILL", "--signal", "-s", help="Signal to send (name or number)."),
 ) -> None:
     """Send a signal to running containers (default SIGKILL)."""
-    from rootlet.runtime.create import parse_signal
-    from rootlet.runtime.lifecycle import kill_container
+    from rootlet.runtime.engine.options import KillOptions
 
     app: AppContext = ctx.obj
-    num = parse_signal(sig, "--signal")
-    _each(app, names or [], lambda store, cid, name: (kill_container(store, cid, num), out(name)))
+    _report(app.engine().kill(KillOptions(tuple(names or ()), signal=sig)))
 
 
 def wait(
@@ -115,10 +78,14 @@ def wait(
     names: List[str] = typer.Argument(None, metavar="CONTAINER..."),
 ) -> None:
     """Wait for containers to exit and print their exit codes."""
-    from rootlet.runtime.lifecycle import wait_container
+    from rootlet.runtime.engine.options import WaitOptions
 
     app: AppContext = ctx.obj
-    _each(app, names or [], lambda store, cid, name: out(str(wait_container(store, cid))))
+    results = app.engine().wait(WaitOptions(tuple(names or ())))
+    for r in results:
+        if r.error is None:
+            out(str(r.exit_code))
+    _report(results, show=False)
 
 
 def rm(
@@ -129,13 +96,10 @@ def rm(
     all_: bool = typer.Option(False, "--all", "-a", help="Remove every container."),
 ) -> None:
     """Remove containers."""
-    from rootlet.runtime.lifecycle import remove_container
+    from rootlet.runtime.engine.options import RmOptions
 
     app: AppContext = ctx.obj
-    names = _all_if(app, names or [], all_, running_only=False)
-    if not names and all_:
-        return
-    _each(app, names, lambda store, cid, name: (remove_container(store, cid, force=force, volumes=volumes), out(name)))
+    _report(app.engine().rm(RmOptions(tuple(names or ()), force=force, volumes=volumes, all=all_)))
 
 
 def restart(
@@ -144,17 +108,10 @@ def restart(
     time_: Optional[int] = typer.Option(None, "--time", "-t", help="Seconds to wait before SIGKILL when stopping."),
 ) -> None:
     """Stop (if running) and start containers again, in the background."""
-    from rootlet.runtime.lifecycle import stop_container
-    from rootlet.runtime.monitor import start_detached
+    from rootlet.runtime.engine.options import RestartOptions
 
     app: AppContext = ctx.obj
-
-    def one(store, cid, name):  # noqa: ANN001
-        stop_container(store, cid, timeout=time_)
-        start_detached(store, cid)
-        out(name)
-
-    _each(app, names or [], one)
+    _report(app.engine().restart(RestartOptions(tuple(names or ()), timeout=time_)))
 
 
 def rename(
@@ -163,11 +120,10 @@ def rename(
     new_name: str = typer.Argument(..., metavar="NEW_NAME"),
 ) -> None:
     """Give a container a new name."""
-    from rootlet.runtime.containers import ContainerStore
+    from rootlet.runtime.engine.options import RenameOptions
 
     app: AppContext = ctx.obj
-    containers = ContainerStore(app.store())
-    containers.rename(containers.resolve(container), new_name)
+    app.engine().rename(RenameOptions(container, new_name))
 
 
 def prune(
@@ -175,13 +131,11 @@ def prune(
     force: bool = typer.Option(False, "--force", "-f", help="Do not ask for confirmation."),
 ) -> None:
     """Remove every container that is not running."""
-    from rootlet.runtime.lifecycle import prune_containers
-
     app: AppContext = ctx.obj
     if not force and sys.stdin.isatty() and not typer.confirm(
             "This removes all stopped containers. Continue?", default=False, err=True):
         return
-    for cid in prune_containers(app.store()):
+    for cid in app.engine().container_prune():
         out(cid)
 
 
@@ -197,34 +151,31 @@ def ps(
     noheading: bool = typer.Option(False, "--noheading", help="Omit the table header."),
 ) -> None:
     """List containers (running ones, or all with -a)."""
-    from rootlet.runtime.containerinfo import list_containers
+    from rootlet.runtime.engine.options import PsOptions
 
     app: AppContext = ctx.obj
     if latest:
         last = 1
-    rows = list_containers(app.store(), all_=all_ or last is not None, filters=filters or []) \
-        if app.store().exists() else []
-    if last is not None:
-        rows = rows[:max(0, last)]
+    rows = app.engine().ps(PsOptions(all=all_, filters=tuple(filters or ()), last=last))
     if quiet:
         for r in rows:
-            out(r["Id"] if no_trunc else r["Id"][:12])
+            out(r.id if no_trunc else r.id[:12])
         return
     if fmt == "json":
-        dump_json([{k: v for k, v in r.items() if k != "PortsText"} for r in rows])
+        dump_json([_ps_json(r) for r in rows])
         return
     if fmt not in (None, "", "table"):
         from rootlet.cli.template import render_template
 
         template = fmt[len("table "):] if fmt.startswith("table ") else fmt
         for r in rows:
-            doc = dict(r, ID=r["Id"] if no_trunc else r["Id"][:12], Names=r["Names"][0],
-                       Command=_command(r, no_trunc), Ports=r["PortsText"], CreatedAt=r["CreatedAt"],
-                       RunningFor=ago(r["Created"]).removesuffix(" ago"))
+            doc = dict(_ps_json(r), ID=r.id if no_trunc else r.id[:12], Names=r.name,
+                       Command=_command(r, no_trunc), Ports=ports_text(r.ports),
+                       RunningFor=ago(r.created).removesuffix(" ago"))
             out(render_template(template, doc))
         return
-    body = [[r["Id"] if no_trunc else r["Id"][:12], r["Image"], _command(r, no_trunc), ago(r["Created"]),
-             r["Status"], r["PortsText"], r["Names"][0]] for r in rows]
+    body = [[r.id if no_trunc else r.id[:12], r.image, _command(r, no_trunc), ago(r.created), _status(r),
+             ports_text(r.ports), r.name] for r in rows]
     text = table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], body)
     if noheading:
         text = text.split("\n", 1)[1] if "\n" in text else ""
@@ -232,8 +183,25 @@ def ps(
         out(text)
 
 
-def _command(row: dict, no_trunc: bool) -> str:
-    cmd = " ".join(row["Command"])
+def _status(r: ContainerSummary) -> str:
+    return describe_status(r.status, r.started_at, r.finished_at, r.exit_code)
+
+
+def _ps_json(r: ContainerSummary) -> dict:
+    """podman's ``ps --format json`` record."""
+    return {
+        "Id": r.id, "Names": [r.name], "Image": r.image, "ImageID": r.image_id, "Command": list(r.command),
+        "Created": int(r.created), "CreatedAt": r.created_at, "State": r.status, "Status": _status(r),
+        "ExitCode": r.exit_code if r.exit_code is not None else 0, "Exited": r.status == "exited",
+        "StartedAt": int(r.started_at or 0), "ExitedAt": int(r.finished_at or 0), "Pid": r.pid,
+        "Ports": [{"host_ip": p.host_ip or "", "host_port": p.host_port, "container_port": p.container_port,
+                   "protocol": p.protocol} for p in r.ports],
+        "Labels": dict(r.labels), "AutoRemove": r.auto_remove, "RestartCount": r.restart_count,
+    }
+
+
+def _command(r: ContainerSummary, no_trunc: bool) -> str:
+    cmd = " ".join(r.command)
     if not no_trunc and len(cmd) > 20:
         cmd = cmd[:19] + "…"
     return f'"{cmd}"' if not no_trunc else cmd
@@ -249,9 +217,7 @@ def logs(
     timestamps: bool = typer.Option(False, "--timestamps", "-t", help="Prefix each line with its time."),
 ) -> None:
     """Print a container's output: its stdout on stdout, its stderr on stderr."""
-    from rootlet.runtime.containers import ContainerStore
-    from rootlet.runtime.logfile import parse_since
-    from rootlet.runtime.logview import LogsOptions, stream_logs
+    from rootlet.runtime.engine.options import LogsOptions
 
     app: AppContext = ctx.obj
     tail_n: Optional[int] = None
@@ -259,12 +225,9 @@ def logs(
         if not tail.isdigit():
             raise UsageError(f"invalid --tail {tail!r}", "give a number of lines, or 'all'")
         tail_n = int(tail)
-    opts = LogsOptions(follow=follow, tail=tail_n, since=parse_since(since, "--since") if since else None,
-                       until=parse_since(until, "--until") if until else None)
-    store = app.store()
-    cid = ContainerStore(store).resolve(container)
+    records = app.engine().logs(LogsOptions(container, follow=follow, tail=tail_n, since=since, until=until))
     streams = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
-    for rec in stream_logs(store, cid, opts):
+    for rec in records:
         stream = streams[rec.stream]
         if timestamps:
             stream.write(rec.ts.encode() + b" ")
@@ -278,22 +241,12 @@ def port(
     private: Optional[str] = typer.Argument(None, metavar="[PRIVATE_PORT[/PROTO]]"),
 ) -> None:
     """List a container's published ports, or the host address of one of them."""
-    from rootlet.runtime.containerinfo import container_ports
-    from rootlet.runtime.containers import ContainerStore
+    from rootlet.runtime.engine.options import PortOptions
 
     app: AppContext = ctx.obj
-    store = app.store()
-    pairs = container_ports(store, ContainerStore(store).resolve(container))
-    if private is None:
-        for inner, outer in pairs:
-            out(f"{inner} -> {outer}")
-        return
-    key = private if "/" in private else f"{private}/tcp"
-    hits = [outer for inner, outer in pairs if inner == key]
-    if not hits:
-        raise UsageError(f"no public port {key!r} published for {container}")
-    for outer in hits:
-        out(outer)
+    report = app.engine().port(PortOptions(container, private))
+    for inner, outer in report.pairs:
+        out(outer if private is not None else f"{inner} -> {outer}")
 
 
 def top(
@@ -302,23 +255,11 @@ def top(
     descriptors: List[str] = typer.Argument(None, metavar="[FORMAT-DESCRIPTORS]"),
 ) -> None:
     """Show the processes of a running container."""
-    from rootlet.runtime.containerinfo import container_processes
-    from rootlet.runtime.containers import ContainerStore
+    from rootlet.runtime.engine.options import TopOptions
 
     app: AppContext = ctx.obj
-    columns = ["USER", "PID", "PPID", "%CPU", "ELAPSED", "TTY", "TIME", "COMMAND"]
-    if descriptors:
-        wanted = [d.lstrip("-").upper() for d in descriptors]
-        aliases = {"ARGS": "COMMAND", "CMD": "COMMAND", "COMM": "COMMAND", "PCPU": "%CPU", "ETIME": "ELAPSED"}
-        wanted = [aliases.get(w, w) for w in wanted]
-        unknown = [w for w in wanted if w not in columns]
-        if unknown:
-            raise UsageError(f"unsupported top descriptor(s): {', '.join(unknown).lower()}",
-                             "use user, pid, ppid, pcpu, etime, tty, time, args")
-        columns = wanted
-    store = app.store()
-    rows = container_processes(store, ContainerStore(store).resolve(container))
-    out(table(columns, [[r[c] for c in columns] for r in rows]))
+    report = app.engine().top(TopOptions(container, tuple(descriptors or ())))
+    out(table(report.columns, [[r[c] for c in report.columns] for r in report.rows]))
 
 
 def cp(
@@ -329,14 +270,13 @@ def cp(
     archive: bool = typer.Option(False, "--archive", "-a", help="Keep ownership (not supported: refused)."),
 ) -> None:
     """Copy files between a container and the host: CONTAINER:SRC DST, or SRC CONTAINER:DST."""
-    from rootlet.runtime.cp import CopyRequest, copy, parse_cp_args
+    from rootlet.runtime.engine.options import CopyOptions
 
     app: AppContext = ctx.obj
     if archive:
         raise UsageError("cp --archive is not supported", "files copied in belong to the container's root, "
                          "files copied out to you")
-    container, cpath, hpath, into = parse_cp_args(src, dst)
-    copy(app.store(), CopyRequest(container, cpath, hpath, into, follow_link))
+    app.engine().cp(CopyOptions(src, dst, follow_link=follow_link))
 
 
 def inspect(
@@ -346,35 +286,12 @@ def inspect(
     type_: str = typer.Option("all", "--type", "-t", help="container, image, or all (containers first)."),
 ) -> None:
     """Show the configuration and state of containers or images as JSON (docker's field names)."""
-    from rootlet.cli.template import render_template
-    from rootlet.runtime.containerinfo import inspect_container
-    from rootlet.runtime.containers import ContainerNotFound, ContainerStore
-    from rootlet.runtime.images import inspect_image
+    from rootlet.runtime.engine.options import InspectOptions
 
     app: AppContext = ctx.obj
-    if type_ not in ("all", "container", "image"):
-        raise UsageError(f"invalid --type {type_!r}", "use container, image or all")
-    store = app.store()
-    containers = ContainerStore(store)
-    docs, errors = [], []
-    for name in names:
-        try:
-            if type_ != "image":
-                try:
-                    docs.append(inspect_container(store, containers.resolve(name)))
-                    continue
-                except ContainerNotFound:
-                    if type_ == "container":
-                        raise
-            docs.append(inspect_image(store, name))
-        except RootletError as exc:
-            errors.append(exc)
-    if fmt in (None, "", "json"):
-        dump_json(docs)
-    else:
-        for doc in docs:
-            out(render_template(fmt, doc))
-    _raise_collected(errors)
+    report = app.engine().inspect(InspectOptions(tuple(names), type=type_))
+    print_docs(report.docs, fmt)
+    raise_collected(report.errors)
 
 
 def container_inspect(

@@ -6,6 +6,10 @@ import os
 
 from rootlet.registry.record import Record
 
+TYPE_CHECKING = False  # typing costs milliseconds to import
+if TYPE_CHECKING:
+    from rootlet.runtime.engine import Engine
+
 
 class AppContext(Record):
     """Global flags: the store root and whether to show tracebacks."""
@@ -13,10 +17,11 @@ class AppContext(Record):
     root: str
     debug: bool = False
 
-    def store(self):  # -> ImageStore; imported lazily to keep --help fast
-        from rootlet.registry.store import ImageStore
+    def engine(self) -> Engine:
+        """The engine on this store root, with this process's environment."""
+        from rootlet.runtime.engine import Engine
 
-        return ImageStore(self.root)
+        return Engine(self.root, os.environ)
 
 
 def stderr_is_tty() -> bool:

@@ -31,10 +31,10 @@ def exec_command(root: str, argv: list[str]) -> int:
         return 0
     if len(p.positional) < 2:
         raise UsageError("exec needs a container and a command", "rootlet exec [OPTIONS] CONTAINER COMMAND [ARG...]")
-    from rootlet.registry.store import ImageStore
-    from rootlet.runtime.execsession import ExecOptions, exec_in_container
+    from rootlet.runtime.engine import Engine
+    from rootlet.runtime.engine.options import ExecOptions
 
     opts = ExecOptions(container=p.positional[0], command=tuple(p.positional[1:]), interactive=p.interactive,
                        tty=p.tty, detach=p.detach, user=p.user, env=tuple(p.env), env_files=tuple(p.env_file),
                        workdir=p.workdir, privileged=p.privileged)
-    return exec_in_container(ImageStore(root), opts, dict(os.environ))
+    return Engine(root, os.environ).exec(opts)

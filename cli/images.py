@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 
 from rootlet.cli.context import AppContext, stderr_is_tty
-from rootlet.cli.render import ago, dump_json, err, human_size, out, parse_time, table
+from rootlet.cli.render import ago, dump_json, human_size, out, parse_time, raise_collected, table
 from rootlet.registry.errors import UsageError
+
+if TYPE_CHECKING:
+    from rootlet.runtime.engine.reports import ImageSummary
 
 
 def parse_bool(value: Optional[str], flag: str) -> Optional[bool]:
@@ -47,43 +50,16 @@ def pull(
     cert_dir: Optional[str] = typer.Option(None, "--cert-dir", help="Directory with CA certificates (*.crt) for the registry."),
 ) -> None:
     """Pull an image from a registry into the local store; prints the image id."""
-    from rootlet.runtime.pull import PullOptions
+    from rootlet.cli.progress import pull_progress
+    from rootlet.runtime.engine.options import PullOptions
 
     app: AppContext = ctx.obj
-    opts = PullOptions(reference=reference, platform=_platform(platform, os_, arch, variant),
+    opts = PullOptions(reference=reference, platform=platform, os=os_, arch=arch, variant=variant,
                        tls_verify=parse_bool(tls_verify, "--tls-verify"), creds=creds, authfile=authfile,
                        cert_dir=cert_dir)
-    report = run_pull(app, opts, quiet)
+    with pull_progress(quiet) as progress:
+        report = app.engine().pull(opts, progress)
     out(report.image_id)
-
-
-def run_pull(app: AppContext, opts: object, quiet: bool):  # -> PullReport
-    """Run a pull with the progress display suited to where stderr goes."""
-    from rootlet.cli.progress import BarProgress, LineProgress
-    from rootlet.runtime.pull import NullProgress, pull_image
-
-    if quiet:
-        return pull_image(app.store(), opts, NullProgress())  # type: ignore[arg-type]
-    if stderr_is_tty():
-        with BarProgress() as bars:
-            return pull_image(app.store(), opts, bars)  # type: ignore[arg-type]
-    report = pull_image(app.store(), opts, LineProgress())  # type: ignore[arg-type]
-    if report.up_to_date:
-        err("Image is up to date")
-    return report
-
-
-def _platform(platform: Optional[str], os_: Optional[str], arch: Optional[str], variant: Optional[str]) -> Optional[str]:
-    if platform and (os_ or arch or variant):
-        raise UsageError("--platform cannot be combined with --os, --arch or --variant")
-    if platform:
-        return platform
-    if os_ or arch or variant:
-        from rootlet.registry.manifest import Platform
-
-        host = Platform.host()
-        return f"{os_ or host.os}/{arch or host.architecture}" + (f"/{variant}" if variant else "")
-    return None
 
 
 def images(
@@ -97,11 +73,11 @@ def images(
     noheading: bool = typer.Option(False, "--noheading", "-n", help="Omit the table header."),
 ) -> None:
     """List local images."""
-    from rootlet.runtime.images import image_json, list_images
+    from rootlet.runtime.engine.options import ImagesOptions
 
     app: AppContext = ctx.obj
     kind = check_format(fmt)
-    rows = list_images(app.store(), name) if app.store().exists() else []
+    rows = app.engine().images(ImagesOptions(name=name))
     if kind == "json":
         seen: dict[str, dict] = {}
         for row in rows:
@@ -109,12 +85,7 @@ def images(
         dump_json(list(seen.values()))
         return
     if quiet:
-        ids: list[str] = []
-        for row in rows:
-            short = row.id if no_trunc else row.id[:12]
-            if short not in ids:
-                ids.append(short)
-        for i in ids:
+        for i in dict.fromkeys(row.id if no_trunc else row.id[:12] for row in rows):
             out(i)
         return
     headers = ["REPOSITORY", "TAG"] + (["DIGEST"] if digests else []) + ["IMAGE ID", "CREATED", "SIZE"]
@@ -133,35 +104,18 @@ def rmi(
     force: bool = typer.Option(False, "--force", "-f", help="Remove even if a container uses it."),
     all_: bool = typer.Option(False, "--all", "-a", help="Remove all images."),
 ) -> None:
-    """Remove images (untagging names that are one of several tags) and free their layers."""
-    from rootlet.runtime.images import remove_images
+    """Remove images (untagging names that are one of several tags) and free their layers.
+
+    An image a container uses is refused; -f removes those containers first (podman's rule)."""
+    from rootlet.runtime.engine.options import RmiOptions
 
     app: AppContext = ctx.obj
-    names = names or []
-    if not names and not all_:
-        raise UsageError("rmi needs at least one image", "rootlet rmi IMAGE [IMAGE…] or rootlet rmi -a")
-    if names and all_:
-        raise UsageError("--all and image names cannot be combined")
-    if not app.store().exists():
-        if all_:
-            return
-        from rootlet.registry.errors import ImageNotFound
-
-        raise ImageNotFound(f"{names[0]}: image not known", "list local images with `rootlet images`")
-    report = remove_images(app.store(), names, force=force, all_images=all_)
+    report = app.engine().rmi(RmiOptions(names=tuple(names or ()), force=force, all=all_))
     for tag in report.untagged:
         out(f"Untagged: {tag}")
     for image_id in report.deleted:
         out(f"Deleted: {image_id}")
-    _raise_first(report.errors)
-
-
-def _raise_first(errors: list) -> None:
-    if not errors:
-        return
-    for extra in errors[1:]:
-        err(f"Error: {extra.message}")
-    raise errors[0]
+    raise_collected(report.errors)
 
 
 def tag(
@@ -170,10 +124,10 @@ def tag(
     targets: List[str] = typer.Argument(..., metavar="TARGET..."),
 ) -> None:
     """Add one or more names to a local image."""
-    from rootlet.runtime.images import tag_image
+    from rootlet.runtime.engine.options import TagOptions
 
     app: AppContext = ctx.obj
-    tag_image(app.store(), source, targets)
+    app.engine().tag(TagOptions(source, tuple(targets)))
 
 
 def untag(
@@ -182,10 +136,10 @@ def untag(
     names: List[str] = typer.Argument(None, metavar="[NAME...]"),
 ) -> None:
     """Remove names from a local image (all of them when none are given)."""
-    from rootlet.runtime.images import untag_image
+    from rootlet.runtime.engine.options import UntagOptions
 
     app: AppContext = ctx.obj
-    untag_image(app.store(), source, names or [])
+    app.engine().untag(UntagOptions(source, tuple(names or ())))
 
 
 def inspect_cmd(
@@ -194,26 +148,12 @@ def inspect_cmd(
     fmt: Optional[str] = typer.Option(None, "--format", "-f", help="json (default) or a Go template such as '{{.Id}}'."),
 ) -> None:
     """Show the configuration of images as JSON (docker's field names)."""
-    from rootlet.cli.template import render_template
-    from rootlet.runtime.images import inspect_image
+    from rootlet.cli.render import print_docs
 
     app: AppContext = ctx.obj
-    docs, errors = [], []
-    for name in names:
-        try:
-            docs.append(inspect_image(app.store(), name))
-        except Exception as exc:  # noqa: BLE001 - reported below, like podman: the rest still print
-            from rootlet.registry.errors import RootletError
-
-            if not isinstance(exc, RootletError):
-                raise
-            errors.append(exc)
-    if fmt in (None, "", "json"):
-        dump_json(docs)
-    else:
-        for doc in docs:
-            out(render_template(fmt, doc))
-    _raise_first(errors)
+    report = app.engine().image_inspect(tuple(names))
+    print_docs(report.docs, fmt)
+    raise_collected(report.errors)
 
 
 def prune(
@@ -221,19 +161,27 @@ def prune(
     all_: bool = typer.Option(False, "--all", "-a", help="Remove every image no container uses, not only dangling ones."),
     force: bool = typer.Option(False, "--force", "-f", help="Do not ask for confirmation."),
 ) -> None:
-    """Remove dangling images (without a tag) and layers no image needs."""
-    from rootlet.runtime.images import prune_images
+    """Remove dangling images (without a tag) that no container uses, and layers nothing needs."""
+    from rootlet.runtime.engine.options import ImagePruneOptions
 
     app: AppContext = ctx.obj
     if not force and stderr_is_tty() and not typer.confirm(
             "This removes all dangling images" + (" and every unused image" if all_ else "") + ". Continue?",
             default=False, err=True):
         return
-    if not app.store().exists():
-        return
-    report = prune_images(app.store(), all_images=all_)
+    report = app.engine().image_prune(ImagePruneOptions(all=all_))
     for image_id in report.deleted:
         out(image_id)
+
+
+def image_json(row: ImageSummary) -> dict:
+    """``images --format json`` entry, with the keys podman prints."""
+    return {
+        "Id": row.id, "ParentId": "", "RepoTags": list(row.repo_tags), "RepoDigests": list(row.repo_digests),
+        "Size": row.size, "SharedSize": 0, "VirtualSize": row.size, "Labels": None, "Containers": 0,
+        "Names": list(row.repo_tags), "Digest": row.digest, "Created": row.created, "Arch": row.architecture,
+        "Os": row.os,
+    }
 
 
 def register(app: typer.Typer) -> None:

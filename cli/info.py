@@ -16,20 +16,12 @@ def info(
     fmt: Optional[str] = typer.Option(None, "--format", "-f", help="table (default) or json."),
 ) -> None:
     """Show the rootless set-up: id ranges, helpers, overlay support, /dev/fuse, the store."""
-    from dataclasses import asdict
-
-    from rootlet.runtime.images import store_summary
-    from rootlet.runtime.sysinfo import host_info
-
     app: AppContext = ctx.obj
     kind = check_format(fmt)
-    store_obj = app.store()
-    # Probe the kernel overlay on the store's own filesystem: that is where layers are mounted from.
-    store_obj.ensure()
-    host = host_info(tmpdir=store_obj.tmp)
-    store = store_summary(store_obj)
+    report = app.engine().info()
+    host, store = report.host, report.store
     if kind == "json":
-        dump_json({"host": _plain(asdict(host)), "store": _plain(asdict(store))})
+        dump_json({"host": host.to_json(), "store": store.to_json()})
         return
     plan = host.plan
     out("host:")
@@ -61,17 +53,3 @@ def info(
 
 def register(app: typer.Typer) -> None:
     app.command("info")(info)
-
-
-def _plain(value: object) -> object:
-    """JSON-ready: records (registry/record.py) inside dataclasses become dicts too."""
-    from rootlet.registry.record import Record
-
-    if isinstance(value, Record):
-        value = value.to_dict()
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-

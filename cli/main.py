@@ -50,9 +50,9 @@ def build_app() -> "typer.Typer":
 
             typer.echo(f"rootlet version {pkg_version('rootlet')}")
             raise typer.Exit(0)
-        from rootlet.registry.store import default_store_root
+        from rootlet.runtime.engine import default_root
 
-        ctx.obj = AppContext(root=os.path.abspath(root) if root else default_store_root(), debug=debug)
+        ctx.obj = AppContext(root=os.path.abspath(root) if root else default_root(), debug=debug)
 
     from rootlet.cli import auth, containers, images, info
 
@@ -124,9 +124,9 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.write(f"rootlet version {pkg_version('rootlet')}\n")
             code = 0
         elif start < len(raw) and raw[start] in FAST_COMMANDS:
-            from rootlet.registry.store import default_store_root
+            from rootlet.runtime.engine import default_root
 
-            code = _fast(raw[start], os.path.abspath(root) if root else default_store_root(), raw[start + 1:])
+            code = _fast(raw[start], os.path.abspath(root) if root else default_root(), raw[start + 1:])
         else:
             code = _typer_main(_normalise_argv(raw))
     except RootletError as exc:

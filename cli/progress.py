@@ -2,9 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 import threading
-from typing import Any
+from collections.abc import Iterator
+
+TYPE_CHECKING = False  # typing costs milliseconds to import; `run` must not pay for it
+if TYPE_CHECKING:
+    from typing import Any
+
+
+@contextlib.contextmanager
+def pull_progress(quiet: bool) -> Iterator[object | None]:
+    """The progress display for a pull: none with ``-q``, bars on a terminal, lines elsewhere.
+
+    The bars start on the first event: a ``run`` whose image is already here never imports rich.
+    """
+    if quiet:
+        yield None
+    elif os.isatty(2):
+        bars = _LazyBars()
+        try:
+            yield bars
+        finally:
+            bars.close()
+    else:
+        yield LineProgress()
 
 
 class LineProgress:
@@ -31,6 +55,10 @@ class LineProgress:
 
     def warn(self, message: str, hint: str | None = None) -> None:
         self._say(f"Warning: {message}" + (f"\nHint: {hint}" if hint else ""))
+
+    def finished(self, up_to_date: bool) -> None:
+        if up_to_date:
+            self._say("Image is up to date")
 
 
 class BarProgress(LineProgress):
@@ -79,3 +107,40 @@ class BarProgress(LineProgress):
 
     def warn(self, message: str, hint: str | None = None) -> None:
         self._progress.console.print(f"Warning: {message}" + (f"\nHint: {hint}" if hint else ""))
+
+    def finished(self, up_to_date: bool) -> None:
+        # Stop the display (and its refresh thread) now: `run` goes on to fork the container,
+        # which must happen with no other thread running.
+        self._progress.stop()
+
+
+class _LazyBars:
+    """A BarProgress made on the first event and stopped when the pull finishes."""
+
+    def __init__(self) -> None:
+        self._bars: BarProgress | None = None
+
+    def _get(self) -> BarProgress:
+        if self._bars is None:
+            self._bars = BarProgress().__enter__()
+        return self._bars
+
+    def resolved(self, ref: str, digest: str) -> None:
+        self._get().resolved(ref, digest)
+
+    def layer(self, digest: str, size: int, status: str) -> None:
+        self._get().layer(digest, size, status)
+
+    def advance(self, digest: str, nbytes: int) -> None:
+        self._get().advance(digest, nbytes)
+
+    def warn(self, message: str, hint: str | None = None) -> None:
+        self._get().warn(message, hint)
+
+    def finished(self, up_to_date: bool) -> None:
+        if self._bars is not None:
+            self._bars.finished(up_to_date)
+
+    def close(self) -> None:
+        if self._bars is not None:
+            self._bars.__exit__(None, None, None)

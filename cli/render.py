@@ -39,6 +39,27 @@ def dump_json(obj: Any) -> None:
     out(json.dumps(obj, indent=4))
 
 
+def raise_collected(errors: Sequence[Any]) -> None:
+    """After a verb handled every name given: each failure but the last as an ``Error:`` line, in
+    order, then the last one raised (the error boundary prints it with its hint and sets the exit
+    code), as podman reports failures of commands that take several names."""
+    for extra in errors[:-1]:
+        err(f"Error: {extra.message}")
+    if errors:
+        raise errors[-1]
+
+
+def print_docs(docs: Sequence[Any], fmt: str | None) -> None:
+    """inspect documents: as a JSON array (default), or one Go template rendering per document."""
+    if fmt in (None, "", "json"):
+        dump_json(list(docs))
+        return
+    from rootlet.cli.template import render_template
+
+    for doc in docs:
+        out(render_template(fmt, doc))
+
+
 def human_size(n: int) -> str:
     """docker's units: 1000-based, three significant digits (``7.8MB``, ``1.21GB``)."""
     size = float(n)
@@ -79,3 +100,51 @@ def ago(ts: float | None, now: float | None = None) -> str:
             return f"{n} {unit}{'s' if n != 1 else ''} ago"
     n = int(delta)
     return "Less than a second ago" if n < 1 else f"{n} second{'s' if n != 1 else ''} ago"
+
+
+def describe_status(status: str, started_at: float | None, finished_at: float | None, exit_code: int | None,
+                    now: float | None = None) -> str:
+    """docker's STATUS column: ``Up 3 seconds``, ``Exited (0) 2 minutes ago``, ``Created``."""
+    now = time.time() if now is None else now
+    if status == "running":
+        return f"Up {human_duration(now - (started_at or now))}"
+    if status == "restarting":
+        return f"Restarting ({exit_code}) {human_duration(now - (finished_at or now))} ago"
+    if status == "exited":
+        return f"Exited ({exit_code}) {human_duration(now - (finished_at or now))} ago"
+    if status == "created":
+        return "Created"
+    return status.capitalize()
+
+
+def human_duration(seconds: float) -> str:
+    """docker's HumanDuration."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    minutes = s // 60
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = round(s / 3600)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{hours // 24 // 365} years"
+
+
+def ports_text(ports: Sequence[Any]) -> str:
+    """The PORTS column: ``0.0.0.0:8080->80/tcp`` for each published port."""
+    return ", ".join(f"{p.host_ip or '0.0.0.0'}:{p.host_port}->{p.container_port}/{p.protocol}" for p in ports)

@@ -64,11 +64,11 @@ RUN_FLAGS: tuple[Flag, ...] = (
 CREATE_FLAGS: tuple[Flag, ...] = tuple(f for f in RUN_FLAGS if f.dest != "detach")
 
 
-def build_options(argv: list[str], command: str = "run"):  # -> RunOptions | None (None: --help printed)
-    """Parse ``run``/``create`` arguments into RunOptions (syntax errors are UsageError, exit 125)."""
+def build_options(argv: list[str], command: str = "run"):  # -> (RunOptions, quiet) | None (None: --help printed)
+    """Parse ``run``/``create`` arguments into RunOptions (syntax errors are UsageError, exit 125;
+    the engine checks the values)."""
     from rootlet.registry.errors import UsageError
-    from rootlet.runtime import runconfig as rc
-    from rootlet.runtime.run import RunOptions
+    from rootlet.runtime.engine.options import RunOptions
 
     flags = RUN_FLAGS if command == "run" else CREATE_FLAGS
     p = parse(argv, flags, command)
@@ -87,58 +87,39 @@ def build_options(argv: list[str], command: str = "run"):  # -> RunOptions | Non
         if not p.stop_timeout.lstrip("-").isdigit():
             raise UsageError(f"invalid --stop-timeout {p.stop_timeout!r}", "give whole seconds")
         stop_timeout = max(0, int(p.stop_timeout))
-    volumes = [rc.parse_volume(v) for v in p.volume] + [rc.parse_mount(m) for m in p.mount] + \
-              [rc.parse_tmpfs(t) for t in p.tmpfs]
-    if p.name:
-        from rootlet.runtime.containers import check_name
-
-        check_name(p.name)
-    return RunOptions(
+    opts = RunOptions(
         image=p.positional[0], command=tuple(p.positional[1:]), rm=p.rm, interactive=p.interactive, tty=p.tty,
         name=p.name, hostname=p.hostname, env=tuple(p.env), env_files=tuple(p.env_file), workdir=p.workdir,
-        user=p.user, group_add=tuple(p.group_add), entrypoint=p.entrypoint, volumes=tuple(volumes),
-        read_only=p.read_only, init=p.init, cap_add=tuple(p.cap_add), cap_drop=tuple(p.cap_drop),
-        no_new_privs=rc.parse_security_opts(p.security_opt), ulimits=tuple(rc.parse_ulimit(u) for u in p.ulimit),
-        network=p.network, publish=tuple(p.publish), dns=tuple(p.dns), dns_search=tuple(p.dns_search),
-        dns_option=tuple(p.dns_option), add_host=tuple(p.add_host), labels=rc.parse_labels(p.label),
-        pull=p.pull, platform=p.platform, sig_proxy=p.sig_proxy, userns=p.userns,
-        overlay=os.environ.get("ROOTLET_OVERLAY", "auto"), memory=p.memory, cpus=p.cpus,
-        pids_limit=p.pids_limit, tls_verify=p.tls_verify, creds=p.creds, authfile=p.authfile, quiet=p.quiet,
-        detach=detach, restart=p.restart, stop_signal=p.stop_signal, stop_timeout=stop_timeout,
-        log_driver=p.log_driver, log_opts=tuple(p.log_opt),
+        user=p.user, group_add=tuple(p.group_add), entrypoint=p.entrypoint, volumes=tuple(p.volume),
+        mounts=tuple(p.mount), tmpfs=tuple(p.tmpfs), read_only=p.read_only, init=p.init,
+        cap_add=tuple(p.cap_add), cap_drop=tuple(p.cap_drop), security_opt=tuple(p.security_opt),
+        ulimits=tuple(p.ulimit), network=p.network, publish=tuple(p.publish), dns=tuple(p.dns),
+        dns_search=tuple(p.dns_search), dns_option=tuple(p.dns_option), add_host=tuple(p.add_host),
+        labels=tuple(p.label), pull=p.pull, platform=p.platform, sig_proxy=p.sig_proxy, userns=p.userns,
+        memory=p.memory, cpus=p.cpus, pids_limit=p.pids_limit, tls_verify=p.tls_verify, creds=p.creds,
+        authfile=p.authfile, detach=detach, restart=p.restart, stop_signal=p.stop_signal,
+        stop_timeout=stop_timeout, log_driver=p.log_driver, log_opts=tuple(p.log_opt),
     )
+    return opts, bool(p.quiet)
 
 
 def run_command(root: str, argv: list[str], command: str = "run") -> int:
     """``rootlet run`` / ``rootlet create``: the container's exit code, or 0 after printing the id
     of a detached or created container (failures raise RootletError → 125)."""
-    opts = build_options(argv, command)
-    if opts is None:
+    parsed = build_options(argv, command)
+    if parsed is None:
         return 0
-    from rootlet.registry.store import ImageStore
+    opts, quiet = parsed
+    from rootlet.cli.progress import pull_progress
+    from rootlet.runtime.engine import Engine
 
-    store = ImageStore(root)
-
-    def pull(reference: str, platform: str | None):
-        from rootlet.cli.images import run_pull
-        from rootlet.cli.context import AppContext
-        from rootlet.runtime.pull import PullOptions
-
-        report = run_pull(AppContext(root=root), PullOptions(reference=reference, platform=platform,
-                                                             tls_verify=opts.tls_verify, creds=opts.creds,
-                                                             authfile=opts.authfile), quiet=opts.quiet)
-        return store.load()[report.image_id]
-
-    if command == "create":
-        from rootlet.runtime.run import create_from_options
-
-        sys.stdout.write(create_from_options(store, opts, pull, dict(os.environ)).id + "\n")
-        return 0
-    if opts.detach:
-        from rootlet.runtime.run import run_detached
-
-        sys.stdout.write(run_detached(store, opts, pull, dict(os.environ)) + "\n")
-        return 0
-    from rootlet.runtime.run import run_container
-
-    return run_container(store, opts, pull, dict(os.environ))
+    engine = Engine(root, os.environ)
+    with pull_progress(quiet) as progress:
+        if command == "create":
+            sys.stdout.write(engine.create(opts, progress).id + "\n")
+            return 0
+        result = engine.run(opts, progress)
+    if isinstance(result, int):
+        return result
+    sys.stdout.write(result.id + "\n")
+    return 0

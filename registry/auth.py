@@ -33,12 +33,11 @@ from typing import Any
 
 from rootlet.registry.errors import ConfigError, UsageError
 from rootlet.registry.fsutil import atomic_write
-from rootlet.registry.reference import DOCKER_HUB
+from rootlet.registry.reference import DOCKER_HUB, DOCKER_HUB_ALIASES
 
 _MAX_AUTH_FILE = 4 * 1024 * 1024
 _HELPER_TIMEOUT = 30.0
 DOCKER_HUB_LEGACY_KEY = "https://index.docker.io/v1/"
-_HUB_ALIASES = ("docker.io", "index.docker.io", "registry-1.docker.io")
 #: Seconds before a token's stated expiry at which we stop using it.
 TOKEN_SLACK = 5.0
 #: Docker's rule: a token that claims to live less than this is taken to live this long.
@@ -73,7 +72,7 @@ def parse_creds(text: str) -> tuple[str, str | None]:
 
 def normalize_registry(host: str) -> str:
     """Docker Hub's several host names all mean ``docker.io``."""
-    return DOCKER_HUB if host in _HUB_ALIASES else host
+    return DOCKER_HUB if host in DOCKER_HUB_ALIASES else host
 
 
 def normalize_auth_key(key: str, legacy: bool = False) -> str:

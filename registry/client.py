@@ -40,7 +40,7 @@ from rootlet.registry.auth import Challenge, Credentials, TokenCache, lookup, pa
 from rootlet.registry.config import Endpoint, RegistriesConfig, cert_dirs_for, tls_files
 from rootlet.registry.errors import (AuthError, DigestMismatch, ManifestError, RateLimited, RegistryError,
                                      RootletError, TransferError)
-from rootlet.registry.reference import DOCKER_HUB, DOCKER_HUB_API, Reference, check_digest, is_digest
+from rootlet.registry.reference import DOCKER_HUB, Reference, canonical_registry, check_digest, is_digest
 
 MAX_REDIRECTS = 5
 MAX_ERROR_BODY = 64 * 1024
@@ -104,7 +104,7 @@ class _TLS:
 
 def _display_host(host: str) -> str:
     """The name users know a host by (``docker.io``, not its API host)."""
-    return DOCKER_HUB if host == DOCKER_HUB_API else host
+    return canonical_registry(host)
 
 
 def _media_type(value: str | None) -> str:
@@ -708,82 +708,38 @@ class Source:
         never kept. *on_progress* receives byte increments (resumed bytes count once).
         """
         path = self._blob_path(digest)
-        expected_hex = digest.split(":", 1)[1]
-        hasher = hashlib.sha256()
-        reported = 0
-
-        def progress(pos: int) -> None:
-            nonlocal reported
-            if on_progress is not None and pos > reported:
-                on_progress(pos - reported)
-                reported = pos
-
-        def fail(message: str) -> DigestMismatch:
-            try:
-                os.unlink(partial_path)
-            except FileNotFoundError:
-                pass
-            return DigestMismatch(message, "the registry or a proxy corrupted the download; try again")
-
-        fd = os.open(partial_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        with os.fdopen(fd, "r+b") as f:
-            pos = 0
-            while True:
-                block = f.read(CHUNK)
-                if not block:
-                    break
-                hasher.update(block)
-                pos += len(block)
-            if pos > size:
-                f.seek(0)
-                f.truncate(0)
-                hasher, pos = hashlib.sha256(), 0
-            progress(pos)
+        with _Partial(partial_path, size, on_progress) as part:
             attempts = max(1, self.client.settings.retries)
             failures = 0
-            while pos < size:
+            while part.pos < size:
                 headers = {"Accept-Encoding": "identity"}
-                if pos:
-                    headers["Range"] = f"bytes={pos}-"
+                if part.pos:
+                    headers["Range"] = f"bytes={part.pos}-"
                 resp = self.client.request(self.endpoint, "GET", path, repository=self.endpoint.repository,
                                            headers=headers)
-                if resp.status_code == 416 and pos:
+                resumed = resp.status_code == 206 and part.pos and \
+                    resp.headers.get("Content-Range", "").startswith(f"bytes {part.pos}-")
+                if part.pos and not resumed and resp.status_code in (206, 416):
+                    # The server cannot continue where we are (or answered another range): restart.
                     resp.close()
-                    f.seek(0)
-                    f.truncate(0)
-                    hasher, pos = hashlib.sha256(), 0
+                    part.reset()
                     continue
-                if resp.status_code == 206 and pos:
-                    if not resp.headers.get("Content-Range", "").startswith(f"bytes {pos}-"):
-                        resp.close()
-                        f.seek(0)
-                        f.truncate(0)
-                        hasher, pos = hashlib.sha256(), 0
-                        continue
-                elif resp.status_code == 200:
-                    if pos:
-                        f.seek(0)
-                        f.truncate(0)
-                        hasher, pos = hashlib.sha256(), 0
+                if resp.status_code == 200:
+                    part.reset()
                     length = resp.headers.get("Content-Length", "")
                     if length.isdigit() and int(length) > size:
                         resp.close()
-                        raise fail(f"blob {digest} from {self.host} is {length} bytes, expected {size}")
-                else:
+                        raise part.fail(f"blob {digest} from {self.host} is {length} bytes, expected {size}")
+                elif not resumed:
                     self._blob_error(digest)(resp)
-                f.seek(pos)
-                started = pos
+                started = part.pos
                 try:
                     for chunk in resp.raw.stream(CHUNK, decode_content=False):
-                        if pos + len(chunk) > size:
-                            raise fail(f"blob {digest} from {self.host} is more than the expected {size} bytes")
-                        f.write(chunk)
-                        hasher.update(chunk)
-                        pos += len(chunk)
-                        progress(pos)
+                        if part.pos + len(chunk) > size:
+                            raise part.fail(f"blob {digest} from {self.host} is more than the expected {size} bytes")
+                        part.append(chunk)
                 except _READ_ERRORS as exc:
-                    f.flush()
-                    failures = 0 if pos > started else failures + 1
+                    failures = 0 if part.pos > started else failures + 1
                     if failures >= attempts:
                         raise TransferError(f"downloading blob {digest} from {self.host} failed: {_reason(exc)}",
                                             "check your network and try again; the download resumes") from None
@@ -791,18 +747,78 @@ class Source:
                     continue
                 finally:
                     resp.close()
-                if pos < size:
+                if part.pos < size:
                     # The body ended cleanly but short: a proxy or server cut it; resume.
-                    failures = 0 if pos > started else failures + 1
+                    failures = 0 if part.pos > started else failures + 1
                     if failures >= attempts:
-                        raise fail(f"blob {digest} from {self.host} has only {pos} of {size} bytes")
+                        raise part.fail(f"blob {digest} from {self.host} has only {part.pos} of {size} bytes")
                     time.sleep(_backoff(max(1, failures)))
-            f.flush()
-            os.fsync(f.fileno())
-        got = hasher.hexdigest()
-        if pos != size or got != expected_hex:
-            raise fail(f"blob {digest} from {self.host} has digest sha256:{got} / {pos} bytes, "
-                       f"expected {digest} / {size} bytes")
+            part.verify(digest, self.host)
+
+
+class _Partial:
+    """An interrupted-or-growing download in ``blobs/partial``: its bytes, their running sha256, and
+    the three things a download does to it (append, start over, check at the end)."""
+
+    def __init__(self, path: str, size: int, on_progress: Callable[[int], None] | None) -> None:
+        self.path = path
+        self.size = size
+        self.on_progress = on_progress
+        self.reported = 0
+        self.hasher = hashlib.sha256()
+        self.pos = 0
+        self.file = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600), "r+b")
+
+    def __enter__(self) -> _Partial:
+        # Resume: hash what an earlier attempt left; more than the blob's size cannot be right.
+        while True:
+            block = self.file.read(CHUNK)
+            if not block:
+                break
+            self.hasher.update(block)
+            self.pos += len(block)
+        if self.pos > self.size:
+            self.reset()
+        self._progress()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.file.close()
+
+    def _progress(self) -> None:
+        if self.on_progress is not None and self.pos > self.reported:
+            self.on_progress(self.pos - self.reported)
+            self.reported = self.pos
+
+    def reset(self) -> None:
+        """Start over from byte 0."""
+        if self.pos:
+            self.file.seek(0)
+            self.file.truncate(0)
+            self.hasher, self.pos = hashlib.sha256(), 0
+
+    def append(self, chunk: bytes) -> None:
+        self.file.write(chunk)
+        self.hasher.update(chunk)
+        self.pos += len(chunk)
+        self._progress()
+
+    def fail(self, message: str) -> DigestMismatch:
+        """Delete the partial file (it can never become the blob) and return the error to raise."""
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        return DigestMismatch(message, "the registry or a proxy corrupted the download; try again")
+
+    def verify(self, digest: str, host: str) -> None:
+        """Make the bytes durable and check size and digest; DigestMismatch (partial deleted) if wrong."""
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        got = self.hasher.hexdigest()
+        if self.pos != self.size or got != digest.split(":", 1)[1]:
+            raise self.fail(f"blob {digest} from {host} has digest sha256:{got} / {self.pos} bytes, "
+                            f"expected {digest} / {self.size} bytes")
 
 
 def login_check(host: str, username: str, password: str, settings: ClientSettings,

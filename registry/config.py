@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rootlet.registry.errors import ConfigError, RegistryError
-from rootlet.registry.reference import DOCKER_HUB, DOCKER_HUB_API, Reference
+from rootlet.registry.reference import DOCKER_HUB, Reference, api_registry, canonical_registry
 
 SYSTEM_REGISTRIES_CONF = "/etc/containers/registries.conf"
 SYSTEM_REGISTRIES_CONF_D = "/etc/containers/registries.conf.d"
@@ -274,7 +274,7 @@ class RegistriesConfig:
         name = ref.name
         entry = self.find(name)
         if entry is None:
-            return [Endpoint(_api_host(ref.registry), ref.repository, is_loopback_host(ref.registry), False)]
+            return [Endpoint(api_registry(ref.registry), ref.repository, is_loopback_host(ref.registry), False)]
         if entry.blocked:
             raise RegistryError(f"registry {ref.registry} is blocked in registries.conf",
                                 f"remove blocked = true for {entry.prefix} from {', '.join(self.files) or 'registries.conf'}")
@@ -288,31 +288,25 @@ class RegistriesConfig:
             if entry.mirror_by_digest_only and not by_digest and mirror.pull_from_mirror == "all":
                 continue
             host, repo = _rewrite(entry.prefix, mirror.location, ref)
-            result.append(Endpoint(_api_host(host), repo, mirror.insecure or is_loopback_host(host), True))
+            result.append(Endpoint(api_registry(host), repo, mirror.insecure or is_loopback_host(host), True))
         host, repo = _rewrite(entry.prefix, entry.location or entry.prefix, ref)
-        result.append(Endpoint(_api_host(host), repo, entry.insecure or is_loopback_host(host), False))
+        result.append(Endpoint(api_registry(host), repo, entry.insecure or is_loopback_host(host), False))
         return result
 
     def endpoint_for_host(self, host: str) -> Endpoint:
         """The primary endpoint of a bare registry *host* (for ``login``: no repository, no mirrors)."""
-        host = _strip_scheme(host).rstrip("/").split("/", 1)[0]
-        if host in ("index.docker.io", DOCKER_HUB_API):
-            host = DOCKER_HUB
+        host = canonical_registry(_strip_scheme(host).rstrip("/").split("/", 1)[0])
         entry = self.find(host)
         if entry is not None and entry.blocked:
             raise RegistryError(f"registry {host} is blocked in registries.conf",
                                 f"remove blocked = true for {entry.prefix} from {', '.join(self.files) or 'registries.conf'}")
         insecure = is_loopback_host(host) or bool(entry and entry.insecure)
-        return Endpoint(_api_host(host), "", insecure, False)
+        return Endpoint(api_registry(host), "", insecure, False)
 
     def is_insecure(self, host: str) -> bool:
         """Whether *host* may be reached over plain HTTP / unverified TLS (config or loopback)."""
         entry = self.find(host)
         return is_loopback_host(host) or bool(entry and entry.insecure)
-
-
-def _api_host(host: str) -> str:
-    return DOCKER_HUB_API if host in (DOCKER_HUB, "index.docker.io") else host
 
 
 def _rewrite(prefix: str, location: str, ref: Reference) -> tuple[str, str]:
@@ -338,8 +332,7 @@ def cert_dirs_for(host: str, cert_dir_override: str | None = None) -> list[str]:
     """
     if cert_dir_override:
         return [cert_dir_override]
-    if host in (DOCKER_HUB_API, "index.docker.io"):
-        host = DOCKER_HUB
+    host = canonical_registry(host)
     candidates = [os.path.join(xdg_config_home(), "containers", "certs.d", host)]
     candidates += [os.path.join(d, host) for d in SYSTEM_CERTS_DIRS]
     return [d for d in candidates if os.path.isdir(d)]

@@ -1,9 +1,15 @@
 """The one exception hierarchy of rootlet.
 
 Every failure that rootlet reports to a user is a ``RootletError`` carrying a one-line
-``message`` and an optional ``hint`` that says how to fix it. Library code raises these and
-never prints or exits; ``rootlet.cli.main`` is the one place that turns them into output and
-exit codes. This module sits in the lowest layer (``registry``) so every layer can use it.
+``message``, an optional ``hint`` that says how to fix it, and the exit code it means
+(``exit_code``: 125 for rootlet's own failures, as podman; 126/127 when a container's command
+cannot be run or found). Library code raises these and never prints or exits; ``rootlet.cli.main``
+is the one place that turns them into output and exit codes (a REST front end maps the same
+classes to HTTP statuses).
+
+All of rootlet's error classes live here, in the lowest layer (``registry``), so every layer can
+raise and catch them, and a child process's error record (``runtime/linux/child.py``) can name
+its class and be rebuilt as the same class in the parent.
 """
 
 from __future__ import annotations
@@ -14,13 +20,18 @@ class RootletError(Exception):
 
     exit_code: int = 125
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
+    def __init__(self, message: str, hint: str | None = None, exit_code: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        if exit_code is not None:
+            self.exit_code = exit_code
 
     def __str__(self) -> str:
         return self.message
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.message, self.hint, self.exit_code))
 
 
 class UsageError(RootletError):
@@ -81,3 +92,46 @@ class ImageInUse(StoreError):
 
 class UsernsError(RootletError):
     """A user namespace could not be set up (no subuid range, newuidmap missing or refusing)."""
+
+
+class ChildError(RootletError):
+    """A child process failed with an error that is not one of rootlet's own classes."""
+
+
+# --- containers ----------------------------------------------------------------------------------
+
+class ContainerError(RootletError):
+    """A container could not be run or managed."""
+
+
+class ContainerStartError(ContainerError):
+    """The container's command could not be started.
+
+    ``exit_code`` follows podman: 125 when rootlet itself failed (namespaces, maps, mounts), 126
+    when the command cannot be invoked (permission denied, unknown user, bad working directory),
+    127 when it does not exist.
+    """
+
+
+class ContainerNotFound(ContainerError):
+    """No container matches a name, id or id prefix."""
+
+
+class NameInUse(ContainerError):
+    """``--name`` names an existing container."""
+
+
+class ContainerStateError(ContainerError):
+    """The container is in the wrong state for the request (running when it must be stopped…)."""
+
+
+class CopyError(ContainerError):
+    """A copy into or out of a container could not be completed."""
+
+
+class NetworkError(RootletError):
+    """The container's network could not be set up (helper missing or failing, port taken)."""
+
+
+class NetworkUsageError(NetworkError, UsageError):
+    """A network option as written cannot be used (bad ``-p``, ``--add-host`` or ``--network``)."""

@@ -78,7 +78,7 @@ class Descriptor(Record):
     annotations: dict[str, str] = {}
 
     @classmethod
-    def from_json(cls, obj: Any, what: str) -> Descriptor:
+    def parse(cls, obj: Any, what: str) -> Descriptor:
         if not isinstance(obj, dict):
             raise ManifestError(f"malformed {what} descriptor")
         digest, size = obj.get("digest"), obj.get("size")
@@ -150,13 +150,13 @@ def parse_manifest(data: bytes, media_type: str | None) -> ImageIndex | ImageMan
         items = doc.get("manifests")
         if not isinstance(items, list):
             raise ManifestError("image index has no manifests list")
-        return ImageIndex(kind, tuple(Descriptor.from_json(m, "index entry") for m in items))
+        return ImageIndex(kind, tuple(Descriptor.parse(m, "index entry") for m in items))
     if kind in mt.IMAGE_MANIFEST_TYPES:
         layers = doc.get("layers")
         if not isinstance(layers, list):
             raise ManifestError("image manifest has no layers list")
-        return ImageManifest(kind, Descriptor.from_json(doc.get("config"), "config"),
-                             tuple(Descriptor.from_json(item, "layer") for item in layers))
+        return ImageManifest(kind, Descriptor.parse(doc.get("config"), "config"),
+                             tuple(Descriptor.parse(item, "layer") for item in layers))
     raise ManifestError(f"unsupported manifest media type {kind!r}",
                         "rootlet pulls OCI and Docker schema 2 images")
 

@@ -9,12 +9,11 @@ microseconds.
 
 Differences from a dataclass: a mutable default (``labels: dict[str, str] = {}``) is copied for
 each instance (no ``field(default_factory=…)`` needed); records are not frozen, by convention they
-are not mutated after construction unless documented; ``to_dict`` is shallow.
+are not mutated after construction unless documented; ``to_dict`` is shallow, ``to_json`` and
+``from_json`` convert nested records (declared in the class's ``_nested``) for files on disk.
 """
 
 from __future__ import annotations
-
-
 
 _MUTABLE = (list, dict, set)
 
@@ -23,6 +22,9 @@ class Record:
     """Base class: fields are the annotated names of the class and its bases, in order."""
 
     _fields: tuple[str, ...] = ()
+    #: Fields holding a Record, or a list of Records: field name → Record class. Subclasses that
+    #: nest records declare it (unannotated, so it is not a field), for to_json/from_json.
+    _nested = {}  # type: ignore[var-annotated]
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
@@ -90,3 +92,36 @@ class Record:
     def from_dict(cls, doc: dict[str, object]):  # -> Self
         """An instance from a dict, ignoring keys that are not fields (records written by other versions)."""
         return cls(**{k: v for k, v in doc.items() if k in cls._fields})
+
+    def to_json(self) -> dict[str, object]:
+        """The fields as JSON-ready values: nested records become dicts, tuples lists."""
+        return {name: _plain(self.__dict__[name]) for name in self._fields}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, object]):  # -> Self
+        """An instance from ``to_json`` output: nested records rebuilt, lists made tuples where the
+        field's default is a tuple; keys that are not fields are ignored."""
+        values: dict[str, object] = {}
+        for key, value in doc.items():
+            if key not in cls._fields:
+                continue
+            nested = cls._nested.get(key)
+            if nested is not None and value is not None:
+                if isinstance(value, list):
+                    value = [nested.from_json(v) if isinstance(v, dict) else v for v in value]
+                elif isinstance(value, dict):
+                    value = nested.from_json(value)
+            if isinstance(value, list) and isinstance(getattr(cls, key, None), tuple):
+                value = tuple(value)
+            values[key] = value
+        return cls(**values)
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, Record):
+        return value.to_json()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value

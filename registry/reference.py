@@ -17,6 +17,9 @@ from rootlet.registry.record import Record
 DOCKER_HUB = "docker.io"
 #: Where the Docker Hub API really lives; ``docker.io`` is only the name users type.
 DOCKER_HUB_API = "registry-1.docker.io"
+#: Every name Docker Hub goes by (the user's, the legacy index, the API host). The one table:
+#: everything that compares registry names goes through ``canonical_registry``/``api_registry``.
+DOCKER_HUB_ALIASES = (DOCKER_HUB, "index.docker.io", DOCKER_HUB_API)
 DEFAULT_TAG = "latest"
 
 _COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*\Z")
@@ -27,6 +30,25 @@ _HOST = re.compile(
     r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?\Z"
 )
 _MAX_NAME = 255
+
+
+def canonical_registry(host: str) -> str:
+    """The name users know a registry by: Docker Hub's aliases (and docker's legacy
+    ``https://index.docker.io/v1/`` login URL) all mean ``docker.io``; other hosts are unchanged."""
+    text = host.strip()
+    for prefix in ("https://", "http://"):
+        if text.startswith(prefix):
+            text = text[len(prefix):]
+    text = text.rstrip("/")
+    bare = text.split("/", 1)[0]
+    if bare in DOCKER_HUB_ALIASES:
+        return DOCKER_HUB
+    return text
+
+
+def api_registry(host: str) -> str:
+    """The host that serves the registry API for a registry name (Docker Hub's is not docker.io)."""
+    return DOCKER_HUB_API if canonical_registry(host) == DOCKER_HUB else host
 
 
 def is_digest(value: str) -> bool:
@@ -68,7 +90,7 @@ class Reference(Record):
     @property
     def api_host(self) -> str:
         """The host that serves the registry API for this reference."""
-        return DOCKER_HUB_API if self.registry == DOCKER_HUB else self.registry
+        return api_registry(self.registry)
 
     def with_registry(self, registry: str) -> Reference:
         """The same reference on another registry (search registries, mirrors)."""
@@ -128,7 +150,7 @@ def parse_reference(text: str) -> Reference:
         if not _HOST.match(first):
             raise InvalidReference(f"invalid reference format: bad registry host {first!r}", _HINT)
         registry, path, short = first.lower(), rest, False
-        if registry == "index.docker.io":
+        if registry == "index.docker.io":  # the API host stays as typed: it is a real host too
             registry = DOCKER_HUB
     else:
         registry, path, short = DOCKER_HUB, text, True

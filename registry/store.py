@@ -7,7 +7,7 @@ Layout under the store root (mode 0700: images carry setuid files)::
     images.json            image records, replaced atomically under locks/store.lock
     locks/                 flock files (store metadata, per-blob downloads, per-layer unpacks)
     tmp/                   staging on the same filesystem, so renames into place are atomic
-    layers/                unpacked layers (owned by rootlet.runtime.layers)
+    layers/                unpacked layers (owned by rootlet.runtime.image.layers)
 
 A blob exists only after its digest and size were verified; an image record exists only after all
 of its layers are in place. Readers never take the lock: ``images.json`` is always whole.
@@ -23,10 +23,6 @@ from rootlet.registry.errors import DigestMismatch, ImageNotFound, StoreError, U
 from rootlet.registry.fsutil import atomic_write, atomic_write_json, flocked, read_json
 from rootlet.registry.record import Record
 from rootlet.registry.reference import DOCKER_HUB, Reference, check_digest, parse_reference
-
-TYPE_CHECKING = False  # typing costs milliseconds to import; it is only needed by type checkers
-if TYPE_CHECKING:
-    from typing import Any
 
 STORE_VERSION = 1
 
@@ -58,13 +54,6 @@ class ImageRecord(Record):
     repo_tags: list[str] = []
     repo_digests: list[str] = []
     index_digests: list[str] = []
-
-    def to_json(self) -> dict[str, Any]:
-        return self.to_dict()
-
-    @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> ImageRecord:
-        return cls.from_dict(obj)
 
     @property
     def platform(self) -> str:

@@ -1,4 +1,4 @@
-"""``rootlet.runtime.spawn`` on a real pulled alpine: real user, pid, mount, net namespaces, real overlays.
+"""``rootlet.runtime.oci.spawn`` on a real pulled alpine: real user, pid, mount, net namespaces, real overlays.
 
 The image is pulled once per module with the real ``rootlet pull`` from the local registry; each
 test gets fresh upper/work/merged directories. Output is captured by pointing the container's
@@ -21,14 +21,10 @@ from typing import Any
 
 import pytest
 
-from rootlet.runtime import caps
-from rootlet.runtime.spawn import (
-    BindMount,
-    ContainerSpec,
-    ContainerStartError,
-    TmpfsMount,
-    spawn,
-)
+from rootlet.registry.errors import ContainerStartError
+from rootlet.runtime.oci import caps
+from rootlet.runtime.oci.spawn import spawn
+from rootlet.runtime.oci.spec import BindMount, RuntimeSpec, TmpfsMount
 from tests.conftest import rootlet_command
 
 ROOTLESS = os.getuid() != 0
@@ -78,10 +74,10 @@ def dirs(tmp_path: Path) -> Dirs:
     return d
 
 
-def make_spec(alpine: tuple[str, ...], dirs: Dirs, argv: tuple[str, ...], **kw: Any) -> ContainerSpec:
+def make_spec(alpine: tuple[str, ...], dirs: Dirs, argv: tuple[str, ...], **kw: Any) -> RuntimeSpec:
     kw.setdefault("env", (PATH_ENV,))
     lowers = kw.pop("lower_dirs", alpine)
-    return ContainerSpec(lower_dirs=lowers, upper_dir=str(dirs.upper), work_dir=str(dirs.work),
+    return RuntimeSpec(lower_dirs=lowers, upper_dir=str(dirs.upper), work_dir=str(dirs.work),
                          merged_dir=str(dirs.merged), argv=argv, **kw)
 
 
@@ -205,7 +201,7 @@ def test_root_supplementary_groups(alpine: tuple[str, ...], dirs: Dirs) -> None:
 @pytest.mark.skipif(not ROOTLESS, reason="rootful containers have no user namespace")
 def test_uid_map_is_podmans(alpine: tuple[str, ...], dirs: Dirs) -> None:
     lines = [line.split() for line in run(alpine, dirs, "cat", "/proc/self/uid_map").out.splitlines()]
-    from rootlet.runtime.idmap import plan_userns
+    from rootlet.runtime.oci.idmap import plan_userns
 
     sub = plan_userns().uid_map[1]  # the user's own subordinate range, whatever /etc/subuid says
     assert lines == [["0", str(os.getuid()), "1"], ["1", str(sub.outer), str(sub.count)]]
@@ -385,7 +381,7 @@ def test_only_std_fds_and_keep_fds(alpine: tuple[str, ...], dirs: Dirs) -> None:
 def test_rlimits(alpine: tuple[str, ...], dirs: Dirs) -> None:
     import resource
 
-    from rootlet.runtime.spawn import Rlimit
+    from rootlet.runtime.oci.spec import Rlimit
 
     r = run(alpine, dirs, "sh", "-c", "ulimit -n", rlimits=(Rlimit(resource.RLIMIT_NOFILE, 123, 456),))
     assert r.out == "123\n"
@@ -529,8 +525,9 @@ def _running(pid: int) -> bool:
 def test_container_dies_with_its_caller(alpine: tuple[str, ...], dirs: Dirs, tmp_path: Path) -> None:
     code = f"""
 import os, sys
-from rootlet.runtime.spawn import ContainerSpec, spawn
-spec = ContainerSpec(lower_dirs={alpine!r}, upper_dir={str(dirs.upper)!r}, work_dir={str(dirs.work)!r},
+from rootlet.runtime.oci.spawn import spawn
+from rootlet.runtime.oci.spec import RuntimeSpec
+spec = RuntimeSpec(lower_dirs={alpine!r}, upper_dir={str(dirs.upper)!r}, work_dir={str(dirs.work)!r},
                      merged_dir={str(dirs.merged)!r}, argv=("sleep", "100"), env=({PATH_ENV!r},))
 proc = spawn(spec)
 print(proc.pid, proc.keeper, flush=True)
@@ -557,7 +554,7 @@ sys.stdin.read()
 
 @pytest.mark.skipif(not ROOTLESS, reason="single-id mode is for users without subordinate ids")
 def test_single_id_mode(alpine: tuple[str, ...], dirs: Dirs) -> None:
-    from rootlet.runtime.idmap import plan_userns
+    from rootlet.runtime.oci.idmap import plan_userns
 
     plan = plan_userns(subuid_path="/nonexistent", subgid_path="/nonexistent")
     assert plan.single_id

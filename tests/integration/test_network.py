@@ -19,14 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from rootlet.runtime.network import (
-    NetworkError,
-    PortMapping,
-    attach_network,
-    check_network_mode,
-    default_network_mode,
-    parse_publish,
-)
+from rootlet.registry.errors import NetworkError
+from rootlet.runtime.net.ports import PortMapping, parse_publish
+from rootlet.runtime.net.usermode import attach_network, check_network_mode, default_network_mode
 
 HELPERS = ["slirp4netns", "pasta"]
 NSENTER = ["nsenter", "--preserve-credentials", "-U", "-n", "-t"]

@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 
 from rootlet.registry.errors import RootletError, StoreError, UsernsError
-from rootlet.runtime import linux
-from rootlet.runtime.idmap import IdMapping, UsernsPlan, plan_userns
-from rootlet.runtime.sysinfo import dev_fuse_check, host_info, probe_kernel_overlay
-from rootlet.runtime.userns import UsernsWorker, remove_tree, run_in_userns
+from rootlet.runtime.linux import syscalls as linux
+from rootlet.runtime.linux.rmtree import remove_tree
+from rootlet.runtime.oci.idmap import IdMapping, UsernsPlan, plan_userns
+from rootlet.runtime.oci.userns import UsernsWorker, run_in_userns
+from rootlet.runtime.system.hostinfo import dev_fuse_check, host_info, probe_kernel_overlay
 
 ROOT = os.getuid() == 0
 rootless = pytest.mark.skipif(ROOT, reason="running as root: a rootful plan creates no user namespace")

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from rootlet.registry.errors import LayerError
-from rootlet.runtime import applier
-from rootlet.runtime.applier import ApplyOptions, ApplyResult, apply_layer, open_layer_stream
+from rootlet.runtime.image import applier
+from rootlet.runtime.image.applier import ApplyOptions, ApplyResult, apply_layer, open_layer_stream
 
 IS_ROOT = os.geteuid() == 0
 UID, GID = os.getuid(), os.getgid()

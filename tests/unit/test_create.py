@@ -7,19 +7,19 @@ import signal
 import pytest
 
 from rootlet.registry.errors import UsageError
-from rootlet.runtime.create import parse_log_options, parse_restart, parse_signal, parse_size
-from rootlet.runtime.lifecycle import describe_status, human_duration
-from rootlet.runtime.containers import ContainerState
-from rootlet.runtime.cp import parse_cp_args
-from rootlet.runtime.monitor import should_restart
+from rootlet.cli.render import describe_status, human_duration
+from rootlet.runtime.container.cp import parse_cp_args
+from rootlet.runtime.container.flags import parse_log_options, parse_restart, parse_signal, parse_size
+from rootlet.runtime.container.record import LogConfig, RestartPolicy
+from rootlet.runtime.lifecycle.monitor import should_restart
 
 
 @pytest.mark.parametrize("text, expected", [
-    (None, {"name": "no", "max": 0}), ("always", {"name": "always", "max": 0}),
-    ("on-failure", {"name": "on-failure", "max": 0}), ("on-failure:3", {"name": "on-failure", "max": 3}),
-    ("unless-stopped", {"name": "unless-stopped", "max": 0}),
+    (None, RestartPolicy("no", 0)), ("always", RestartPolicy("always", 0)),
+    ("on-failure", RestartPolicy("on-failure", 0)), ("on-failure:3", RestartPolicy("on-failure", 3)),
+    ("unless-stopped", RestartPolicy("unless-stopped", 0)),
 ])
-def test_restart_policies(text: str | None, expected: dict) -> None:
+def test_restart_policies(text: str | None, expected: RestartPolicy) -> None:
     assert parse_restart(text) == expected
 
 
@@ -30,13 +30,13 @@ def test_bad_restart_policies_are_refused(text: str) -> None:
 
 
 def test_should_restart_follows_docker() -> None:
-    on_failure_2 = {"name": "on-failure", "max": 2}
+    on_failure_2 = RestartPolicy("on-failure", 2)
     assert should_restart(on_failure_2, 1, 0, False) and should_restart(on_failure_2, 1, 1, False)
     assert not should_restart(on_failure_2, 1, 2, False)
     assert not should_restart(on_failure_2, 0, 0, False)
-    assert should_restart({"name": "always"}, 0, 99, False)
-    assert not should_restart({"name": "always"}, 1, 0, True)  # after `stop`
-    assert not should_restart({"name": "no"}, 1, 0, False)
+    assert should_restart(RestartPolicy("always"), 0, 99, False)
+    assert not should_restart(RestartPolicy("always"), 1, 0, True)  # after `stop`
+    assert not should_restart(RestartPolicy("no"), 1, 0, False)
 
 
 def test_signals_by_name_or_number() -> None:
@@ -50,8 +50,8 @@ def test_signals_by_name_or_number() -> None:
 
 def test_sizes_and_log_options() -> None:
     assert parse_size("10m", "x") == 10 << 20 and parse_size("512k", "x") == 512 << 10 and parse_size("7", "x") == 7
-    assert parse_log_options(None, ("max-size=1k",)) == {"driver": "k8s-file", "max_size": 1024}
-    assert parse_log_options("none", ()) == {"driver": "none", "max_size": 0}
+    assert parse_log_options(None, ("max-size=1k",)) == LogConfig("k8s-file", 1024)
+    assert parse_log_options("none", ()) == LogConfig("none", 0)
     for bad in (("max-size=lots",), ("max-file=3",), ("nokey",)):
         with pytest.raises(UsageError):
             parse_log_options(None, bad)
@@ -61,10 +61,9 @@ def test_sizes_and_log_options() -> None:
 
 def test_status_column_reads_like_docker() -> None:
     now = 1000.0
-    assert describe_status(ContainerState(status="running", started_at=now - 3), now) == "Up 3 seconds"
-    assert describe_status(ContainerState(status="exited", exit_code=0, finished_at=now - 120), now) == \
-        "Exited (0) 2 minutes ago"
-    assert describe_status(ContainerState(), now) == "Created"
+    assert describe_status("running", now - 3, None, None, now) == "Up 3 seconds"
+    assert describe_status("exited", None, now - 120, 0, now) == "Exited (0) 2 minutes ago"
+    assert describe_status("created", None, None, None, now) == "Created"
     assert human_duration(0.5) == "Less than a second" and human_duration(90) == "About a minute"
 
 

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 from rootlet.registry.errors import LayerError
-from rootlet.runtime import applier
-from rootlet.runtime.applier import ApplyOptions, apply_layer
+from rootlet.runtime.image import applier
+from rootlet.runtime.image.applier import ApplyOptions, apply_layer
 
 UID, GID = os.getuid(), os.getgid()
 Member = tuple[tarfile.TarInfo, "bytes | None"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rootlet.registry.errors import UsernsError
-from rootlet.runtime.idmap import FULL_RANGE, IdMapping, IdRange, map_text, plan_userns, read_subids
+from rootlet.runtime.oci.idmap import FULL_RANGE, IdMapping, IdRange, map_text, plan_userns, read_subids
 
 
 def write(tmp_path: Path, name: str, text: str) -> str:
@@ -139,7 +139,7 @@ def _host_ids(mapping: tuple[IdMapping, ...]) -> list[int]:
 
 
 def test_keep_id_maps_own_uid_to_itself_and_root_to_a_subordinate_id(tmp_path: Path) -> None:
-    from rootlet.runtime.idmap import keep_id_plan
+    from rootlet.runtime.oci.idmap import keep_id_plan
 
     plan = keep_id_plan(_plan(tmp_path, "alice:100000:65536\n", "alice:100000:65536\n"), 1000, 1000)
     assert plan.host_uid(1000) == 1000 and plan.host_gid(1000) == 1000
@@ -148,7 +148,7 @@ def test_keep_id_maps_own_uid_to_itself_and_root_to_a_subordinate_id(tmp_path: P
 
 
 def test_keep_id_uses_exactly_the_same_host_ids_as_the_default_map(tmp_path: Path) -> None:
-    from rootlet.runtime.idmap import keep_id_plan
+    from rootlet.runtime.oci.idmap import keep_id_plan
 
     base = _plan(tmp_path, "alice:100000:500\nalice:300000:1000\n", "alice:100000:2000\n")
     keep = keep_id_plan(base, 1000, 1000)
@@ -159,14 +159,14 @@ def test_keep_id_uses_exactly_the_same_host_ids_as_the_default_map(tmp_path: Pat
 
 
 def test_keep_id_needs_a_range_at_least_as_large_as_the_uid(tmp_path: Path) -> None:
-    from rootlet.runtime.idmap import keep_id_plan
+    from rootlet.runtime.oci.idmap import keep_id_plan
 
     with pytest.raises(UsernsError, match="at least 1000 subordinate uids"):
         keep_id_plan(_plan(tmp_path, "alice:100000:10\n", "alice:100000:65536\n"), 1000, 1000)
 
 
 def test_keep_id_refuses_single_id_mode(tmp_path: Path) -> None:
-    from rootlet.runtime.idmap import keep_id_plan
+    from rootlet.runtime.oci.idmap import keep_id_plan
 
     with pytest.raises(UsernsError, match="subordinate id ranges"):
         keep_id_plan(_plan(tmp_path, "", ""), 1000, 1000)
@@ -174,7 +174,7 @@ def test_keep_id_refuses_single_id_mode(tmp_path: Path) -> None:
 
 def test_keep_id_fuse_mapping_shows_each_image_id_unchanged(tmp_path: Path) -> None:
     """Compose: image id → host id (default map) → stored id (keep-id map) → shown id (fuse triplets)."""
-    from rootlet.runtime.idmap import keep_id_fuse_options, keep_id_plan
+    from rootlet.runtime.oci.idmap import keep_id_fuse_options, keep_id_plan
 
     base = _plan(tmp_path, "alice:100000:65536\n", "alice:100000:65536\n")
     keep = keep_id_plan(base, 1000, 1000)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rootlet.registry.errors import UsageError
-from rootlet.runtime.logfile import Follower, LogWriter, format_ts, parse_since, parse_ts, read_records, select_records
+from rootlet.runtime.lifecycle.logfile import Follower, LogWriter, format_ts, parse_since, parse_ts, read_records, select_records
 
 
 def _texts(path: Path) -> list[tuple[str, bool, bytes]]:

@@ -7,14 +7,10 @@ from pathlib import Path
 import pytest
 
 from rootlet.registry.errors import RootletError, UsageError
-from rootlet.runtime.network import (
-    NetworkError,
-    NetworkInfo,
-    PortMapping,
-    parse_add_host,
-    parse_publish,
-    write_etc_files,
-)
+from rootlet.registry.errors import NetworkError
+from rootlet.runtime.net.addresses import NetworkInfo
+from rootlet.runtime.net.etcfiles import parse_add_host, write_etc_files
+from rootlet.runtime.net.ports import PortMapping, parse_publish
 
 
 @pytest.mark.parametrize("spec, expected", [

@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 
 from rootlet.registry.errors import LayerError
-from rootlet.runtime import applier
-from rootlet.runtime.applier import ApplyOptions, apply_layer, open_layer_stream
-from rootlet.runtime.tarstream import TarFormatError, TarMember, TarReader
+from rootlet.runtime.image import applier
+from rootlet.runtime.image.applier import ApplyOptions, apply_layer, open_layer_stream
+from rootlet.runtime.image.tarstream import TarFormatError, TarMember, TarReader
 
 UID, GID = os.getuid(), os.getgid()
 LIMIT = 1 << 20

@@ -1,0 +1,286 @@
+"""``create`` (and the first half of ``run``): options + image → a container record on disk.
+
+Everything the container's processes will need is resolved here, once, and written whole into the
+container's ``config.json`` (``rootlet.runtime.container.record``): the final argv and
+environment, the mounts, capabilities, limits, the network mode and ports, the restart and log
+policies. ``rootlet.runtime.container.launchspec`` turns that record into a ``RuntimeSpec`` for
+every start (``run``, ``start``, the monitor's restarts), so a container started a week later
+behaves exactly as it was created.
+
+``prepare`` checks the options' syntax before anything is pulled or written; ``create_container``
+then needs the image.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from rootlet.registry.errors import ImageNotFound, UsageError
+from rootlet.registry.fsutil import atomic_write, flocked
+from rootlet.registry.record import Record
+from rootlet.registry.store import ImageRecord, ImageStore
+from rootlet.runtime.container import flags
+from rootlet.runtime.container.imagefiles import home_for, lower_dirs, read_layered_file
+from rootlet.runtime.container.options import RunOptions
+from rootlet.runtime.container.record import ContainerConfig, LogConfig, Mount, RestartPolicy
+from rootlet.runtime.container.store import ContainerStore, check_name
+from rootlet.runtime.net.ports import PortMapping
+from rootlet.runtime.oci.spec import Rlimit
+
+
+class Prepared(Record):
+    """The options of a ``create``, parsed and checked for syntax (nothing pulled or written yet)."""
+
+    volumes: tuple[flags.VolumeSpec, ...]
+    ports: tuple[PortMapping, ...]
+    rlimits: tuple[Rlimit, ...]
+    labels: dict[str, str]
+    no_new_privs: bool
+    restart: RestartPolicy
+    log: LogConfig
+    stop_signal: int | None
+
+
+def check_unsupported(opts: RunOptions) -> None:
+    """Refuse what this host cannot do, loudly: never a silent no-op."""
+    for flag, value in (("--memory", opts.memory), ("--cpus", opts.cpus), ("--pids-limit", opts.pids_limit)):
+        if value is not None:
+            from rootlet.runtime.system.hostinfo import cgroup_version
+
+            raise UsageError(
+                f"{flag} needs a cgroup v2 hierarchy delegated to your user; this host has cgroup {cgroup_version()}",
+                "boot with systemd.unified_cgroup_hierarchy=1 and enable user delegation (systemd "
+                "user@.service Delegate=yes), or run without resource limits")
+    if opts.userns not in (None, "", "host", "keep-id"):
+        raise UsageError(f"unsupported --userns {opts.userns!r}", "rootlet supports --userns keep-id")
+    if opts.userns == "host" and os.getuid() != 0:
+        raise UsageError("--userns host is not possible rootless: a container needs a user namespace to "
+                         "have a root user", "drop --userns host, or use --userns keep-id to run as your own uid")
+
+
+def prepare(opts: RunOptions) -> Prepared:
+    """Parse and check every option whose syntax alone can be wrong (UsageError naming the flag)."""
+    from rootlet.runtime.net.ports import parse_publish
+
+    check_unsupported(opts)
+    if opts.name:
+        check_name(opts.name)
+    volumes = tuple([flags.parse_volume(v) for v in opts.volumes] + [flags.parse_mount(m) for m in opts.mounts]
+                    + [flags.parse_tmpfs(t) for t in opts.tmpfs])
+    for g in opts.group_add:
+        if not g or ":" in g or "," in g:
+            raise UsageError(f"invalid --group-add {g!r}", "give a group name or number")
+    if opts.workdir is not None and not opts.workdir.startswith("/"):
+        raise UsageError(f"invalid --workdir {opts.workdir!r}: must be an absolute path")
+    restart = flags.parse_restart(opts.restart)
+    if restart.name != "no" and opts.rm:
+        raise UsageError("--restart and --rm cannot be used together",
+                         "a container that removes itself on exit cannot be restarted")
+    if opts.stop_timeout is not None and opts.stop_timeout < 0:
+        raise UsageError(f"invalid --stop-timeout {opts.stop_timeout}", "give whole seconds, 0 or more")
+    return Prepared(
+        volumes=volumes, ports=tuple(pm for spec in opts.publish for pm in parse_publish(spec)),
+        rlimits=tuple(flags.parse_ulimit(u) for u in opts.ulimits), labels=flags.parse_labels(opts.labels),
+        no_new_privs=flags.parse_security_opts(opts.security_opt), restart=restart,
+        log=flags.parse_log_options(opts.log_driver, opts.log_opts),
+        stop_signal=flags.parse_signal(opts.stop_signal, "--stop-signal") if opts.stop_signal else None)
+
+
+def read_image_config(store: ImageStore, image: ImageRecord) -> dict[str, object]:
+    """The image's runtime config (Env, Cmd, Entrypoint, User, WorkingDir, StopSignal).
+
+    The blob was verified and validated when it was pulled; only its ``config`` is needed here,
+    so the manifest module (and its validation) stays off the run path.
+    """
+    import json
+
+    doc = json.loads(store.read_blob(image.config_digest))
+    cfg = doc.get("config") if isinstance(doc, dict) else None
+    return cfg if isinstance(cfg, dict) else {}
+
+
+def final_env(image_config: Mapping[str, object], opts: RunOptions, lowers: tuple[str, ...], user: str,
+              hostname: str, host_env: Mapping[str, str], home: str | None = None) -> list[str]:
+    """Image Env, podman's defaults, then --env-file, then -e (later wins)."""
+    image_env = [str(x) for x in (image_config.get("Env") or [])]  # type: ignore[union-attr]
+    defaults = [f"PATH={flags.DEFAULT_PATH}", "container=rootlet", f"HOSTNAME={hostname}"]
+    if opts.tty:
+        defaults.append("TERM=xterm")
+    from_files: list[str] = []
+    for path in opts.env_files:
+        from_files += flags.parse_env_file(path, host_env)
+    env = flags.merge_env(defaults, image_env, from_files, flags.expand_env(opts.env, host_env))
+    if not any(e.startswith("HOME=") for e in env):
+        env.append(f"HOME={home or home_for(lowers, user)}")
+    return env
+
+
+def _mounts(store: ImageStore, volumes: tuple[flags.VolumeSpec, ...]) -> list[Mount]:
+    """The container's mounts, named and anonymous volumes created in the store on the way."""
+    out: list[Mount] = []
+    for v in volumes:
+        if v.kind == "tmpfs":
+            words = ("rw", "nosuid", "nodev", *v.options) if v.options else ("rw", "nosuid", "nodev", "mode=1777")
+            if v.readonly:
+                words = ("ro", *words[1:])
+            out.append(Mount("tmpfs", v.destination, readonly=v.readonly, options=words))
+        elif v.kind == "bind":
+            if not os.path.exists(v.source):
+                raise UsageError(f"bind mount source {v.source}: no such file or directory",
+                                 "create it first; rootlet does not create host paths")
+            out.append(Mount("bind", v.destination, source=os.path.abspath(v.source), readonly=v.readonly,
+                             options=tuple(v.options)))
+        else:
+            name = v.source or os.urandom(32).hex()
+            data = os.path.join(store.root, "volumes", name, "_data")
+            os.makedirs(data, mode=0o755, exist_ok=True)
+            out.append(Mount("volume", v.destination, source=data, name=name, readonly=v.readonly,
+                             anonymous=not v.source))
+    return out
+
+
+def _host_home() -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_dir or "/"
+    except KeyError:
+        return "/"
+
+
+def _write_keep_id_db(etc: str, lowers: tuple[str, ...], home: str) -> None:
+    """/etc/passwd and /etc/group with an entry for our own user, as podman writes for keep-id,
+    so that ``id``, ``whoami`` and programs that look up $HOME know the user."""
+    import pwd
+
+    uid, gid = os.getuid(), os.getgid()
+    try:
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        name = os.environ.get("USER") or f"user{uid}"
+    for db, line, taken in (("passwd", f"{name}:*:{uid}:{gid}:{name}:{home}:/bin/sh", 2),
+                            ("group", f"{name}:x:{gid}:", 2)):
+        current = (read_layered_file(lowers, f"/etc/{db}") or b"").decode(errors="replace")
+        rows = [r.split(":") for r in current.splitlines()]
+        wanted = str(uid if db == "passwd" else gid)
+        if any(len(r) > taken and r[taken] == wanted for r in rows):
+            text = current
+        else:
+            text = current + ("" if not current or current.endswith("\n") else "\n") + line + "\n"
+        atomic_write(os.path.join(etc, db), text.encode(), mode=0o644, durable=False)
+
+
+def create_container(store: ImageStore, opts: RunOptions, prepared: Prepared, image: ImageRecord,
+                     host_env: Mapping[str, str], overlay: str) -> ContainerConfig:
+    """Record a new container made from ``image`` with ``opts``; returns its config as written.
+
+    Nothing runs yet. Fails before anything is listed when an option cannot be honoured; the
+    half-made directory is removed then.
+    """
+    from rootlet.runtime.net.usermode import check_network_mode, default_network_mode
+    from rootlet.runtime.oci.caps import CAPABILITIES
+
+    mode = opts.network or "private"
+    if mode in ("private", "default", "bridge"):
+        mode = default_network_mode()
+    check_network_mode(mode)
+    config = read_image_config(store, image)
+    argv = flags.compose_argv(opts.entrypoint, opts.command, config)
+    lowers = lower_dirs(store, image.layers)
+    user = opts.user if opts.user is not None else str(config.get("User") or "")
+    cwd = opts.workdir or str(config.get("WorkingDir") or "/")
+    if not cwd.startswith("/"):
+        raise UsageError(f"invalid working directory {cwd!r} in the image: must be an absolute path")
+    keep_id = opts.userns == "keep-id"
+    home = None
+    if keep_id:
+        from rootlet.runtime.oci.idmap import keep_id_plan, plan_userns
+
+        keep_id_plan(plan_userns(), os.getuid(), os.getgid())  # refuse now what could never start
+        if overlay == "kernel":
+            raise UsageError("--userns keep-id needs fuse-overlayfs", "unset ROOTLET_OVERLAY=kernel")
+        if opts.user is None:
+            user = f"{os.getuid()}:{os.getgid()}"
+        home = _host_home()
+    caps = flags.compose_caps(opts.cap_add, opts.cap_drop, tuple(CAPABILITIES))
+    stop_signal = prepared.stop_signal if prepared.stop_signal is not None else \
+        flags.parse_signal(str(config.get("StopSignal") or "SIGTERM"), "the image's StopSignal")
+    containers = ContainerStore(store)
+    if opts.name:
+        containers.check_name_free(opts.name)
+    mounts = _mounts(store, prepared.volumes)
+    cid = containers.new_dir()
+    try:
+        hostname = opts.hostname or cid[:12]
+        etc = containers.path(cid, "etc")
+        if keep_id:
+            _write_keep_id_db(etc, lowers, home or "/")
+        _write_etc_files(etc, opts, hostname, mode)
+        cfg = ContainerConfig(
+            id=cid, name="", created=_now(), image_id=image.id, image_name=opts.image, layers=list(image.layers),
+            argv=argv,
+            entrypoint=[str(x) for x in (config.get("Entrypoint") or [])] if opts.entrypoint is None
+            else argv[:len(argv) - len(opts.command)],
+            cmd=list(opts.command) if opts.command or opts.entrypoint is not None
+            else [str(x) for x in (config.get("Cmd") or [])],
+            env=final_env(config, opts, lowers, user, hostname, host_env, home=home), cwd=cwd, user=user,
+            additional_gids=[int(g) if g.isdigit() else g for g in opts.group_add], hostname=hostname,
+            labels=dict(prepared.labels), mounts=mounts, readonly_rootfs=opts.read_only, caps=list(caps),
+            ambient_caps=[c for c in caps if c in {flags.cap_name(a) for a in opts.cap_add}],
+            no_new_privs=prepared.no_new_privs, rlimits=list(prepared.rlimits), tty=opts.tty,
+            interactive=opts.interactive, init=opts.init, overlay=overlay,
+            userns="keep-id" if keep_id else "", keep_uid=os.getuid() if keep_id else 0,
+            keep_gid=os.getgid() if keep_id else 0, network=mode, ports=list(prepared.ports),
+            restart=prepared.restart, stop_signal=stop_signal,
+            stop_timeout=opts.stop_timeout if opts.stop_timeout is not None else 10,
+            log=prepared.log, auto_remove=opts.rm)
+        cfg = containers.commit(cfg, opts.name)
+    except BaseException:
+        _discard(containers, cid)
+        raise
+    _check_image_kept(store, containers, cfg)
+    return cfg
+
+
+def _write_etc_files(etc: str, opts: RunOptions, hostname: str, mode: str) -> None:
+    from rootlet.runtime.net.addresses import SLIRP_DNS, SLIRP_GATEWAY, SLIRP_IP, NetworkInfo
+    from rootlet.runtime.net.etcfiles import write_etc_files
+
+    info = NetworkInfo("slirp4netns", SLIRP_IP, SLIRP_GATEWAY, (SLIRP_DNS,)) if mode == "slirp4netns" else None
+    write_etc_files(etc, hostname=hostname, mode=mode, info=info, dns=opts.dns, dns_search=opts.dns_search,
+                    dns_options=opts.dns_option, add_hosts=opts.add_host)
+
+
+def _check_image_kept(store: ImageStore, containers: ContainerStore, cfg: ContainerConfig) -> None:
+    """An ``rmi`` racing this create either saw the new container (and kept the image) or removed
+    the image before we look here, under the image store's lock: then the container goes again."""
+    with flocked(store.lock_path("store")):
+        present = cfg.image_id in store.load()
+    if not present:
+        doomed = containers.forget(cfg.id)
+        if doomed:
+            _remove_quietly(doomed)
+        raise ImageNotFound(f"image {cfg.image_name} was removed while the container was being created",
+                            "pull it again and retry")
+
+
+def _discard(containers: ContainerStore, cid: str) -> None:
+    """Remove a container directory that was never started (only our own files are in it)."""
+    _remove_quietly(containers.dir(cid))
+
+
+def _remove_quietly(path: str) -> None:
+    from rootlet.registry.errors import RootletError
+    from rootlet.runtime.linux.rmtree import remove_tree
+
+    try:
+        remove_tree(path)
+    except (OSError, RootletError):
+        pass
+
+
+def _now() -> float:
+    import time
+
+    return time.time()

@@ -1,0 +1,197 @@
+"""``rootlet exec``: run one more process inside a running container, from any ``rootlet`` process.
+
+Processes (P = this command, X = a helper, Y = the new process)::
+
+    P ── fork ──> X: setns(user), then setns(mnt, uts, ipc, net, pid) of the container's PID 1
+                  X ── fork ──> Y (in the container's pid namespace): user, caps, cwd, execve
+                  X: wait for Y, exit with docker's code for it
+
+X exists because joining a pid namespace only places the caller's *children* in it, and P must
+stay outside (its own files and Python modules live on the host). The namespaces are opened by
+path before the fork and the container's PID 1 re-checked by start time afterwards, so a pid that
+was reused meanwhile is never entered. Y gets the container's environment, capabilities, limits
+and no-new-privileges; failures before execve come back over an O_CLOEXEC pipe as messages with
+run's exit codes (126, 127), as the error records of the child-process toolkit.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Mapping
+
+from rootlet.registry.errors import ContainerStartError, ContainerStateError, UsageError
+from rootlet.registry.store import ImageStore
+from rootlet.runtime.container import flags
+from rootlet.runtime.container.options import ExecOptions
+from rootlet.runtime.container.store import ContainerStore
+from rootlet.runtime.linux import syscalls as linux
+from rootlet.runtime.linux.child import (as_error, error_pipe, exit_code, fork_child, read_error, redirect_to_null,
+                                         wait_for)
+from rootlet.runtime.linux.proc import read_id_map, same_process
+from rootlet.runtime.oci.spec import RuntimeSpec
+
+#: The namespaces an exec'd process joins (all of the container's but its cgroup).
+_JOINED = ("user", "mnt", "uts", "ipc", "net", "pid")
+
+
+def _single_id(pid: int) -> bool:
+    """Whether the container's user namespace maps only one id (no subordinate range)."""
+    rows = read_id_map(f"/proc/{pid}/uid_map")
+    return len(rows) == 1 and rows[0][2] == 1
+
+
+def exec_in_container(store: ImageStore, opts: ExecOptions, host_env: Mapping[str, str]) -> int:
+    """Run ``opts.command`` in the running container; its exit code (0 at once with ``detach``)."""
+    from rootlet.runtime.container.launchspec import runtime_spec
+
+    if not opts.command:
+        raise UsageError("exec needs a command", "rootlet exec [OPTIONS] CONTAINER COMMAND [ARG...]")
+    if opts.workdir is not None and not opts.workdir.startswith("/"):
+        raise UsageError(f"invalid --workdir {opts.workdir!r}: must be an absolute path")
+    containers = ContainerStore(store)
+    cid = containers.resolve(opts.container)
+    state = containers.refresh(cid)
+    cfg = containers.config(cid)
+    if state.status != "running":
+        raise ContainerStateError(f"can only exec in running containers: {cfg.name} is {state.status}",
+                                  f"start it first: rootlet start {cfg.name}")
+    pid = state.pid
+    env_from_files: list[str] = []
+    for path in opts.env_files:
+        env_from_files += flags.parse_env_file(path, host_env)
+    extra_env = ["TERM=xterm"] if opts.tty else []
+    env = flags.merge_env(cfg.env, extra_env, env_from_files, flags.expand_env(opts.env, host_env))
+    spec = runtime_spec(store, cfg).replace(
+        argv=tuple(opts.command), env=tuple(env), cwd=opts.workdir or cfg.cwd or "/",
+        user=opts.user if opts.user is not None else cfg.user, tty=opts.tty)
+    if opts.privileged:
+        from rootlet.runtime.oci.caps import CAPABILITIES
+
+        spec = spec.replace(caps=tuple(CAPABILITIES), no_new_privs=False)
+    try:
+        ns_fds = linux.open_namespaces(pid, _JOINED)
+    except FileNotFoundError:
+        raise ContainerStateError(f"container {cfg.name} is not running") from None
+    try:
+        if not same_process(pid, state.pid_start):
+            raise ContainerStateError(f"container {cfg.name} is not running")
+        return _run(spec, _single_id(pid), ns_fds, opts)
+    finally:
+        linux.close_namespaces(ns_fds)
+
+
+def _run(spec: RuntimeSpec, single_id: bool, ns_fds: list[tuple[int, int]], opts: ExecOptions) -> int:
+    # Everything the children import must be imported now: after setns(mnt) the filesystem is the
+    # container's, where neither Python's library nor rootlet exists.
+    import fcntl  # noqa: F401
+    import json  # noqa: F401
+    import resource  # noqa: F401
+    import termios  # noqa: F401
+
+    from rootlet.runtime.oci import process  # noqa: F401
+    from rootlet.runtime.oci.pty import relay_pty, terminal_size
+
+    console_parent = console_child = None
+    winsize = None
+    if opts.tty and not opts.detach:
+        import socket
+
+        winsize = terminal_size()
+        console_parent, console_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    err_r, err_w = error_pipe()
+    parent = os.getpid()
+
+    def helper_body() -> int:
+        os.close(err_r)
+        if console_parent is not None:
+            console_parent.close()
+        return _helper(spec, single_id, ns_fds, opts, err_w, parent, console_child, winsize)
+
+    helper = fork_child(helper_body, err_w, 125)
+    os.close(err_w)
+    master = None
+    if console_child is not None:
+        console_child.close()
+    try:
+        if console_parent is not None:
+            import socket
+
+            try:
+                _, fds, _, _ = socket.recv_fds(console_parent, 1, 1)
+            except OSError:
+                fds = []
+            master = fds[0] if fds else None
+            console_parent.close()
+            console_parent = None
+        error = read_error(err_r)
+        err_r = -1
+        if master is not None and error is None:
+            relay_pty(master, None, opts.interactive)
+            master = None
+        status = wait_for(helper)
+    except BaseException:
+        os.kill(helper, signal.SIGKILL)
+        wait_for(helper)
+        raise
+    finally:
+        if err_r != -1:
+            os.close(err_r)
+        if master is not None:
+            os.close(master)
+        if console_parent is not None:
+            console_parent.close()
+    if error is not None:
+        raise as_error(error, ContainerStartError)  # type: ignore[misc]
+    return exit_code(status or 0)
+
+
+def _helper(spec: RuntimeSpec, single_id: bool, ns_fds: list[tuple[int, int]], opts: ExecOptions, err_w: int,
+            parent: int, console: object, winsize: bytes | None) -> int:
+    """X: join the namespaces, fork Y, wait for it."""
+    linux.set_pdeathsig(signal.SIGKILL)
+    if os.getppid() != parent:
+        return 125
+    try:
+        linux.join_namespaces(ns_fds)
+    except OSError as e:
+        raise ContainerStartError(f"cannot join the container's namespaces: {e.strerror}",
+                                  "the container may have just exited") from e
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for Y (same process group) and P
+    child = fork_child(lambda: _process(spec, single_id, opts, err_w, console, winsize), err_w, 126)
+    os.close(err_w)
+    if console is not None:
+        console.close()  # type: ignore[attr-defined]
+    if opts.detach:
+        return 0
+    redirect_to_null(0, 1, 2)
+    return exit_code(wait_for(child) or 0)
+
+
+def _process(spec: RuntimeSpec, single_id: bool, opts: ExecOptions, err_w: int, console: object,
+             winsize: bytes | None) -> int:
+    """Y: the new process, up to execve."""
+    from rootlet.runtime.oci.process import exec_command
+    from rootlet.runtime.oci.user import make_workdir, resolve_user
+
+    if not opts.detach:
+        linux.set_pdeathsig(signal.SIGKILL)
+    if opts.detach or opts.tty:
+        os.setsid()
+    if opts.detach:
+        redirect_to_null(0, 1, 2)
+    elif console is not None:
+        import socket
+
+        from rootlet.runtime.oci.pty import open_controlling_pty
+
+        master = open_controlling_pty(winsize)
+        socket.send_fds(console, [b"M"], [master])  # type: ignore[arg-type]
+        os.close(master)
+        console.close()  # type: ignore[attr-defined]
+    elif not opts.interactive:
+        redirect_to_null(0)
+    ids = resolve_user(spec.user, spec.additional_gids)
+    make_workdir(spec.cwd or "/", ids[0], ids[1])
+    exec_command(spec, single_id, ids, err_w)
+    return 126

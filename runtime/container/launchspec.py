@@ -1,0 +1,68 @@
+"""A container's record → the ``RuntimeSpec`` that starts its processes (``rootlet.runtime.oci``).
+
+Built anew for every start (``run``, ``start``, the monitor's restarts), for ``exec`` (the same
+environment, user and limits) and for ``cp`` of a stopped container (its overlay).
+"""
+
+from __future__ import annotations
+
+import os
+
+from rootlet.registry.errors import StoreError
+from rootlet.registry.store import ImageStore
+from rootlet.runtime.container.imagefiles import lower_dirs
+from rootlet.runtime.container.record import ContainerConfig
+from rootlet.runtime.oci.spec import BindMount, RuntimeSpec, TmpfsMount
+
+#: Directories a ``--read-only`` container gets a tmpfs on (docker's and podman's --read-only-tmpfs).
+READ_ONLY_TMPFS = ("/tmp", "/run", "/var/tmp")
+#: The files rootlet writes for every container (passwd and group only under keep-id).
+ETC_FILES = ("hosts", "resolv.conf", "hostname", "passwd", "group")
+
+
+def check_layers(store: ImageStore, cfg: ContainerConfig) -> None:
+    """Refuse to start a container whose image layers were removed from the store."""
+    for lower in lower_dirs(store, cfg.layers):
+        if not os.path.isdir(lower):
+            raise StoreError(f"the image layers of container {cfg.name} are missing from the store",
+                             "remove the container (`rootlet rm`) and create it again")
+
+
+def runtime_spec(store: ImageStore, cfg: ContainerConfig, *, stdin_inherit: bool = False) -> RuntimeSpec:
+    """The RuntimeSpec that starts ``cfg`` (its layers must still be in the store)."""
+    d = os.path.join(store.root, "containers", cfg.id)
+    plan = None
+    fuse_options = ""
+    overlay = cfg.overlay
+    if cfg.userns == "keep-id":
+        from rootlet.runtime.oci.idmap import keep_id_fuse_options, keep_id_plan, plan_userns
+
+        base = plan_userns()
+        plan = keep_id_plan(base, cfg.keep_uid, cfg.keep_gid)
+        fuse_options = keep_id_fuse_options(base, cfg.keep_uid, cfg.keep_gid)
+        overlay = "fuse"
+    etc = os.path.join(d, "etc")
+    binds = []
+    tmpfs = []
+    for m in cfg.mounts:
+        if m.type == "tmpfs":
+            tmpfs.append(TmpfsMount(m.destination, ",".join(m.options)))
+        else:
+            binds.append(BindMount(m.source, m.destination, m.readonly, tuple(m.options)))
+    if cfg.readonly_rootfs:
+        taken = {m.destination for m in cfg.mounts}
+        tmpfs += [TmpfsMount(t, "rw,nosuid,nodev,mode=1777") for t in READ_ONLY_TMPFS if t not in taken]
+    network = cfg.network
+    return RuntimeSpec(
+        lower_dirs=lower_dirs(store, cfg.layers), upper_dir=os.path.join(d, "upper"),
+        work_dir=os.path.join(d, "work"), merged_dir=os.path.join(d, "merged"), overlay=overlay,
+        argv=tuple(cfg.argv), env=tuple(cfg.env), cwd=cfg.cwd, user=cfg.user,
+        additional_gids=tuple(cfg.additional_gids), hostname=cfg.hostname,
+        etc_files={f"/etc/{n}": os.path.join(etc, n) for n in ETC_FILES
+                   if n in ("hosts", "resolv.conf", "hostname") or os.path.exists(os.path.join(etc, n))},
+        binds=tuple(binds), tmpfs=tuple(tmpfs), readonly_rootfs=cfg.readonly_rootfs, caps=tuple(cfg.caps),
+        ambient_caps=tuple(cfg.ambient_caps), no_new_privs=cfg.no_new_privs, rlimits=tuple(cfg.rlimits),
+        network="host" if network == "host" else ("none" if network == "none" else "private"),
+        tty=cfg.tty, stdin="inherit" if stdin_inherit else "null", init=cfg.init,
+        plan=plan, fuse_options=fuse_options, volatile=cfg.auto_remove,
+    )

@@ -1,0 +1,97 @@
+"""What ``run``/``create``, ``exec`` and ``cp`` take (re-exported by ``rootlet.runtime.engine.options``).
+
+Values with a docker/podman textual syntax are passed in that syntax and parsed by
+``rootlet.runtime.container.flags``. Plain data: importing this module costs microseconds.
+"""
+
+from __future__ import annotations
+
+from rootlet.registry.record import Record
+
+PULL_POLICIES = ("always", "missing", "never", "newer")
+
+
+class RunOptions(Record):
+    """Everything ``run``/``create`` accept; flag syntax as docker's (see the module doc).
+
+    ``volumes`` are ``-v`` values, ``mounts`` ``--mount`` values, ``tmpfs`` ``--tmpfs`` values,
+    ``ulimits`` ``--ulimit``, ``security_opt`` ``--security-opt``, ``labels`` ``K=V``.
+    ``overlay`` None takes the engine's default (``ROOTLET_OVERLAY``, else auto).
+    """
+
+    image: str
+    command: tuple[str, ...] = ()
+    rm: bool = False
+    interactive: bool = False
+    tty: bool = False
+    name: str | None = None
+    hostname: str | None = None
+    env: tuple[str, ...] = ()
+    env_files: tuple[str, ...] = ()
+    workdir: str | None = None
+    user: str | None = None
+    group_add: tuple[str, ...] = ()
+    entrypoint: str | None = None
+    volumes: tuple[str, ...] = ()
+    mounts: tuple[str, ...] = ()
+    tmpfs: tuple[str, ...] = ()
+    read_only: bool = False
+    init: bool = False
+    cap_add: tuple[str, ...] = ()
+    cap_drop: tuple[str, ...] = ()
+    security_opt: tuple[str, ...] = ()
+    ulimits: tuple[str, ...] = ()
+    network: str | None = None
+    publish: tuple[str, ...] = ()
+    dns: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    dns_option: tuple[str, ...] = ()
+    add_host: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+    pull: str = "missing"
+    platform: str | None = None
+    sig_proxy: bool = True
+    userns: str | None = None
+    overlay: str | None = None
+    memory: str | None = None
+    cpus: str | None = None
+    pids_limit: str | None = None
+    tls_verify: bool | None = None
+    creds: str | None = None
+    authfile: str | None = None
+    detach: bool = False
+    restart: str | None = None
+    stop_signal: str | None = None
+    stop_timeout: int | None = None
+    log_driver: str | None = None
+    log_opts: tuple[str, ...] = ()
+
+    def pull_options(self):  # -> PullOptions
+        """How to pull the image when ``pull`` says so."""
+        from rootlet.runtime.image.options import PullOptions
+
+        return PullOptions(reference=self.image, platform=self.platform, tls_verify=self.tls_verify,
+                           creds=self.creds, authfile=self.authfile)
+
+
+class ExecOptions(Record):
+    """``exec``: run ``command`` in a running container."""
+
+    container: str
+    command: tuple[str, ...]
+    interactive: bool = False
+    tty: bool = False
+    detach: bool = False
+    user: str | None = None
+    env: tuple[str, ...] = ()
+    env_files: tuple[str, ...] = ()
+    workdir: str | None = None
+    privileged: bool = False
+
+
+class CopyOptions(Record):
+    """``cp``: ``source`` and ``destination`` as docker writes them, one of them ``CONTAINER:PATH``."""
+
+    source: str
+    destination: str
+    follow_link: bool = False

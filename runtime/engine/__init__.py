@@ -1,0 +1,52 @@
+"""The engine: the one way into rootlet's containers and images, for every front end.
+
+    from rootlet.runtime.engine import Engine
+    from rootlet.runtime.engine.options import RunOptions
+
+    engine = Engine(root, env=os.environ)
+    code = engine.run(RunOptions(image="alpine", command=("echo", "hi"), rm=True))
+
+One method per verb; each takes an options record (``rootlet.runtime.engine.options``) and returns
+a report record (``rootlet.runtime.engine.reports``), a list of them, or an iterator (``logs``).
+The engine never prints, formats for humans, or exits: failures are ``RootletError``s with a
+message, a hint and an exit code, which the front end renders (the CLI in ``rootlet.cli.main``).
+Rules that cut across verbs live here once: e.g. an image a container uses is not removed.
+
+Importing this package costs microseconds; each verb imports what it needs when called, so
+``rootlet run`` does not pay for pulling and ``rootlet ps`` not for starting containers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from rootlet.runtime.engine.containers import ContainerVerbs
+from rootlet.runtime.engine.images import ImageVerbs
+from rootlet.runtime.engine.system import SystemVerbs
+
+__all__ = ["Engine", "default_root"]
+
+
+def default_root(env: Mapping[str, str] | None = None) -> str:
+    """The store root when none is given: ``$ROOTLET_ROOT``, else ``$XDG_DATA_HOME/rootlet``,
+    else ``~/.local/share/rootlet``."""
+    from rootlet.registry.store import default_store_root
+
+    return default_store_root(dict(os.environ if env is None else env))
+
+
+class Engine(ImageVerbs, ContainerVerbs, SystemVerbs):
+    """rootlet's containers and images under one store root.
+
+    ``env`` is the caller's environment: ``-e NAME`` and ``--env-file`` pass values through from
+    it, and ``ROOTLET_OVERLAY`` (kernel|fuse|auto) chooses the overlay of new containers.
+    """
+
+    def __init__(self, root: str | None = None, env: Mapping[str, str] | None = None) -> None:
+        from rootlet.registry.store import ImageStore
+
+        self.env: Mapping[str, str] = dict(os.environ if env is None else env)
+        self.root = os.path.abspath(root) if root else default_root(self.env)
+        self.overlay = self.env.get("ROOTLET_OVERLAY") or "auto"
+        self.images_store = ImageStore(self.root)

@@ -1,0 +1,294 @@
+"""The engine's container verbs: create, run, start, stop, kill, wait, rm, restart, rename, ps,
+logs, exec, cp, top, port, inspect, container prune.
+
+Verbs that act on several containers return one ``ContainerResult`` per name given, in order, with
+the error of each that failed; the others still proceed (podman's behaviour).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+from rootlet.registry.errors import ContainerNotFound, ImageNotFound, RootletError, TransferError, UsageError
+from rootlet.runtime.engine.options import (
+    PULL_POLICIES, CopyOptions, ExecOptions, InspectOptions, KillOptions, LogsOptions, PortOptions, PsOptions,
+    RenameOptions, RestartOptions, RmOptions, RunOptions, StartOptions, StopOptions, TopOptions, WaitOptions)
+from rootlet.runtime.engine.reports import (ContainerResult, ContainerSummary, CreateReport, InspectReport,
+                                            PortReport, TopReport)
+
+TYPE_CHECKING = False  # typing costs milliseconds to import; only type checkers need it
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from rootlet.registry.store import ImageRecord, ImageStore
+    from rootlet.runtime.container.store import ContainerStore
+    from rootlet.runtime.image.pull import PullProgress
+    from rootlet.runtime.lifecycle.logfile import LogRecord
+
+
+class ContainerVerbs:
+    """Mixed into ``Engine`` (see ``rootlet.runtime.engine``)."""
+
+    images_store: ImageStore
+    env: Mapping[str, str]
+    overlay: str
+
+    @property
+    def containers(self) -> ContainerStore:
+        from rootlet.runtime.container.store import ContainerStore
+
+        return ContainerStore(self.images_store)
+
+    # --- create and run ----------------------------------------------------------------------------
+
+    def create(self, opts: RunOptions, progress: PullProgress | None = None) -> CreateReport:
+        """Create a container (pulling its image as ``opts.pull`` says); nothing runs yet."""
+        from rootlet.runtime.container.create import create_container, prepare
+
+        prepared = prepare(opts)
+        image = self._find_or_pull(opts, progress)
+        cfg = create_container(self.images_store, opts, prepared, image, self.env, opts.overlay or self.overlay)
+        return CreateReport(cfg.id, cfg.name)
+
+    def run(self, opts: RunOptions, progress: PullProgress | None = None) -> CreateReport | int:
+        """Create a container and run it: with ``detach`` under a monitor (returns its
+        ``CreateReport`` once it runs), else in the foreground attached to this process's stdio
+        (returns its exit code, docker's rules: 125 rootlet, 126/127 the command, 128+N a signal).
+        ``rm`` removes it at the end, also when it fails to start."""
+        created = self.create(opts, progress)
+        cid = created.id
+        try:
+            if opts.detach:
+                from rootlet.runtime.lifecycle.monitor import start_detached
+
+                start_detached(self.images_store, cid)
+                return created
+            from rootlet.runtime.lifecycle.foreground import run_foreground
+
+            return run_foreground(self.images_store, cid, interactive=opts.interactive, sig_proxy=opts.sig_proxy,
+                                  keep_log=not opts.rm)
+        except BaseException:
+            if opts.rm and opts.detach:  # it never ran: nothing is left to remove it
+                self._remove_quietly(cid)
+            raise
+        finally:
+            if opts.rm and not opts.detach:
+                self._remove_quietly(cid)
+
+    def _remove_quietly(self, cid: str) -> None:
+        from rootlet.runtime.lifecycle.stop import remove_container
+
+        with contextlib.suppress(RootletError, OSError):
+            remove_container(self.images_store, cid, force=True, volumes=True)
+
+    def _find_or_pull(self, opts: RunOptions, progress: PullProgress | None) -> ImageRecord:
+        """The image to run, pulled according to ``--pull`` (podman's policies)."""
+        store = self.images_store
+        if opts.pull not in PULL_POLICIES:
+            raise UsageError(f"invalid --pull policy {opts.pull!r}", "use always, missing, never or newer")
+        local: ImageRecord | None = None
+        if store.exists():
+            with contextlib.suppress(ImageNotFound):
+                local = store.resolve(opts.image)
+        if opts.platform and local is not None:
+            from rootlet.registry.manifest import Platform
+
+            if not Platform.parse(opts.platform).matches(Platform.parse(local.platform)):
+                local = None
+        if opts.pull == "never":
+            if local is None:
+                raise ImageNotFound(f"{opts.image}: image not known", "pull it first, or drop --pull=never")
+            return local
+        if opts.pull == "missing" and local is not None:
+            return local
+        try:
+            return self.pull_record(opts.pull_options(), progress)  # type: ignore[attr-defined]
+        except TransferError:
+            if opts.pull == "newer" and local is not None:
+                return local
+            raise
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def start(self, opts: StartOptions) -> list[ContainerResult]:
+        """Start containers in the background (a running one is left as it is), or with ``attach``
+        one container in the foreground: its result then carries the exit code."""
+        if opts.attach or opts.interactive:
+            if len(opts.names) != 1:
+                raise UsageError("start -a/-i takes exactly one container")
+            from rootlet.runtime.lifecycle.foreground import run_foreground
+
+            cid = self.containers.resolve(opts.names[0])
+            code = run_foreground(self.images_store, cid, interactive=opts.interactive, sig_proxy=opts.sig_proxy)
+            return [ContainerResult(opts.names[0], cid, exit_code=code)]
+        from rootlet.runtime.lifecycle.monitor import start_detached
+
+        return self._each(opts.names, lambda cid: start_detached(self.images_store, cid))
+
+    def stop(self, opts: StopOptions) -> list[ContainerResult]:
+        """Stop containers: their stop signal, then SIGKILL after the timeout."""
+        from rootlet.runtime.lifecycle.stop import stop_container
+
+        if opts.timeout is not None and opts.timeout < 0:
+            raise UsageError("--time must not be negative")
+        names = self._all_or(opts.names, opts.all, running_only=True)
+        return self._each(names, lambda cid: stop_container(self.images_store, cid, timeout=opts.timeout),
+                          empty_ok=opts.all)
+
+    def kill(self, opts: KillOptions) -> list[ContainerResult]:
+        """Send a signal (name or number) to running containers."""
+        from rootlet.runtime.container.flags import parse_signal
+        from rootlet.runtime.lifecycle.stop import kill_container
+
+        num = parse_signal(opts.signal, "--signal")
+        return self._each(opts.names, lambda cid: kill_container(self.images_store, cid, num))
+
+    def wait(self, opts: WaitOptions) -> list[ContainerResult]:
+        """Wait for containers to exit; each result carries the exit code."""
+        from rootlet.runtime.lifecycle.stop import wait_container
+
+        return self._each(opts.names, lambda cid: wait_container(self.images_store, cid), code=True)
+
+    def rm(self, opts: RmOptions) -> list[ContainerResult]:
+        """Remove containers (``force`` stops running ones first; ``volumes`` removes anonymous volumes)."""
+        from rootlet.runtime.lifecycle.stop import remove_container
+
+        names = self._all_or(opts.names, opts.all, running_only=False)
+        return self._each(names, lambda cid: remove_container(self.images_store, cid, force=opts.force,
+                                                              volumes=opts.volumes), empty_ok=opts.all)
+
+    def restart(self, opts: RestartOptions) -> list[ContainerResult]:
+        """Stop (if running) and start containers again, in the background."""
+        from rootlet.runtime.lifecycle.monitor import start_detached
+        from rootlet.runtime.lifecycle.stop import stop_container
+
+        def one(cid: str) -> None:
+            stop_container(self.images_store, cid, timeout=opts.timeout)
+            start_detached(self.images_store, cid)
+
+        return self._each(opts.names, one)
+
+    def rename(self, opts: RenameOptions) -> None:
+        containers = self.containers
+        containers.rename(containers.resolve(opts.container), opts.new_name)
+
+    def container_prune(self) -> list[str]:
+        """Remove every container that is not running; their ids."""
+        from rootlet.runtime.lifecycle.stop import prune_containers
+
+        return prune_containers(self.images_store)
+
+    # --- looking at containers -------------------------------------------------------------------
+
+    def ps(self, opts: PsOptions = PsOptions()) -> list[ContainerSummary]:
+        """Containers, newest first: running ones, or ``all``; ``filters`` and ``last`` as docker's."""
+        from rootlet.runtime.container.inspect import list_containers, ports_of, rfc3339
+
+        if not self.images_store.exists():
+            return []
+        rows = list_containers(self.images_store, all_=opts.all or opts.last is not None, filters=opts.filters)
+        if opts.last is not None:
+            rows = rows[:max(0, opts.last)]
+        return [ContainerSummary(
+            id=cfg.id, name=cfg.name, image=cfg.image_name, image_id=cfg.image_id, command=list(cfg.argv),
+            created=cfg.created, created_at=rfc3339(cfg.created), status=state.status, started_at=state.started_at, finished_at=state.finished_at,
+            exit_code=state.exit_code, pid=state.pid if state.status == "running" else 0,
+            ports=ports_of(cfg, state), labels=dict(cfg.labels), auto_remove=cfg.auto_remove,
+            restart_count=state.restart_count) for cfg, state in rows]
+
+    def logs(self, opts: LogsOptions) -> Iterator[LogRecord]:
+        """The container's output records (then, with ``follow``, new ones until it stops)."""
+        from rootlet.runtime.lifecycle.logfile import parse_since
+        from rootlet.runtime.lifecycle.logs import stream_logs
+
+        if opts.tail is not None and opts.tail < 0:
+            raise UsageError(f"invalid --tail {opts.tail}", "give a number of lines, or 'all'")
+        since = parse_since(opts.since, "--since") if opts.since else None
+        until = parse_since(opts.until, "--until") if opts.until else None
+        cid = self.containers.resolve(opts.container)
+        return stream_logs(self.images_store, cid, follow=opts.follow, tail=opts.tail, since=since, until=until)
+
+    def exec(self, opts: ExecOptions) -> int:
+        """Run a command in a running container, attached to this process's stdio; its exit code
+        (0 at once with ``detach``)."""
+        from rootlet.runtime.container.exec import exec_in_container
+
+        return exec_in_container(self.images_store, opts, self.env)
+
+    def cp(self, opts: CopyOptions) -> None:
+        """Copy files between a container (running or not) and the host."""
+        from rootlet.runtime.container.cp import CopyRequest, copy, parse_cp_args
+
+        container, cpath, hpath, into = parse_cp_args(opts.source, opts.destination)
+        copy(self.images_store, CopyRequest(container, cpath, hpath, into, opts.follow_link))
+
+    def top(self, opts: TopOptions) -> TopReport:
+        """The processes of a running container, in the columns asked for."""
+        from rootlet.runtime.container.top import DEFAULT_COLUMNS, container_processes, columns_for
+
+        columns = columns_for(opts.descriptors) if opts.descriptors else list(DEFAULT_COLUMNS)
+        rows = container_processes(self.images_store, self.containers.resolve(opts.container))
+        return TopReport(columns, [{c: r[c] for c in columns} for r in rows])
+
+    def port(self, opts: PortOptions) -> PortReport:
+        """A running container's published ports, or the host addresses of one of them."""
+        from rootlet.runtime.container.inspect import container_ports
+
+        pairs = container_ports(self.images_store, self.containers.resolve(opts.container))
+        if opts.private is None:
+            return PortReport(pairs)
+        key = opts.private if "/" in opts.private else f"{opts.private}/tcp"
+        hits = [(inner, outer) for inner, outer in pairs if inner == key]
+        if not hits:
+            raise UsageError(f"no public port {key!r} published for {opts.container}")
+        return PortReport(hits)
+
+    def inspect(self, opts: InspectOptions) -> InspectReport:
+        """docker's inspect documents: containers first, then images (``type`` narrows it)."""
+        from rootlet.runtime.container.inspect import inspect_container
+        from rootlet.runtime.image.catalog import inspect_image
+
+        if opts.type not in ("all", "container", "image"):
+            raise UsageError(f"invalid --type {opts.type!r}", "use container, image or all")
+        report = InspectReport()
+        containers = self.containers
+        for name in opts.names:
+            try:
+                if opts.type != "image":
+                    try:
+                        report.docs.append(inspect_container(self.images_store, containers.resolve(name)))
+                        continue
+                    except ContainerNotFound:
+                        if opts.type == "container":
+                            raise
+                report.docs.append(inspect_image(self.images_store, name))
+            except RootletError as exc:
+                report.errors.append(exc)
+        return report
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    def _all_or(self, names: tuple[str, ...], all_: bool, running_only: bool) -> tuple[str, ...]:
+        if not all_:
+            return names
+        if names:
+            raise UsageError("--all and container names cannot be combined")
+        return tuple(s.id for s in self.ps(PsOptions(all=not running_only)))
+
+    def _each(self, names: tuple[str, ...], action: Callable[[str], object], code: bool = False,
+              empty_ok: bool = False) -> list[ContainerResult]:
+        """Apply ``action`` to each named container; one result per name, failures included."""
+        if not names and not empty_ok:
+            raise UsageError("give at least one container name or id")
+        containers = self.containers
+        results = []
+        for name in names:
+            cid = ""
+            try:
+                cid = containers.resolve(name)
+                value = action(cid)
+                results.append(ContainerResult(name, cid, exit_code=value if code else None))  # type: ignore[arg-type]
+            except RootletError as exc:
+                results.append(ContainerResult(name, cid, error=exc))
+        return results

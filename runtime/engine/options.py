@@ -1,0 +1,162 @@
+"""What each engine verb can be asked to do: one options record per verb.
+
+Front ends (the CLI, a REST service, build, kube play) fill these in from their own syntax and
+call the engine; the engine validates every value and raises ``UsageError`` (exit 125, HTTP 400)
+for what cannot be honoured. Values that have a docker/podman textual syntax (``-v``, ``-p``,
+``--ulimit``, ``--restart``, ``--log-opt``, signals, labels ``K=V``) are passed in that syntax
+and parsed by the engine (``rootlet.runtime.container.flags``), so every front end gets the same
+rules and the same messages. Plain data: importing this module costs microseconds. The records the layers below take as
+they are (``RunOptions``, ``ExecOptions``, ``CopyOptions``, ``PullOptions``) are defined there,
+next to their one consumer, and re-exported here.
+"""
+
+from __future__ import annotations
+
+from rootlet.registry.record import Record
+from rootlet.runtime.container.options import PULL_POLICIES, CopyOptions, ExecOptions, RunOptions
+from rootlet.runtime.image.options import PullOptions
+
+__all__ = [
+    "PULL_POLICIES", "CopyOptions", "ExecOptions", "RunOptions", "PullOptions", "ImagesOptions", "RmiOptions",
+    "TagOptions", "UntagOptions", "ImagePruneOptions", "StartOptions", "StopOptions", "KillOptions",
+    "WaitOptions", "RmOptions", "RestartOptions", "RenameOptions", "PsOptions", "LogsOptions", "TopOptions",
+    "PortOptions", "InspectOptions", "LoginOptions", "LogoutOptions",
+]
+
+
+# --- images ------------------------------------------------------------------------------------
+
+class ImagesOptions(Record):
+    """``images``: every image, or those named ``name`` (``REPOSITORY[:TAG]``)."""
+
+    name: str | None = None
+
+
+class RmiOptions(Record):
+    """``rmi``: ``force`` also removes the containers that use an image (as podman does)."""
+
+    names: tuple[str, ...] = ()
+    force: bool = False
+    all: bool = False
+
+
+class TagOptions(Record):
+    source: str
+    targets: tuple[str, ...]
+
+
+class UntagOptions(Record):
+    """``untag``: remove ``names`` from the image (every name when empty)."""
+
+    source: str
+    names: tuple[str, ...] = ()
+
+
+class ImagePruneOptions(Record):
+    """``image prune``: dangling images, or with ``all`` every image no container uses."""
+
+    all: bool = False
+
+
+# --- containers --------------------------------------------------------------------------------
+
+class StartOptions(Record):
+    """``start``: in the background, or attached (``attach``, one container) with stdin (``interactive``)."""
+
+    names: tuple[str, ...] = ()
+    attach: bool = False
+    interactive: bool = False
+    sig_proxy: bool = True
+
+
+class StopOptions(Record):
+    """``stop``: the stop signal, then SIGKILL after ``timeout`` seconds (None: the container's)."""
+
+    names: tuple[str, ...] = ()
+    timeout: int | None = None
+    all: bool = False
+
+
+class KillOptions(Record):
+    names: tuple[str, ...] = ()
+    signal: str = "KILL"
+
+
+class WaitOptions(Record):
+    names: tuple[str, ...] = ()
+
+
+class RmOptions(Record):
+    """``rm``: ``force`` stops running containers first; ``volumes`` removes anonymous volumes."""
+
+    names: tuple[str, ...] = ()
+    force: bool = False
+    volumes: bool = False
+    all: bool = False
+
+
+class RestartOptions(Record):
+    names: tuple[str, ...] = ()
+    timeout: int | None = None
+
+
+class RenameOptions(Record):
+    container: str
+    new_name: str
+
+
+class PsOptions(Record):
+    """``ps``: running containers, or ``all``; ``filters`` are ``key=value`` (docker's keys);
+    ``last`` keeps the N newest (and implies ``all``)."""
+
+    all: bool = False
+    filters: tuple[str, ...] = ()
+    last: int | None = None
+
+
+class LogsOptions(Record):
+    """``logs``: ``since``/``until`` as docker takes them (RFC 3339, Unix time, or ``10m``)."""
+
+    container: str
+    follow: bool = False
+    tail: int | None = None
+    since: str | None = None
+    until: str | None = None
+
+
+class TopOptions(Record):
+    """``top``: ps descriptors (``user``, ``pid``, ``args``…); none for podman's default columns."""
+
+    container: str
+    descriptors: tuple[str, ...] = ()
+
+
+class PortOptions(Record):
+    """``port``: every published port, or the host address of ``private`` (``80``, ``80/udp``)."""
+
+    container: str
+    private: str | None = None
+
+
+class InspectOptions(Record):
+    """``inspect``: ``type`` container, image, or all (containers first, as podman)."""
+
+    names: tuple[str, ...]
+    type: str = "all"
+
+
+# --- system ------------------------------------------------------------------------------------
+
+class LoginOptions(Record):
+    server: str
+    username: str
+    password: str
+    authfile: str | None = None
+    tls_verify: bool | None = None
+    cert_dir: str | None = None
+
+
+class LogoutOptions(Record):
+    server: str | None = None
+    all: bool = False
+    authfile: str | None = None

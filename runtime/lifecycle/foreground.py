@@ -1,0 +1,112 @@
+"""A container in the foreground: ``run`` without ``-d``, and ``start -a``.
+
+The container is a descendant of this process for its whole life (no daemon): we start it, proxy
+signals to it (``--sig-proxy``), relay its pty (``-t``) or copy its output into its log on the way
+to our own stdout and stderr, and record its exit, also after Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+
+from rootlet.registry.errors import ContainerStateError
+from rootlet.registry.store import ImageStore
+from rootlet.runtime.container.launchspec import check_layers
+from rootlet.runtime.container.store import ContainerStore
+from rootlet.runtime.lifecycle.launch import Launched, launch, record_exit
+from rootlet.runtime.lifecycle.relay import pump
+from rootlet.runtime.oci.pty import relay_pty, terminal_size
+
+TYPE_CHECKING = False  # typing costs milliseconds to import; only type checkers need it
+if TYPE_CHECKING:
+    from typing import Any
+
+#: Signals a foreground container receives from us (``--sig-proxy``, on by default).
+PROXIED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+
+
+def run_foreground(store: ImageStore, cid: str, *, interactive: bool, sig_proxy: bool, keep_log: bool = True) -> int:
+    """Start created container ``cid`` attached to our stdio and wait for it; its exit code.
+
+    With ``keep_log`` (a container that outlives the run: not ``--rm``) its output is also
+    written to its log, as docker does, so ``rootlet logs`` shows a foreground run too: the
+    output then passes through this process (written through at once, nothing is held back).
+    Without it, and with a pty, the container writes straight to our stdout and stderr.
+    """
+    containers = ContainerStore(store)
+    cfg = containers.config(cid)
+    check_layers(store, cfg)
+    log = None
+    if keep_log and not cfg.tty and cfg.log.driver != "none":
+        from rootlet.runtime.lifecycle.logfile import LogWriter
+
+        log = LogWriter(containers.path(cid, "ctr.log"), cfg.log.max_size)
+    pipes: list[int] = []
+    old_handlers: dict[int, Any] = {}
+    started: Launched | None = None
+    # Signals are proxied from before the container exists: one that arrives while it starts is
+    # delivered once it runs, instead of killing us half-way (default action).
+    holder: dict[str, Any] = {"pending": []}
+
+    def proxy(sig: int, _frame: object) -> None:
+        if "proc" in holder:
+            holder["proc"].signal(sig)
+        else:
+            holder["pending"].append(sig)
+
+    try:
+        with containers.starting(cid):
+            if containers.refresh(cid).running:
+                raise ContainerStateError(f"container {cfg.name} is already running",
+                                          "attach to it with `rootlet logs -f`, or stop it first")
+            saved: list[int] = []
+            if log is not None:
+                # The container inherits fds 1 and 2 from us: point them at pipes just for the spawn.
+                out_r, out_w = os.pipe()
+                err_r, err_w = os.pipe()
+                saved = [os.dup(1), os.dup(2)]
+                os.dup2(out_w, 1)
+                os.dup2(err_w, 2)
+                os.close(out_w)
+                os.close(err_w)
+                pipes = [out_r, err_r]
+            for sig in PROXIED_SIGNALS if sig_proxy else ():
+                old_handlers[sig] = signal.signal(sig, proxy)
+            if not sig_proxy:
+                # docker and podman ignore these when not proxying, rather than die of them.
+                for sig in (signal.SIGUSR1, signal.SIGUSR2):
+                    old_handlers[sig] = signal.signal(sig, signal.SIG_IGN)
+            try:
+                started = launch(store, containers, cfg, detached=False, stdin_inherit=interactive,
+                                 winsize=terminal_size() if cfg.tty else None)
+            finally:
+                for fd, saved_fd in zip((1, 2), saved):
+                    os.dup2(saved_fd, fd)
+                    os.close(saved_fd)
+        proc = started.proc
+        holder["proc"] = proc
+        for sig in holder["pending"]:
+            proc.signal(sig)
+        if proc.pty_master is not None:
+            relay_pty(proc.pty_master, proc.status_fd, interactive)
+        elif log is not None:
+            pump(proc, pipes[0], pipes[1], log, echo=True)
+            pipes = []  # pump closed them
+        code = proc.wait()
+        record_exit(containers, cid, code)
+        return code
+    finally:
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
+        for fd in pipes:
+            os.close(fd)
+        if log is not None:
+            log.close()
+        if started is not None:
+            started.stop_network(wait=False)
+            if started.proc.returncode is None:  # interrupted before the container was reaped
+                started.proc.signal(signal.SIGKILL)
+                with contextlib.suppress(Exception):
+                    record_exit(containers, cid, started.proc.wait())

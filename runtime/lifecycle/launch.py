@@ -1,0 +1,87 @@
+"""``launch``: the one way a container's processes come to life.
+
+It builds the runtime spec from the container's record, spawns it, attaches its network, and
+records it as running, owned by the calling process (the monitor of a detached container, the
+``rootlet run`` of a foreground one). The caller then waits for it and calls ``record_exit``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+
+from rootlet.registry.errors import RootletError
+from rootlet.registry.store import ImageStore
+from rootlet.runtime.container.launchspec import runtime_spec
+from rootlet.runtime.container.record import ContainerConfig
+from rootlet.runtime.container.store import ContainerStore
+from rootlet.runtime.linux.proc import boot_id, start_time
+from rootlet.runtime.oci.spawn import ContainerProcess, spawn
+
+TYPE_CHECKING = False  # typing costs milliseconds to import; it is only needed by type checkers
+if TYPE_CHECKING:
+    from typing import Any
+
+class Launched:
+    """A container process we own, and its network helper (a NetworkHandle, or None)."""
+
+    def __init__(self, proc: ContainerProcess, network: Any) -> None:
+        self.proc = proc
+        self.network = network
+
+    def stop_network(self, wait: bool) -> None:
+        if self.network is not None:
+            self.network.stop(wait=wait)
+            self.network = None
+
+
+def launch(store: ImageStore, containers: ContainerStore, cfg: ContainerConfig, *, detached: bool,
+           stdin_inherit: bool, restart_count: int | None = None, winsize: bytes | None = None) -> Launched:
+    """Spawn ``cfg``'s container as our descendant, attach its network, record it running.
+
+    With a user-mode network the command is held at the start gate until slirp4netns or pasta
+    has configured its interface, so it has the network from its first instruction.
+    """
+    mode = cfg.network
+    gated = mode in ("slirp4netns", "pasta")
+    spec = runtime_spec(store, cfg, stdin_inherit=stdin_inherit).replace(winsize=winsize, gate=gated)
+    proc = spawn(spec)
+    network = None
+    try:
+        if gated:
+            from rootlet.runtime.net.usermode import attach_network
+
+            try:
+                network = attach_network(mode, proc.pid, cfg.ports)
+            except RootletError:
+                if proc.failed_at_gate():
+                    proc.release()  # raises the container's own start failure
+                raise
+            proc.release()
+        me = os.getpid()
+        changes: dict[str, Any] = dict(
+            status="running", pid=proc.pid, pid_start=start_time(proc.pid) or 0, owner_pid=me,
+            owner_start=start_time(me) or 0, boot_id=boot_id(), started_at=time.time(), finished_at=None,
+            exit_code=None, error=None, detached=detached, stop_requested=False,
+            ports=list(network.ports) if network is not None else [])
+        if restart_count is not None:
+            changes["restart_count"] = restart_count
+        containers.update_state(cfg.id, **changes)
+    except BaseException:
+        if proc.returncode is None:
+            proc.signal(signal.SIGKILL)
+            with contextlib.suppress(Exception):
+                proc.wait()
+        if network is not None:
+            network.stop()
+        raise
+    return Launched(proc, network)
+
+
+def record_exit(containers: ContainerStore, cid: str, code: int, error: str | None = None) -> None:
+    """Record that the container exited with docker's ``code``."""
+    with contextlib.suppress(RootletError, OSError):
+        containers.update_state(cid, status="exited", exit_code=code, finished_at=time.time(), pid=0,
+                                pid_start=0, ports=[], error=error)

@@ -1,0 +1,206 @@
+"""The monitor of a detached container: rootlet's conmon, one per container, no daemon.
+
+``start_detached`` forks the monitor and returns once the container runs (or raises the reason it
+could not start). The monitor is a session leader of its own, with its stdio on /dev/null, so it
+outlives the command that started it and holds no terminal or pipe of the caller's. It
+
+* owns the container: the keeper is its child, so mounts and fuse-overlayfs live exactly as long
+  as the container, and it records the container's pid and its own in state.json;
+* copies the container's stdout and stderr into the container's log (logfile.py);
+* attaches the network helper and keeps it for the container's life;
+* records the exit code atomically, restarts the container as ``--restart`` says (not after
+  ``stop``), and removes it at the end with ``--rm``.
+
+Killed with SIGKILL, a monitor takes its container with it (the keeper's parent-death signal);
+``ContainerStore.refresh`` then records the exit for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+
+from rootlet.registry.errors import ContainerNotFound, ContainerStartError, RootletError
+from rootlet.registry.store import ImageStore
+from rootlet.runtime.container.launchspec import check_layers
+from rootlet.runtime.container.record import RestartPolicy
+from rootlet.runtime.container.store import ContainerStore
+from rootlet.runtime.lifecycle.launch import launch, record_exit
+from rootlet.runtime.lifecycle.relay import pump
+from rootlet.runtime.linux.child import (MAX_RECORD, as_error, close_fds_except, decode_error, error_pipe,
+                                         fork_child, read_all, redirect_to_null, report_error, report_ok)
+
+TYPE_CHECKING = False  # typing costs milliseconds to import; it is only needed by type checkers
+if TYPE_CHECKING:
+    from typing import Any
+
+#: Longest pause between two restarts (docker doubles from 100 ms up to a minute; shorter here).
+MAX_BACKOFF = 10.0
+#: A run at least this long resets the back-off.
+STABLE_RUN = 10.0
+
+
+def should_restart(policy: RestartPolicy, code: int, restarts: int, stop_requested: bool) -> bool:
+    """Whether the monitor starts the container again after it exited with ``code``."""
+    if stop_requested:
+        return False
+    if policy.name in ("always", "unless-stopped"):
+        return True
+    if policy.name == "on-failure" and code != 0:
+        return policy.max == 0 or restarts < policy.max
+    return False
+
+
+def start_detached(store: ImageStore, cid: str) -> None:
+    """Start created or exited container ``cid`` under a new monitor; returns once it runs.
+
+    A container that already runs is left as it is (docker's and podman's ``start``).
+    """
+    containers = ContainerStore(store)
+    cfg = containers.config(cid)
+    check_layers(store, cfg)
+    with containers.starting(cid):
+        state = containers.refresh(cid)
+        if state.status in ("running", "restarting"):
+            return
+        report_r, report_w = error_pipe()
+
+        def body() -> int:
+            os.close(report_r)
+            os.setsid()
+            return _monitor(store.root, cid, report_w)
+
+        pid = fork_child(body, long_lived=True, default_code=1)
+        os.close(report_w)
+        try:
+            data = read_all(report_r, MAX_RECORD)
+        finally:
+            os.close(report_r)
+    # The monitor is not our child to wait for: it runs on after we exit (and is reaped by init).
+    # Reap it now only if it already ended, so no zombie lingers while we still run.
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+    if not data.strip():  # it died without a word (killed): there is no success record either
+        raise ContainerStartError("the container's monitor exited before starting it",
+                                  "run it in the foreground (without -d) to see why")
+    error = decode_error(data)
+    if error is not None:
+        raise as_error(error, ContainerStartError)  # type: ignore[misc]
+
+
+def _monitor(root: str, cid: str, report_w: int) -> int:
+    """The monitor's life: start, log, record, restart, clean up."""
+    from rootlet.runtime.lifecycle.logfile import LogWriter
+
+    redirect_to_null(0, 1, 2)
+    close_fds_except({0, 1, 2, report_w})
+    os.chdir("/")  # do not keep the caller's directory (or its filesystem) busy for the container's life
+    for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGPIPE, signal.SIGTTOU, signal.SIGTTIN):
+        signal.signal(sig, signal.SIG_IGN)
+    store = ImageStore(root)
+    containers = ContainerStore(store)
+    cfg = containers.config(cid)
+    policy = cfg.restart
+    log = None if cfg.log.driver == "none" else LogWriter(containers.path(cid, "ctr.log"), cfg.log.max_size)
+    current: dict[str, Any] = {}
+
+    def on_term(_sig: int, _frame: object) -> None:
+        # `kill MONITOR` stops the container the way `rootlet stop` would.
+        with contextlib.suppress(RootletError, OSError):
+            containers.update_state(cid, stop_requested=True)
+        if "launched" in current:
+            current["launched"].proc.signal(cfg.stop_signal)
+
+    signal.signal(signal.SIGTERM, on_term)
+    # -d -i: the container's stdin stays open (a shell waits on it instead of exiting at EOF).
+    keep_stdin = cfg.interactive
+    restarts = 0
+    first = True
+    backoff = 0.1
+    while True:
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        os.dup2(out_w, 1)
+        os.dup2(err_w, 2)
+        os.close(out_w)
+        os.close(err_w)
+        stdin_w = None
+        if keep_stdin:
+            stdin_r, stdin_w = os.pipe()
+            os.dup2(stdin_r, 0)
+            os.close(stdin_r)
+        try:
+            launched = launch(store, containers, cfg, detached=True, stdin_inherit=keep_stdin,
+                              restart_count=restarts)
+        except BaseException as exc:  # noqa: BLE001 - reported to the caller or recorded
+            redirect_to_null(0, 1, 2)
+            if stdin_w is not None:
+                os.close(stdin_w)
+            os.close(out_r)
+            os.close(err_r)
+            if first:
+                report_error(report_w, exc)
+                return 1
+            record_exit(containers, cid, 125, error=getattr(exc, "message", str(exc)))
+            break
+        redirect_to_null(0, 1, 2)
+        current["launched"] = launched
+        if first:
+            report_ok(report_w)
+            first = False
+        began = time.monotonic()
+        code = pump(launched.proc, out_r, err_r, log)
+        del current["launched"]
+        if stdin_w is not None:
+            os.close(stdin_w)
+        # Kill the network helper now but reap it after recording the exit: the kernel takes
+        # 20-50 ms to tear down its tap device, and `stop`/`rm` wait for the record, not for that.
+        helper = launched.network.process if launched.network is not None else None
+        launched.stop_network(wait=False)
+        try:
+            with containers.starting(cid):
+                state = containers.state(cid)
+                again = should_restart(policy, code, restarts, state.stop_requested)
+                containers.update_state(cid, status="restarting" if again else "exited", exit_code=code,
+                                        finished_at=time.time(), pid=0, pid_start=0, ports=[])
+        except (ContainerNotFound, OSError):
+            return 0  # removed under us (`rm -f`): nothing left to record
+        finally:
+            if helper is not None:
+                helper.wait()  # its host ports are free again before any restart
+        if not again:
+            break
+        restarts += 1
+        backoff = 0.1 if time.monotonic() - began >= STABLE_RUN else min(backoff * 2, MAX_BACKOFF)
+        if _sleep_unless_stopped(containers, cid, backoff):
+            with contextlib.suppress(RootletError, OSError):
+                containers.update_state(cid, status="exited")
+            break
+    if log is not None:
+        log.close()
+    if cfg.auto_remove:
+        from rootlet.runtime.lifecycle.stop import remove_container
+
+        with contextlib.suppress(RootletError, OSError):
+            remove_container(store, cid, force=True, volumes=True)
+    return 0
+
+
+def _sleep_unless_stopped(containers: ContainerStore, cid: str, seconds: float) -> bool:
+    """Wait ``seconds``; True as soon as a stop (or removal) was requested."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            state = containers.state(cid)
+        except (RootletError, OSError):
+            return True
+        if state.stop_requested or state.status == "unknown":
+            return True
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        time.sleep(min(left, 0.05))
+
+

@@ -1,0 +1,215 @@
+"""Stopping, signalling, waiting for and removing containers, from any ``rootlet`` process.
+
+No daemon serialises these: each works from the container's recorded pids (checked against their
+start times, so a reused pid is never signalled) under the container's locks, and each tolerates
+the container changing state under it: the container may exit, its monitor may record the exit
+or remove it (``--rm``), another ``rootlet`` may be removing it too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+
+from rootlet.registry.errors import ContainerNotFound, ContainerStateError, RootletError
+from rootlet.registry.fsutil import atomic_write
+from rootlet.registry.store import ImageStore
+from rootlet.runtime.container.record import ContainerState
+from rootlet.runtime.container.store import ContainerStore
+from rootlet.runtime.linux.child import wait_pid_exit
+from rootlet.runtime.linux.proc import kill_checked, same_process
+
+#: How long stop/rm wait for the owner to record the exit after the container's PID 1 is gone.
+RECORD_TIMEOUT = 15.0
+#: How long the exit code of a container removed by ``--rm`` stays readable for a racing ``wait``.
+EXIT_RECORD_TTL = 600.0
+
+
+def _exits_dir(store: ImageStore) -> str:
+    return os.path.join(store.root, "exits")
+
+
+def _keep_exit_code(store: ImageStore, cid: str, code: int) -> None:
+    """Leave ``code`` behind for a ``wait`` that races the removal of a ``--rm`` container (docker's
+    ``wait`` still prints its code); old records are dropped on the way."""
+    d = _exits_dir(store)
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    now = time.time()
+    with contextlib.suppress(OSError):
+        for name in os.listdir(d):
+            path = os.path.join(d, name)
+            if len(name) == 64 and now - os.stat(path).st_mtime > EXIT_RECORD_TTL:
+                os.unlink(path)
+    atomic_write(os.path.join(d, cid), str(code).encode(), durable=False)
+
+
+def _kept_exit_code(store: ImageStore, cid: str) -> int | None:
+    try:
+        with open(os.path.join(_exits_dir(store), cid)) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _wait_pid_gone(pid: int, started: int, timeout: float) -> bool:
+    """Wait until process ``pid`` (with start time ``started``) has exited; True if it has.
+
+    Not our child: it may linger as a zombie of its own parent, which the start time check sees
+    as gone."""
+    deadline = time.monotonic() + timeout
+    while same_process(pid, started):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        wait_pid_exit(pid, min(left, 0.5))
+        if same_process(pid, started):
+            time.sleep(min(max(0.0, deadline - time.monotonic()), 0.02))
+    return True
+
+
+def wait_recorded(containers: ContainerStore, cid: str, timeout: float = RECORD_TIMEOUT) -> ContainerState:
+    """Wait until the container is no longer running or restarting (its owner recorded the exit,
+    or died and ``refresh`` recorded it)."""
+    deadline = time.monotonic() + timeout
+    delay = 0.002
+    while True:
+        try:
+            state = containers.refresh(cid)
+        except ContainerNotFound:
+            return ContainerState(status="removed")
+        if state.status not in ("running", "restarting"):
+            return state
+        if time.monotonic() > deadline:
+            return state
+        if state.status == "running" and state.pid:
+            _wait_pid_gone(state.pid, state.pid_start, min(0.5, max(0.0, deadline - time.monotonic())))
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
+def stop_container(store: ImageStore, cid: str, timeout: float | None = None, sig: int | None = None) -> ContainerState:
+    """Stop a running container: its StopSignal, then SIGKILL after ``timeout`` seconds.
+
+    The container is marked so its monitor does not restart it. Stopping a container that is
+    not running is not an error (docker's behaviour).
+    """
+    containers = ContainerStore(store)
+    cfg = containers.config(cid)
+    state = containers.refresh(cid)
+    if state.status not in ("running", "restarting"):
+        return state
+    state = containers.update_state(cid, stop_requested=True)
+    if state.status == "restarting":
+        return wait_recorded(containers, cid)
+    stop_sig = sig if sig is not None else cfg.stop_signal
+    if timeout is None:
+        timeout = float(cfg.stop_timeout)
+    if timeout > 0 and kill_checked(state.pid, state.pid_start, stop_sig):
+        _wait_pid_gone(state.pid, state.pid_start, timeout)
+    if same_process(state.pid, state.pid_start):
+        kill_checked(state.pid, state.pid_start, signal.SIGKILL)
+        _wait_pid_gone(state.pid, state.pid_start, 5.0)
+    return wait_recorded(containers, cid)
+
+
+def kill_container(store: ImageStore, cid: str, sig: int) -> None:
+    """Send ``sig`` to the container's PID 1 (it must be running)."""
+    containers = ContainerStore(store)
+    state = containers.refresh(cid)
+    if state.status != "running" or not kill_checked(state.pid, state.pid_start, sig):
+        cfg = containers.config(cid)
+        raise ContainerStateError(f"can only kill running containers: {cfg.name} is {state.status}",
+                                  "start it first with `rootlet start`")
+
+
+def wait_container(store: ImageStore, cid: str, timeout: float | None = None) -> int:
+    """Block until the container has exited; its exit code (docker's ``wait``).
+
+    A container that was only created is waited for until it has run and exited.
+    """
+    containers = ContainerStore(store)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        state = containers.refresh(cid)
+        if state.status == "exited" and state.exit_code is not None:
+            return state.exit_code
+        if state.status == "unknown":
+            kept = _kept_exit_code(store, cid)
+            if kept is not None:
+                return kept
+            raise ContainerNotFound(f"container {cid[:12]} was removed while waiting for it")
+        if deadline is not None and time.monotonic() > deadline:
+            raise ContainerStateError(f"timed out waiting for container {cid[:12]}")
+        if state.status == "running" and state.pid:
+            _wait_pid_gone(state.pid, state.pid_start, 1.0)
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
+def remove_container(store: ImageStore, cid: str, force: bool = False, volumes: bool = False) -> str:
+    """Remove a container (stopping it first with ``force``); returns its name.
+
+    Its upper directory, logs and, with ``volumes``, its anonymous volumes go; named volumes stay.
+    """
+    containers = ContainerStore(store)
+    cfg = containers.config(cid)
+    state = containers.refresh(cid)
+    if state.status in ("running", "restarting"):
+        if not force:
+            raise ContainerStateError(f"cannot remove container {cfg.name} as it is running",
+                                      "stop it first (`rootlet stop`), or use `rootlet rm -f`")
+        stop_container(store, cid, timeout=0)
+    with containers.starting(cid):
+        state = containers.refresh(cid)
+        if state.status in ("running", "restarting"):
+            # Started again between our stop and the lock (a racing `start`): stop it once more.
+            containers.update_state(cid, stop_requested=True)
+            kill_checked(state.pid, state.pid_start, signal.SIGKILL)
+            state = wait_recorded(containers, cid)
+            if state.status in ("running", "restarting"):
+                raise ContainerStateError(f"container {cfg.name} did not stop", "try `rootlet rm -f` again")
+        if cfg.auto_remove and state.status == "exited" and state.exit_code is not None:
+            _keep_exit_code(store, cid, state.exit_code)
+        doomed = containers.forget(cid)
+    paths = [doomed] if doomed else []
+    if volumes:
+        paths += [os.path.join(store.root, "volumes", n) for n in cfg.anonymous_volumes]
+    delete_trees(paths)
+    return cfg.name
+
+
+def delete_trees(paths: list[str]) -> None:
+    """Delete directory trees that may hold files of subordinate ids."""
+    from rootlet.runtime.linux.rmtree import remove_tree
+
+    left = []
+    for p in paths:
+        # Most containers leave only files of their root (= us) behind: delete those directly and
+        # pay for a user-namespace worker only when subordinate-id files refuse to go.
+        try:
+            remove_tree(p)
+        except (RootletError, OSError):
+            left.append(p)
+    if left:
+        from rootlet.runtime.oci.idmap import plan_userns
+        from rootlet.runtime.oci.userns import UsernsWorker
+
+        with UsernsWorker(plan_userns()) as worker:
+            for p in left:
+                with contextlib.suppress(RootletError, OSError):
+                    worker.call(remove_tree, p)
+
+
+def prune_containers(store: ImageStore) -> list[str]:
+    """Remove every container that is not running; their ids."""
+    containers = ContainerStore(store)
+    removed = []
+    for cid in containers.all_ids():
+        with contextlib.suppress(ContainerNotFound, ContainerStateError):
+            if containers.refresh(cid).status in ("created", "exited", "unknown"):
+                remove_container(store, cid, force=False, volumes=False)
+                removed.append(cid)
+    return removed

@@ -1,0 +1,158 @@
+"""The container's own processes: its PID 1 (C2) up to ``execve``, and the ``--init`` reaper.
+
+C2 is forked by the keeper (``rootlet.runtime.oci.keeper``) as the first process of the new pid
+namespace. It unshares a mount namespace of its own (``pivot_root`` moves the root of every process
+of a namespace that uses the old root: the keeper must keep its own), builds the container's mounts
+(``rootlet.runtime.oci.rootfs``), sets the host name, allocates the console, resolves the user, then
+waits at the start gate (when the caller attaches a network first) and execs the command. With
+``init`` C2 stays Python: it forks the command (C3), forwards signals to it, reaps every orphan,
+and exits with the command's status. ``exec_command`` is also what ``rootlet exec`` runs in the
+process it adds to a running container.
+
+Every failure before ``execve`` is an error record on the O_CLOEXEC error pipe (the child-process
+toolkit), with run's exit codes: 125 for rootlet's own failures, 126 when the command cannot be
+invoked, 127 when it does not exist.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from rootlet.registry.errors import ContainerStartError
+from rootlet.runtime.linux import syscalls as linux
+from rootlet.runtime.linux.child import close_fds_except, exit_code, fork_child, redirect_to_null, reset_signals
+from rootlet.runtime.oci import caps as capmod
+from rootlet.runtime.oci.idmap import UsernsPlan
+from rootlet.runtime.oci.pty import allocate_console
+from rootlet.runtime.oci.rootfs import make_root_readonly, setup_rootfs
+from rootlet.runtime.oci.spec import RuntimeSpec
+from rootlet.runtime.oci.user import find_executable, make_workdir, resolve_user
+
+#: Signals the ``init`` reaper passes on to the command.
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+                     signal.SIGUSR2, signal.SIGWINCH)
+
+
+def container_main(spec: RuntimeSpec, plan: UsernsPlan, err_w: int, console_fd: int | None,
+                    gate_r: int | None) -> int:
+    """C2, PID 1 of the new pid namespace: everything up to execve (or the init loop)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the keeper's handler; the rest is reset before exec
+    linux.set_pdeathsig(signal.SIGKILL)
+    os.setsid()
+    if spec.tty and spec.tty_fd is not None:
+        import fcntl
+        import termios
+
+        fcntl.ioctl(spec.tty_fd, termios.TIOCSCTTY, 0)
+        for fd in (0, 1, 2):
+            os.dup2(spec.tty_fd, fd)
+    elif spec.stdin != "inherit":
+        redirect_to_null(0)
+    try:
+        linux.unshare(linux.CLONE_NEWNS)
+        setup_rootfs(spec, plan)
+        if spec.hostname:
+            linux.sethostname(spec.hostname)
+        if console_fd is not None:
+            allocate_console(console_fd, spec.winsize)
+    except OSError as e:
+        raise ContainerStartError(f"cannot set up the container: {e.strerror or e}") from e
+    ids = resolve_user(spec.user, spec.additional_gids)
+    make_workdir(spec.cwd or "/", ids[0], ids[1])
+    if spec.readonly_rootfs:
+        make_root_readonly()
+    if gate_r is not None:
+        if os.read(gate_r, 1) != b"G":  # the caller gave up (its network attach failed, or it died)
+            return 125
+        os.close(gate_r)
+    if not spec.init:
+        exec_command(spec, plan.single_id, ids, err_w)
+        return 126  # not reached: exec_command returns only by raising
+    child = fork_child(lambda: exec_command(spec, plan.single_id, ids, err_w) or 126, err_w, 126)
+    close_fds_except({0, 1, 2})
+    return reaper(child)
+
+
+def exec_command(spec: RuntimeSpec, single_id: bool, ids: tuple[int, int, list[int]], err_w: int) -> None:
+    """Credentials, capabilities, limits, descriptors, then execve. Only returns by raising.
+
+    ``single_id``: the user namespace maps one id only, so supplementary groups cannot be set.
+    ``err_w`` (the O_CLOEXEC error pipe) stays open until the execve closes it.
+    """
+    uid, gid, groups = ids
+    for rl in spec.rlimits:
+        try:
+            import resource
+
+            resource.setrlimit(rl.resource, (rl.soft, rl.hard))
+        except (OSError, ValueError) as e:
+            raise ContainerStartError(f"cannot set resource limit {rl.resource} to {rl.soft}:{rl.hard}: {e}",
+                                      None, 126) from e
+    try:
+        keep_mask = capmod.cap_mask(spec.caps)
+        ambient_mask = capmod.cap_mask(spec.ambient_caps) & keep_mask if uid != 0 else 0
+    except ValueError as e:
+        raise ContainerStartError(str(e)) from e
+    try:
+        capmod.drop_bounding_set(keep_mask)
+        if ambient_mask:
+            capmod.set_keepcaps(True)
+        if not single_id:
+            os.setgroups(groups)
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+        if uid == 0:
+            capmod.capset(keep_mask, keep_mask, 0)
+        elif ambient_mask:
+            capmod.capset(ambient_mask, ambient_mask, ambient_mask)
+            capmod.raise_ambient(ambient_mask)
+            capmod.set_keepcaps(False)
+    except OSError as e:
+        raise ContainerStartError(f"cannot switch to user {spec.user or 'root'} ({uid}:{gid}): {e.strerror}",
+                                  "the id may not be mapped in the user namespace" if e.errno == 22 else None,
+                                  126) from e
+    linux.set_pdeathsig(signal.SIGKILL)  # the credential change cleared it
+    try:
+        os.chdir(spec.cwd or "/")
+    except OSError as e:
+        raise ContainerStartError(f"chdir to `{spec.cwd}`: {e.strerror}", None, 126) from e
+    if spec.no_new_privs:
+        linux.set_no_new_privs()
+    path = find_executable(spec.argv[0], spec.env)
+    keep = {0, 1, 2, err_w, *spec.keep_fds}
+    close_fds_except(keep)
+    for fd in (0, 1, 2, *spec.keep_fds):
+        try:
+            os.set_inheritable(fd, True)
+        except OSError:
+            pass
+    reset_signals()
+    env = dict(item.split("=", 1) if "=" in item else (item, "") for item in spec.env)
+    try:
+        os.execve(path, list(spec.argv), env)
+    except OSError as e:
+        if e.errno in (2, 20):  # ENOENT, ENOTDIR
+            raise ContainerStartError(f"executable file `{spec.argv[0]}` not found: No such file or directory",
+                                      None, 127) from e
+        raise ContainerStartError(f"cannot execute `{spec.argv[0]}`: {e.strerror}", None, 126) from e
+
+
+def reaper(child: int) -> int:
+    """The ``init`` loop: forward signals to ``child``, reap everything, return its exit code."""
+
+    def forward(sig: int, _frame: object) -> None:
+        try:
+            os.kill(child, sig)
+        except ProcessLookupError:
+            pass
+
+    for sig in FORWARDED_SIGNALS:
+        signal.signal(sig, forward)
+    while True:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            return 0
+        if pid == child:
+            return exit_code(status)

@@ -1,0 +1,120 @@
+"""Who a container's command runs as, what it runs and where: ``--user`` and ``-w`` resolved
+inside the container's own root filesystem, as runc and podman resolve them.
+
+These run in the container's PID 1 (or an exec'd process) after ``pivot_root``: ``/etc/passwd``
+and ``/etc/group`` are the container's, and nothing on the host is reachable by path.
+"""
+
+from __future__ import annotations
+
+import os
+
+from rootlet.registry.errors import ContainerStartError
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def _read_db(path: str) -> list[list[str]]:
+    """The colon-separated records of /etc/passwd or /etc/group (missing file: none)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return []
+    return [line.split(":") for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def resolve_user(user: str, additional_gids: tuple[int | str, ...] = (), etc: str = "/etc") -> tuple[int, int, list[int]]:
+    """(uid, gid, supplementary gids) for a podman ``--user`` value, from ``etc``/passwd and group.
+
+    Follows runc/podman: "" is uid 0; a numeric uid needs no passwd entry (its gid is then 0); a
+    name must exist. Supplementary groups are the /etc/group groups listing the user's name, unless
+    a group was given explicitly; ``additional_gids`` (numbers, or group names looked up in
+    ``etc``/group: ``--group-add``) are added in both cases.
+    """
+    name, _, group = user.partition(":")
+    passwd = _read_db(f"{etc}/passwd")
+    uid, gid, login = 0, 0, None
+    if name == "" or name.isdigit():
+        uid = int(name or 0)
+        for rec in passwd:
+            if len(rec) >= 4 and rec[2] == str(uid):
+                login = rec[0]
+                gid = int(rec[3]) if rec[3].isdigit() else 0
+                break
+    else:
+        for rec in passwd:
+            if len(rec) >= 4 and rec[0] == name and rec[2].isdigit():
+                login, uid = name, int(rec[2])
+                gid = int(rec[3]) if rec[3].isdigit() else 0
+                break
+        else:
+            raise ContainerStartError(f"unable to find user {name}: no matching entries in passwd file", None, 126)
+    named = [g for g in additional_gids if isinstance(g, str) and not g.isdigit()]
+    groups_db = _read_db(f"{etc}/group") if (group and not group.isdigit()) or login or named else []
+    supplementary: list[int] = []
+    if group:
+        if group.isdigit():
+            gid = int(group)
+        else:
+            for rec in groups_db:
+                if len(rec) >= 3 and rec[0] == group and rec[2].isdigit():
+                    gid = int(rec[2])
+                    break
+            else:
+                raise ContainerStartError(f"unable to find group {group}: no matching entries in group file",
+                                          None, 126)
+    elif login:
+        for rec in groups_db:
+            if len(rec) >= 4 and rec[2].isdigit() and login in rec[3].split(","):
+                supplementary.append(int(rec[2]))
+    for extra in additional_gids:
+        if isinstance(extra, str):
+            if extra.isdigit():
+                extra = int(extra)
+            else:
+                gids = [int(rec[2]) for rec in groups_db if len(rec) >= 3 and rec[0] == extra and rec[2].isdigit()]
+                if not gids:
+                    raise ContainerStartError(f"unable to find group {extra}: no matching entries in group file",
+                                              "give the group's number, or a group of the image's /etc/group", 126)
+                extra = gids[0]
+        if extra not in supplementary:
+            supplementary.append(extra)
+    return uid, gid, supplementary
+
+
+def find_executable(name: str, env: tuple[str, ...]) -> str:
+    """The path execve should run for argv[0] ``name``: itself when it has a "/", else the first
+    executable regular file named so on the PATH of ``env`` (like Go's exec.LookPath)."""
+    if "/" in name:
+        return name
+    path = DEFAULT_PATH
+    for item in env:
+        if item.startswith("PATH="):
+            path = item[5:]
+    for d in path.split(":"):
+        candidate = os.path.join(d or ".", name)
+        try:
+            st = os.stat(candidate)
+        except OSError:
+            continue
+        if (st.st_mode & 0o170000) == 0o100000 and st.st_mode & 0o111:
+            return candidate
+    raise ContainerStartError(f"executable file `{name}` not found in $PATH: No such file or directory", None, 127)
+
+
+def make_workdir(cwd: str, uid: int, gid: int) -> None:
+    """Create the working directory (mkdir -p, new parts owned by the user) like podman does."""
+    missing: list[str] = []
+    path = os.path.normpath("/" + cwd)
+    while path != "/" and not os.path.lexists(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    for p in reversed(missing):
+        try:
+            os.mkdir(p, 0o755)
+            os.lchown(p, uid, gid)
+        except FileExistsError:
+            pass
+        except OSError as e:
+            raise ContainerStartError(f"cannot create workdir `{cwd}`: {e.strerror}", None, 126) from e
