@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import threading
 from collections.abc import Iterator
 
 TYPE_CHECKING = False  # typing costs milliseconds to import; `run` must not pay for it
@@ -35,9 +34,13 @@ class LineProgress:
     """Non-TTY output, podman-like: one line per event on stderr."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = None  # made by the first line: `run` of a local image never pays for threading
 
     def _say(self, text: str) -> None:
+        if self._lock is None:  # the first event comes from the main thread, before any download
+            import threading
+
+            self._lock = threading.Lock()
         with self._lock:
             sys.stderr.write(text + "\n")
             sys.stderr.flush()

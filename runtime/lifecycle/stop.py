@@ -16,13 +16,15 @@ import time
 from rootlet.registry.errors import ContainerNotFound, ContainerStateError, RootletError
 from rootlet.registry.fsutil import atomic_write
 from rootlet.registry.store import ImageStore
-from rootlet.runtime.container.record import ContainerState
+from rootlet.runtime.container.record import ContainerConfig, ContainerState
 from rootlet.runtime.container.store import ContainerStore
 from rootlet.runtime.linux.child import wait_pid_exit
 from rootlet.runtime.linux.proc import kill_checked, same_process
 
 #: How long stop/rm wait for the owner to record the exit after the container's PID 1 is gone.
 RECORD_TIMEOUT = 15.0
+#: How long rm waits for a container's monitor to end once the container has exited.
+OWNER_TIMEOUT = 10.0
 #: How long the exit code of a container removed by ``--rm`` stays readable for a racing ``wait``.
 EXIT_RECORD_TTL = 600.0
 
@@ -162,6 +164,18 @@ def remove_container(store: ImageStore, cid: str, force: bool = False, volumes: 
             raise ContainerStateError(f"cannot remove container {cfg.name} as it is running",
                                       "stop it first (`rootlet stop`), or use `rootlet rm -f`")
         stop_container(store, cid, timeout=0)
+    # The process that owned it (its monitor) records the exit and then ends: wait for that, so
+    # nothing of the container is left running once `rm` returns (and it does not write into the
+    # directory we are about to take away).
+    _wait_owner_gone(containers.state(cid))
+    try:
+        return _remove_stopped(store, containers, cid, cfg, volumes)
+    except ContainerNotFound:
+        return cfg.name  # removed meanwhile by another `rm` or its own `--rm`: it is gone, as asked
+
+
+def _remove_stopped(store: ImageStore, containers: ContainerStore, cid: str, cfg: ContainerConfig,
+                    volumes: bool) -> str:
     with containers.starting(cid):
         state = containers.refresh(cid)
         if state.status in ("running", "restarting"):
@@ -179,6 +193,14 @@ def remove_container(store: ImageStore, cid: str, force: bool = False, volumes: 
         paths += [os.path.join(store.root, "volumes", n) for n in cfg.anonymous_volumes]
     delete_trees(paths)
     return cfg.name
+
+
+def _wait_owner_gone(state: ContainerState) -> None:
+    """Wait (bounded) until the process that owned a container that no longer runs has exited,
+    unless that process is us (a foreground ``run --rm``, a monitor removing its ``--rm`` container)."""
+    if state.status in ("running", "restarting") or not state.owner_pid or state.owner_pid == os.getpid():
+        return
+    _wait_pid_gone(state.owner_pid, state.owner_start, OWNER_TIMEOUT)
 
 
 def delete_trees(paths: list[str]) -> None:

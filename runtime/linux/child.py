@@ -101,7 +101,9 @@ def decode_error(data: bytes, fallback: str = "the child process failed") -> Bas
         doc = json.loads(data.decode(errors="replace").splitlines()[0])
     except (ValueError, IndexError):
         return ChildError(f"{fallback}: {data[:200]!r}")
-    if not isinstance(doc, dict) or doc.get("ok") is True:
+    if not isinstance(doc, dict):
+        return ChildError(f"{fallback}: {data[:200]!r}")
+    if doc.get("ok") is True:
         return None
     name = str(doc.get("type") or "")
     message = str(doc.get("message") or fallback)

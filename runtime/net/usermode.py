@@ -29,15 +29,17 @@ Port parsing is ``rootlet.runtime.net.ports``; the /etc files, ``rootlet.runtime
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 
-from rootlet.registry.errors import NetworkError, NetworkUsageError
+from rootlet.registry.errors import NetworkError, NetworkUsageError, RootletError
 from rootlet.registry.fsutil import make_temp_dir
 from rootlet.registry.record import Record
 from rootlet.runtime.net.addresses import (PASTA_DNS_FORWARD, SLIRP_DNS, SLIRP_GATEWAY, SLIRP_IFNAME, SLIRP_IP,
                                            NetworkInfo, host_resolv, is_loopback)
 from rootlet.runtime.linux.proc import find_program
+from rootlet.runtime.linux.rmtree import remove_tree
 from rootlet.runtime.net.ports import PortMapping, reserve_ports
 
 TUN_PATH = "/dev/net/tun"
@@ -156,9 +158,8 @@ class NetworkHandle(Record):
             os.close(self.exit_fd)
             self.exit_fd = None
         if self.state_dir is not None:
-            import shutil
-
-            shutil.rmtree(self.state_dir, ignore_errors=True)
+            with contextlib.suppress(OSError, RootletError):
+                remove_tree(self.state_dir)
             self.state_dir = None
 
     def __enter__(self) -> NetworkHandle:
