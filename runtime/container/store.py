@@ -116,20 +116,18 @@ class ContainerStore:
 
     # --- locks and records --------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def locked(self, cid: str) -> Iterator[None]:
+    def locked(self, cid: str) -> contextlib.AbstractContextManager[None]:
         """Hold the container's own lock (state transitions serialise on it)."""
-        try:
-            with flocked(self.path(cid, "lock")):
-                yield
-        except FileNotFoundError:
-            raise ContainerNotFound(f"container {cid[:12]} was removed") from None
+        return self._lock(cid, "lock")
+
+    def starting(self, cid: str) -> contextlib.AbstractContextManager[None]:
+        """Hold the container's start lock: one start (or removal) at a time, from check to record."""
+        return self._lock(cid, "start.lock")
 
     @contextlib.contextmanager
-    def starting(self, cid: str) -> Iterator[None]:
-        """Hold the container's start lock: one start (or removal) at a time, from check to record."""
+    def _lock(self, cid: str, name: str) -> Iterator[None]:
         try:
-            with flocked(self.path(cid, "start.lock")):
+            with flocked(self.path(cid, name)):
                 yield
         except FileNotFoundError:
             raise ContainerNotFound(f"container {cid[:12]} was removed") from None
