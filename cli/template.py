@@ -50,4 +50,9 @@ def render_template(template: str, doc: Any) -> str:
             return json.dumps(_lookup(doc, m.group(1), template))
         raise UsageError(f"unsupported template action {{{{{expr}}}}}",
                          "rootlet supports {{.Field}} and {{json .Field}}")
-    return _ACTION.sub(action, template).replace("\\n", "\n").replace("\\t", "\t")
+    rest = _ACTION.sub("", template)
+    if "{{" in rest or "}}" in rest:
+        raise UsageError(f"invalid template {template!r}: an unclosed or stray '{{{{' or '}}}}'",
+                         "rootlet supports {{.Field}} and {{json .Field}}")
+    text = _ACTION.sub(action, template)
+    return text.replace("\\n", "\n").replace("\\t", "\t")

@@ -148,27 +148,37 @@ def _resolve_source(path: str, follow: bool) -> tuple[int, str]:
     if follow:
         norm = os.path.realpath(norm)
     parent, leaf = os.path.split(norm)
-    if not leaf or leaf in (".", ".."):
-        return os.open(norm, _DIR_FLAGS & ~os.O_NOFOLLOW), "."
-    fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        if not leaf or leaf in (".", ".."):
+            return os.open(norm, _DIR_FLAGS & ~os.O_NOFOLLOW), "."
+        fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        raise CopyError(f"no such file or directory in the container: {path}") from None
     try:
         os.stat(leaf, dir_fd=fd, follow_symlinks=False)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         os.close(fd)
-        raise CopyError(f"no such file or directory: {path}") from None
+        raise CopyError(f"no such file or directory in the container: {path}") from None
     return fd, leaf
 
 
 def _plan_destination(dst_parent_fd: int, dst_leaf: str | None, src_is_dir: bool, src_name: str,
-                      contents_only: bool, dst_trailing_slash: bool, dst_display: str) -> tuple[int, str, bool]:
-    """docker's rules for where a copy lands: (dir fd, name, copy contents into an existing dir?)."""
+                      contents_only: bool, dst_trailing_slash: bool, dst_display: str,
+                      follow_dest_link: bool) -> tuple[int, str, bool]:
+    """docker's rules for where a copy lands: (dir fd, name, copy contents into an existing dir?).
+
+    ``follow_dest_link``: the destination is in the container's view, where a symlink to a
+    directory is that directory. A host destination was resolved on the host before the copy
+    entered the container (``_open_host``): a symlink left there is replaced, never followed in
+    the container's view.
+    """
     if dst_leaf is None:  # the destination is a directory given by fd
         if src_is_dir and contents_only:
             return dst_parent_fd, ".", True
         return dst_parent_fd, src_name, False
     try:
         st = os.stat(dst_leaf, dir_fd=dst_parent_fd, follow_symlinks=False)
-        if stat.S_ISLNK(st.st_mode):
+        if stat.S_ISLNK(st.st_mode) and follow_dest_link:
             # A destination that is a symlink to a directory is that directory, as with cp(1).
             # Safe on both sides: in the container "/" is its root, on the host it is the user's path.
             with contextlib.suppress(OSError):
@@ -231,7 +241,7 @@ def copy_in_view(req: CopyRequest, host_fd: int, host_leaf: str | None) -> None:
         is_dir = stat.S_ISDIR(src_st.st_mode)
         base = os.path.basename(os.path.normpath(req.host_path if req.into_container else "/" + req.container_path))
         where, name, contents = _plan_destination(dst_parent, leaf, is_dir, base or "root", contents_only,
-                                                  trailing, display)
+                                                  trailing, display, follow_dest_link=req.into_container)
         try:
             if contents or (is_dir and src_name == "."):
                 src_fd = os.open(src_name, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=src_parent)

@@ -21,7 +21,7 @@ from rootlet.registry.fsutil import atomic_write, flocked
 from rootlet.registry.record import Record
 from rootlet.registry.store import ImageRecord, ImageStore
 from rootlet.runtime.container import flags
-from rootlet.runtime.container.imagefiles import home_for, lower_dirs, read_layered_file
+from rootlet.runtime.container.imagefiles import home_for, layered_lines, lower_dirs
 from rootlet.runtime.container.options import RunOptions
 from rootlet.runtime.container.record import ContainerConfig, LogConfig, Mount, RestartPolicy
 from rootlet.runtime.container.store import ContainerStore, check_name
@@ -37,6 +37,8 @@ class Prepared(Record):
     rlimits: tuple[Rlimit, ...]
     labels: dict[str, str]
     no_new_privs: bool
+    seccomp: str
+    seccomp_profile: bytes | None
     restart: RestartPolicy
     log: LogConfig
     stop_signal: int | None
@@ -69,8 +71,10 @@ def prepare(opts: RunOptions) -> Prepared:
     volumes = tuple([flags.parse_volume(v) for v in opts.volumes] + [flags.parse_mount(m) for m in opts.mounts]
                     + [flags.parse_tmpfs(t) for t in opts.tmpfs])
     for g in opts.group_add:
-        if not g or ":" in g or "," in g:
+        if not g or ":" in g or "," in g or (g.isdigit() and int(g) > flags.MAX_ID):
             raise UsageError(f"invalid --group-add {g!r}", "give a group name or number")
+    if opts.user is not None:
+        flags.check_user(opts.user, "--user")
     if opts.workdir is not None and not opts.workdir.startswith("/"):
         raise UsageError(f"invalid --workdir {opts.workdir!r}: must be an absolute path")
     restart = flags.parse_restart(opts.restart)
@@ -79,10 +83,17 @@ def prepare(opts: RunOptions) -> Prepared:
                          "a container that removes itself on exit cannot be restarted")
     if opts.stop_timeout is not None and opts.stop_timeout < 0:
         raise UsageError(f"invalid --stop-timeout {opts.stop_timeout}", "give whole seconds, 0 or more")
+    security = flags.parse_security_opts(opts.security_opt)
+    profile = None
+    if security.seccomp not in ("default", "unconfined"):
+        from rootlet.runtime.oci.seccomp import read_profile
+
+        profile = read_profile(security.seccomp)
     return Prepared(
         volumes=volumes, ports=tuple(pm for spec in opts.publish for pm in parse_publish(spec)),
         rlimits=tuple(flags.parse_ulimit(u) for u in opts.ulimits), labels=flags.parse_labels(opts.labels),
-        no_new_privs=flags.parse_security_opts(opts.security_opt), restart=restart,
+        no_new_privs=security.no_new_privs, seccomp="custom" if profile is not None else security.seccomp,
+        seccomp_profile=profile, restart=restart,
         log=flags.parse_log_options(opts.log_driver, opts.log_opts),
         stop_signal=flags.parse_signal(opts.stop_signal, "--stop-signal") if opts.stop_signal else None)
 
@@ -103,7 +114,7 @@ def read_image_config(store: ImageStore, image: ImageRecord) -> dict[str, object
 def final_env(image_config: Mapping[str, object], opts: RunOptions, lowers: tuple[str, ...], user: str,
               hostname: str, host_env: Mapping[str, str], home: str | None = None) -> list[str]:
     """Image Env, podman's defaults, then --env-file, then -e (later wins)."""
-    image_env = [str(x) for x in (image_config.get("Env") or [])]  # type: ignore[union-attr]
+    image_env = flags.image_words(image_config, "Env")
     defaults = [f"PATH={flags.DEFAULT_PATH}", "container=rootlet", f"HOSTNAME={hostname}"]
     if opts.tty:
         defaults.append("TERM=xterm")
@@ -151,7 +162,8 @@ def _host_home() -> str:
 
 def _write_keep_id_db(etc: str, lowers: tuple[str, ...], home: str) -> None:
     """/etc/passwd and /etc/group with an entry for our own user, as podman writes for keep-id,
-    so that ``id``, ``whoami`` and programs that look up $HOME know the user."""
+    so that ``id``, ``whoami`` and programs that look up $HOME know the user. The image's file is
+    copied as a stream (resolved inside the image: ``imagefiles``), our entry appended."""
     import pwd
 
     uid, gid = os.getuid(), os.getgid()
@@ -159,16 +171,18 @@ def _write_keep_id_db(etc: str, lowers: tuple[str, ...], home: str) -> None:
         name = pwd.getpwuid(uid).pw_name
     except KeyError:
         name = os.environ.get("USER") or f"user{uid}"
-    for db, line, taken in (("passwd", f"{name}:*:{uid}:{gid}:{name}:{home}:/bin/sh", 2),
-                            ("group", f"{name}:x:{gid}:", 2)):
-        current = (read_layered_file(lowers, f"/etc/{db}") or b"").decode(errors="replace")
-        rows = [r.split(":") for r in current.splitlines()]
-        wanted = str(uid if db == "passwd" else gid)
-        if any(len(r) > taken and r[taken] == wanted for r in rows):
-            text = current
-        else:
-            text = current + ("" if not current or current.endswith("\n") else "\n") + line + "\n"
-        atomic_write(os.path.join(etc, db), text.encode(), mode=0o644, durable=False)
+    for db, line, wanted in (("passwd", f"{name}:*:{uid}:{gid}:{name}:{home}:/bin/sh", str(uid)),
+                             ("group", f"{name}:x:{gid}:", str(gid))):
+        path = os.path.join(etc, db)
+        present = False
+        with open(path, "w", encoding="utf-8", errors="replace") as out:
+            os.fchmod(out.fileno(), 0o644)
+            for row in layered_lines(lowers, f"/etc/{db}"):
+                fields = row.split(":")
+                present = present or (len(fields) > 2 and fields[2] == wanted)
+                out.write(row + "\n")
+            if not present:
+                out.write(line + "\n")
 
 
 def create_container(store: ImageStore, opts: RunOptions, prepared: Prepared, image: ImageRecord,
@@ -188,7 +202,7 @@ def create_container(store: ImageStore, opts: RunOptions, prepared: Prepared, im
     config = read_image_config(store, image)
     argv = flags.compose_argv(opts.entrypoint, opts.command, config)
     lowers = lower_dirs(store, image.layers)
-    user = opts.user if opts.user is not None else str(config.get("User") or "")
+    user = opts.user if opts.user is not None else flags.check_user(str(config.get("User") or ""), "the image's User")
     cwd = opts.workdir or str(config.get("WorkingDir") or "/")
     if not cwd.startswith("/"):
         raise UsageError(f"invalid working directory {cwd!r} in the image: must be an absolute path")
@@ -216,19 +230,21 @@ def create_container(store: ImageStore, opts: RunOptions, prepared: Prepared, im
         etc = containers.path(cid, "etc")
         if keep_id:
             _write_keep_id_db(etc, lowers, home or "/")
+        if prepared.seccomp_profile is not None:
+            atomic_write(containers.path(cid, "seccomp.json"), prepared.seccomp_profile, 0o600, durable=False)
         _write_etc_files(etc, opts, hostname, mode)
         cfg = ContainerConfig(
             id=cid, name="", created=_now(), image_id=image.id, image_name=opts.image, layers=list(image.layers),
             argv=argv,
-            entrypoint=[str(x) for x in (config.get("Entrypoint") or [])] if opts.entrypoint is None
+            entrypoint=flags.image_words(config, "Entrypoint") if opts.entrypoint is None
             else argv[:len(argv) - len(opts.command)],
             cmd=list(opts.command) if opts.command or opts.entrypoint is not None
-            else [str(x) for x in (config.get("Cmd") or [])],
+            else flags.image_words(config, "Cmd"),
             env=final_env(config, opts, lowers, user, hostname, host_env, home=home), cwd=cwd, user=user,
             additional_gids=[int(g) if g.isdigit() else g for g in opts.group_add], hostname=hostname,
             labels=dict(prepared.labels), mounts=mounts, readonly_rootfs=opts.read_only, caps=list(caps),
             ambient_caps=[c for c in caps if c in {flags.cap_name(a) for a in opts.cap_add}],
-            no_new_privs=prepared.no_new_privs, rlimits=list(prepared.rlimits), tty=opts.tty,
+            no_new_privs=prepared.no_new_privs, seccomp=prepared.seccomp, rlimits=list(prepared.rlimits), tty=opts.tty,
             interactive=opts.interactive, init=opts.init, overlay=overlay,
             userns="keep-id" if keep_id else "", keep_uid=os.getuid() if keep_id else 0,
             keep_gid=os.getgid() if keep_id else 0, network=mode, ports=list(prepared.ports),

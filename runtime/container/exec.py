@@ -26,7 +26,7 @@ from rootlet.runtime.container import flags
 from rootlet.runtime.container.options import ExecOptions
 from rootlet.runtime.container.store import ContainerStore
 from rootlet.runtime.linux import syscalls as linux
-from rootlet.runtime.linux.child import (as_error, error_pipe, exit_code, fork_child, read_error, redirect_to_null,
+from rootlet.runtime.linux.child import (as_error, close_fds_except, error_pipe, exit_code, fork_child, read_error, redirect_to_null,
                                          wait_for)
 from rootlet.runtime.linux.proc import read_id_map, same_process
 from rootlet.runtime.oci.spec import RuntimeSpec
@@ -49,6 +49,8 @@ def exec_in_container(store: ImageStore, opts: ExecOptions, host_env: Mapping[st
         raise UsageError("exec needs a command", "rootlet exec [OPTIONS] CONTAINER COMMAND [ARG...]")
     if opts.workdir is not None and not opts.workdir.startswith("/"):
         raise UsageError(f"invalid --workdir {opts.workdir!r}: must be an absolute path")
+    if opts.user is not None:
+        flags.check_user(opts.user, "--user")
     containers = ContainerStore(store)
     cid = containers.resolve(opts.container)
     state = containers.refresh(cid)
@@ -68,7 +70,7 @@ def exec_in_container(store: ImageStore, opts: ExecOptions, host_env: Mapping[st
     if opts.privileged:
         from rootlet.runtime.oci.caps import CAPABILITIES
 
-        spec = spec.replace(caps=tuple(CAPABILITIES), no_new_privs=False)
+        spec = spec.replace(caps=tuple(CAPABILITIES), no_new_privs=False, seccomp=None)
     try:
         ns_fds = linux.open_namespaces(pid, _JOINED)
     except FileNotFoundError:
@@ -91,14 +93,19 @@ def _run(spec: RuntimeSpec, single_id: bool, ns_fds: list[tuple[int, int]], opts
 
     from rootlet.runtime.oci import process  # noqa: F401
     from rootlet.runtime.oci.pty import relay_pty, terminal_size
+    from rootlet.runtime.oci.stdio import make_pipes, relay
 
     console_parent = console_child = None
     winsize = None
+    pipes = None
     if opts.tty and not opts.detach:
         import socket
 
         winsize = terminal_size()
         console_parent, console_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    elif not opts.detach:
+        pipes = make_pipes(stdin=opts.interactive)
+        spec = spec.replace(stdio=pipes.child)
     err_r, err_w = error_pipe()
     parent = os.getpid()
 
@@ -110,9 +117,12 @@ def _run(spec: RuntimeSpec, single_id: bool, ns_fds: list[tuple[int, int]], opts
 
     helper = fork_child(helper_body, err_w, 125)
     os.close(err_w)
+    if pipes is not None:
+        pipes.close_child()
     master = None
     if console_child is not None:
         console_child.close()
+    helper_fd = os.pidfd_open(helper)
     try:
         if console_parent is not None:
             import socket
@@ -126,21 +136,29 @@ def _run(spec: RuntimeSpec, single_id: bool, ns_fds: list[tuple[int, int]], opts
             console_parent = None
         error = read_error(err_r)
         err_r = -1
-        if master is not None and error is None:
-            relay_pty(master, None, opts.interactive)
-            master = None
+        if error is None:
+            if master is not None:
+                relay_pty(master, helper_fd, opts.interactive)
+                master = None
+            elif pipes is not None:
+                relay([(pipes.stdout, "stdout", 1), (pipes.stderr, "stderr", 2)], helper_fd,
+                      stdin=(0, pipes.stdin) if pipes.stdin is not None else None)
+                pipes = None  # relay closed them
         status = wait_for(helper)
     except BaseException:
-        os.kill(helper, signal.SIGKILL)
+        os.kill(helper, signal.SIGKILL)  # the new process dies with it (parent-death signal)
         wait_for(helper)
         raise
     finally:
+        os.close(helper_fd)
         if err_r != -1:
             os.close(err_r)
         if master is not None:
             os.close(master)
         if console_parent is not None:
             console_parent.close()
+        if pipes is not None:
+            pipes.close()
     if error is not None:
         raise as_error(error, ContainerStartError)  # type: ignore[misc]
     return exit_code(status or 0)
@@ -149,38 +167,49 @@ def _run(spec: RuntimeSpec, single_id: bool, ns_fds: list[tuple[int, int]], opts
 def _helper(spec: RuntimeSpec, single_id: bool, ns_fds: list[tuple[int, int]], opts: ExecOptions, err_w: int,
             parent: int, console: object, winsize: bytes | None) -> int:
     """X: join the namespaces, fork Y, wait for it."""
+    redirect_to_null(0, 1, 2)  # none of the caller's stdio goes any further
+    # Nothing else of the caller's either: above all not its ends of the pipes (the container
+    # would never see the end of its input).
+    keep = {0, 1, 2, err_w, *(fd for fd, _ in ns_fds), *(fd for fd in spec.stdio if fd is not None)}
+    if console is not None:
+        keep.add(console.fileno())  # type: ignore[attr-defined]
+    close_fds_except(keep)
     linux.set_pdeathsig(signal.SIGKILL)
     if os.getppid() != parent:
         return 125
+    # Y is born in the container's pid namespace with a copy of our memory: zero the caller's
+    # environment in it now (/proc/PID/environ), while our /proc is still the host's, and make it
+    # not dumpable, so nothing in the container may read or trace it (its execve resets that).
+    linux.scrub_environ()
+    linux.set_dumpable(False)
     try:
         linux.join_namespaces(ns_fds)
     except OSError as e:
         raise ContainerStartError(f"cannot join the container's namespaces: {e.strerror}",
                                   "the container may have just exited") from e
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for Y (same process group) and P
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # P decides what Ctrl-C means
     child = fork_child(lambda: _process(spec, single_id, opts, err_w, console, winsize), err_w, 126)
     os.close(err_w)
     if console is not None:
         console.close()  # type: ignore[attr-defined]
+    for fd in spec.stdio:
+        if fd is not None:
+            os.close(fd)
     if opts.detach:
         return 0
-    redirect_to_null(0, 1, 2)
     return exit_code(wait_for(child) or 0)
 
 
 def _process(spec: RuntimeSpec, single_id: bool, opts: ExecOptions, err_w: int, console: object,
              winsize: bytes | None) -> int:
-    """Y: the new process, up to execve."""
-    from rootlet.runtime.oci.process import exec_command
-    from rootlet.runtime.oci.user import make_workdir, resolve_user
+    """Y: the new process, up to execve, in a session of its own (no terminal of the caller's)."""
+    from rootlet.runtime.oci.process import exec_command, join_keyring, take_stdio
+    from rootlet.runtime.oci.user import resolve_user
 
     if not opts.detach:
         linux.set_pdeathsig(signal.SIGKILL)
-    if opts.detach or opts.tty:
-        os.setsid()
-    if opts.detach:
-        redirect_to_null(0, 1, 2)
-    elif console is not None:
+    os.setsid()
+    if console is not None:
         import socket
 
         from rootlet.runtime.oci.pty import open_controlling_pty
@@ -189,9 +218,12 @@ def _process(spec: RuntimeSpec, single_id: bool, opts: ExecOptions, err_w: int, 
         socket.send_fds(console, [b"M"], [master])  # type: ignore[arg-type]
         os.close(master)
         console.close()  # type: ignore[attr-defined]
-    elif not opts.interactive:
-        redirect_to_null(0)
+    else:
+        take_stdio(spec.stdio)
+    join_keyring()
     ids = resolve_user(spec.user, spec.additional_gids)
-    make_workdir(spec.cwd or "/", ids[0], ids[1])
+    # Unlike `run`, exec creates no working directory: one that is missing is an error (podman's 127).
+    if not os.path.isdir(spec.cwd or "/"):
+        raise ContainerStartError(f"workdir {spec.cwd!r} does not exist in the container", None, 127)
     exec_command(spec, single_id, ids, err_w)
     return 126

@@ -22,6 +22,22 @@ from rootlet.runtime.oci.caps import PODMAN_DEFAULT_CAPS
 from rootlet.runtime.oci.spec import Rlimit
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#: Largest --env-file read.
+MAX_ENV_FILE = 16 << 20
+#: Largest finite resource limit (RLIM_INFINITY, 2^64-1, is "unlimited").
+MAX_RLIMIT = (1 << 63) - 1
+#: Largest user or group id (2^32-1 is the kernel's "no id").
+MAX_ID = (1 << 32) - 2
+
+
+def check_user(value: str, flag: str) -> str:
+    """``--user USER[:GROUP]``: names, or numbers the kernel can take."""
+    for part in value.split(":", 1):
+        if part.isdigit() and int(part) > MAX_ID:
+            raise UsageError(f"invalid {flag} {value!r}: {part} is larger than the largest id {MAX_ID}")
+        if "\0" in part or part != part.strip():
+            raise UsageError(f"invalid {flag} {value!r}")
+    return value
 _ENV_NAME = re.compile(r"[^=\s][^=]*\Z")
 _VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*\Z")
 
@@ -33,8 +49,8 @@ def compose_argv(entrypoint_flag: str | None, command: Sequence[str], image_conf
     CMD (docker resets it). A JSON array value (``--entrypoint '["sh","-c"]'``) is taken as a list,
     as podman does; any other value is one word.
     """
-    image_ep = [str(x) for x in (image_config.get("Entrypoint") or [])]  # type: ignore[union-attr]
-    image_cmd = [str(x) for x in (image_config.get("Cmd") or [])]  # type: ignore[union-attr]
+    image_ep = image_words(image_config, "Entrypoint")
+    image_cmd = image_words(image_config, "Cmd")
     if entrypoint_flag is not None:
         if entrypoint_flag == "":
             entrypoint: list[str] = []
@@ -56,16 +72,41 @@ def compose_argv(entrypoint_flag: str | None, command: Sequence[str], image_conf
     if not argv:
         raise UsageError("no command or entrypoint provided, and no CMD or ENTRYPOINT from the image",
                          "give a command after the image name")
+    for word in argv:
+        if "\0" in word:
+            raise UsageError(f"the command {word!r} holds a NUL byte, which no program can be given")
     return argv
+
+
+def image_words(image_config: Mapping[str, object], field: str) -> list[str]:
+    """An image config's Entrypoint, Cmd or Env: a list of strings (or nothing), as the image spec
+    says; anything else is refused rather than taken apart (a string would become one argument per
+    character)."""
+    value = image_config.get(field)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+        raise UsageError(f"the image's {field} is not a list of strings ({type(value).__name__})",
+                         "the image is malformed; rebuild it, or override it on the command line")
+    for word in value:
+        if "\0" in word:
+            raise UsageError(f"the image's {field} holds a NUL byte", "the image is malformed")
+    return list(value)
 
 
 def parse_env_file(path: str, host_env: Mapping[str, str]) -> list[str]:
     """``--env-file``: ``K=V`` lines, bare ``K`` taken from the host (dropped if unset), ``#`` comments."""
     try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
+        with open(path, "rb") as f:
+            data = f.read(MAX_ENV_FILE + 1)
     except OSError as exc:
         raise UsageError(f"cannot read --env-file {path}: {exc.strerror}") from None
+    if len(data) > MAX_ENV_FILE:
+        raise UsageError(f"--env-file {path} is larger than {MAX_ENV_FILE} bytes", "is it the right file?")
+    try:
+        lines = data.decode("utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise UsageError(f"--env-file {path} is not text (UTF-8)", "give a file of NAME=VALUE lines") from None
     out: list[str] = []
     for n, raw in enumerate(lines, 1):
         line = raw.strip()
@@ -83,7 +124,7 @@ def expand_env(items: Sequence[str], host_env: Mapping[str, str]) -> list[str]:
     out = []
     for item in items:
         name, eq, _ = item.partition("=")
-        if not name or not _ENV_NAME.match(name):
+        if not name or not _ENV_NAME.match(name) or "\0" in item:
             raise UsageError(f"invalid environment variable {item!r}", "use -e NAME=VALUE or -e NAME")
         if eq:
             out.append(item)
@@ -231,8 +272,9 @@ def parse_ulimit(spec: str) -> Rlimit:
     def num(text: str) -> int:
         if text in ("-1", "unlimited"):
             return -1
-        if not text.isdigit():
-            raise UsageError(f"invalid --ulimit value {text!r} in {spec!r}")
+        if not text.isascii() or not text.isdigit() or int(text) > MAX_RLIMIT:
+            raise UsageError(f"invalid --ulimit value {text!r} in {spec!r}",
+                             f"give a number up to {MAX_RLIMIT}, or unlimited")
         return int(text)
 
     soft = num(soft_s)
@@ -270,9 +312,20 @@ def compose_caps(cap_add: Sequence[str], cap_drop: Sequence[str], known: Sequenc
     return tuple(sorted(caps))
 
 
-def parse_security_opts(opts: Sequence[str]) -> bool:
-    """``--security-opt``: returns no_new_privileges. Only ``no-new-privileges[=true|false]`` is supported."""
-    nnp = True
+class SecurityOptions(Record):
+    """``--security-opt``: no_new_privs (off by default, as in docker and podman, so setuid
+    programs in images work) and the seccomp profile: ``default``, ``unconfined``, or the path of
+    a profile file."""
+
+    no_new_privs: bool = False
+    seccomp: str = "default"
+
+
+def parse_security_opts(opts: Sequence[str]) -> SecurityOptions:
+    """``--security-opt no-new-privileges[=true|false]`` and ``seccomp=unconfined|FILE``."""
+    nnp = False
+    seccomp = "default"
+    hint = "rootlet supports --security-opt no-new-privileges[=true|false] and seccomp=unconfined|FILE"
     for opt in opts:
         key, eq, value = opt.replace(":", "=", 1).partition("=")
         if key == "no-new-privileges":
@@ -281,11 +334,12 @@ def parse_security_opts(opts: Sequence[str]) -> bool:
             elif value.lower() in ("false", "0"):
                 nnp = False
             else:
-                raise UsageError(f"invalid --security-opt {opt!r}")
+                raise UsageError(f"invalid --security-opt {opt!r}", hint)
+        elif key == "seccomp" and eq and value:
+            seccomp = value if value == "unconfined" else os.path.abspath(os.path.expanduser(value))
         else:
-            raise UsageError(f"unsupported --security-opt {opt!r}",
-                             "rootlet supports --security-opt no-new-privileges[=true|false]")
-    return nnp
+            raise UsageError(f"unsupported --security-opt {opt!r}", hint)
+    return SecurityOptions(nnp, seccomp)
 
 
 def parse_labels(items: Sequence[str]) -> dict[str, str]:

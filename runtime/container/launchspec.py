@@ -28,7 +28,19 @@ def check_layers(store: ImageStore, cfg: ContainerConfig) -> None:
                              "remove the container (`rootlet rm`) and create it again")
 
 
-def runtime_spec(store: ImageStore, cfg: ContainerConfig, *, stdin_inherit: bool = False) -> RuntimeSpec:
+def seccomp_program(store: ImageStore, cfg: ContainerConfig, caps: list[str] | tuple[str, ...]) -> bytes:
+    """The compiled seccomp filter of ``cfg``'s profile for a process with ``caps`` (cached)."""
+    from rootlet.runtime.oci import seccomp
+
+    if cfg.seccomp == "custom":
+        with open(os.path.join(store.root, "containers", cfg.id, "seccomp.json"), "rb") as f:
+            profile = f.read(seccomp.MAX_PROFILE + 1)
+    else:
+        profile = seccomp.default_profile()
+    return seccomp.program(profile, caps, os.path.join(store.root, "cache", "seccomp"))
+
+
+def runtime_spec(store: ImageStore, cfg: ContainerConfig) -> RuntimeSpec:
     """The RuntimeSpec that starts ``cfg`` (its layers must still be in the store)."""
     d = os.path.join(store.root, "containers", cfg.id)
     plan = None
@@ -53,6 +65,9 @@ def runtime_spec(store: ImageStore, cfg: ContainerConfig, *, stdin_inherit: bool
         taken = {m.destination for m in cfg.mounts}
         tmpfs += [TmpfsMount(t, "rw,nosuid,nodev,mode=1777") for t in READ_ONLY_TMPFS if t not in taken]
     network = cfg.network
+    seccomp = None
+    if cfg.seccomp != "unconfined":
+        seccomp = seccomp_program(store, cfg, cfg.caps)
     return RuntimeSpec(
         lower_dirs=lower_dirs(store, cfg.layers), upper_dir=os.path.join(d, "upper"),
         work_dir=os.path.join(d, "work"), merged_dir=os.path.join(d, "merged"), overlay=overlay,
@@ -61,8 +76,9 @@ def runtime_spec(store: ImageStore, cfg: ContainerConfig, *, stdin_inherit: bool
         etc_files={f"/etc/{n}": os.path.join(etc, n) for n in ETC_FILES
                    if n in ("hosts", "resolv.conf", "hostname") or os.path.exists(os.path.join(etc, n))},
         binds=tuple(binds), tmpfs=tuple(tmpfs), readonly_rootfs=cfg.readonly_rootfs, caps=tuple(cfg.caps),
-        ambient_caps=tuple(cfg.ambient_caps), no_new_privs=cfg.no_new_privs, rlimits=tuple(cfg.rlimits),
+        ambient_caps=tuple(cfg.ambient_caps), no_new_privs=cfg.no_new_privs, seccomp=seccomp,
+        rlimits=tuple(cfg.rlimits),
         network="host" if network == "host" else ("none" if network == "none" else "private"),
-        tty=cfg.tty, stdin="inherit" if stdin_inherit else "null", init=cfg.init,
+        tty=cfg.tty, init=cfg.init,
         plan=plan, fuse_options=fuse_options, volatile=cfg.auto_remove,
     )

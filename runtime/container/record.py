@@ -66,7 +66,9 @@ class ContainerConfig(Record):
     ``argv`` is the final command (entrypoint + cmd); ``entrypoint`` and ``cmd`` are the two parts
     as inspect shows them. ``env`` is final (image, defaults, ``--env-file``, ``-e``). ``layers``
     are the image's chain ids, bottom first. ``userns`` is ``""`` or ``keep-id`` (then
-    ``keep_uid``/``keep_gid`` are the host ids kept). ``stop_signal`` is a number.
+    ``keep_uid``/``keep_gid`` are the host ids kept). ``stop_signal`` is a number. ``seccomp`` is
+    ``default`` (podman's profile), ``unconfined``, or ``custom`` (the profile given at create,
+    kept in the container's directory as ``seccomp.json``).
     """
 
     _nested = {"mounts": Mount, "ports": PortMapping, "rlimits": Rlimit, "restart": RestartPolicy,
@@ -92,7 +94,8 @@ class ContainerConfig(Record):
     readonly_rootfs: bool = False
     caps: list[str] = []
     ambient_caps: list[str] = []
-    no_new_privs: bool = True
+    no_new_privs: bool = False
+    seccomp: str = "default"
     rlimits: list[Rlimit] = []
     tty: bool = False
     interactive: bool = False

@@ -126,11 +126,12 @@ class ContainerStore:
 
     @contextlib.contextmanager
     def _lock(self, cid: str, name: str) -> Iterator[None]:
-        try:
-            with flocked(self.path(cid, name)):
-                yield
-        except FileNotFoundError:
-            raise ContainerNotFound(f"container {cid[:12]} was removed") from None
+        with contextlib.ExitStack() as stack:
+            try:  # only a missing lock file means the container is gone, not an error of the body
+                stack.enter_context(flocked(self.path(cid, name)))
+            except FileNotFoundError:
+                raise ContainerNotFound(f"container {cid[:12]} was removed") from None
+            yield
 
     def write_state(self, cid: str, state: ContainerState) -> None:
         atomic_write_json(self.path(cid, "state.json"), state.to_json(), durable=False)

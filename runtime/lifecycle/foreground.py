@@ -1,14 +1,13 @@
 """A container in the foreground: ``run`` without ``-d``, and ``start -a``.
 
 The container is a descendant of this process for its whole life (no daemon): we start it, proxy
-signals to it (``--sig-proxy``), relay its pty (``-t``) or copy its output into its log on the way
-to our own stdout and stderr, and record its exit, also after Ctrl-C.
+signals to it (``--sig-proxy``), relay its pipes (or its pty with ``-t``) to and from our own
+stdio, copying its output into its log on the way, and record its exit, also after Ctrl-C.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 
 from rootlet.registry.errors import ContainerStateError
@@ -16,8 +15,8 @@ from rootlet.registry.store import ImageStore
 from rootlet.runtime.container.launchspec import check_layers
 from rootlet.runtime.container.store import ContainerStore
 from rootlet.runtime.lifecycle.launch import Launched, launch, record_exit
-from rootlet.runtime.lifecycle.relay import pump
 from rootlet.runtime.oci.pty import relay_pty, terminal_size
+from rootlet.runtime.oci.stdio import Pipes, make_pipes, relay
 
 TYPE_CHECKING = False  # typing costs milliseconds to import; only type checkers need it
 if TYPE_CHECKING:
@@ -28,12 +27,12 @@ PROXIED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
 
 
 def run_foreground(store: ImageStore, cid: str, *, interactive: bool, sig_proxy: bool, keep_log: bool = True) -> int:
-    """Start created container ``cid`` attached to our stdio and wait for it; its exit code.
+    """Start created container ``cid``, relay its stdio to ours, and wait for it; its exit code.
 
-    With ``keep_log`` (a container that outlives the run: not ``--rm``) its output is also
-    written to its log, as docker does, so ``rootlet logs`` shows a foreground run too: the
-    output then passes through this process (written through at once, nothing is held back).
-    Without it, and with a pty, the container writes straight to our stdout and stderr.
+    The container gets pipes (or, with ``-t``, a pty) that this process copies to and from its own
+    stdin, stdout and stderr: never our descriptors themselves. With ``keep_log`` (a container that
+    outlives the run: not ``--rm``) its output also goes into its log, as docker does, so
+    ``rootlet logs`` shows a foreground run too; it is written through at once, nothing held back.
     """
     containers = ContainerStore(store)
     cfg = containers.config(cid)
@@ -43,7 +42,7 @@ def run_foreground(store: ImageStore, cid: str, *, interactive: bool, sig_proxy:
         from rootlet.runtime.lifecycle.logfile import LogWriter
 
         log = LogWriter(containers.path(cid, "ctr.log"), cfg.log.max_size)
-    pipes: list[int] = []
+    pipes: Pipes | None = None
     old_handlers: dict[int, Any] = {}
     started: Launched | None = None
     # Signals are proxied from before the container exists: one that arrives while it starts is
@@ -61,17 +60,8 @@ def run_foreground(store: ImageStore, cid: str, *, interactive: bool, sig_proxy:
             if containers.refresh(cid).running:
                 raise ContainerStateError(f"container {cfg.name} is already running",
                                           "attach to it with `rootlet logs -f`, or stop it first")
-            saved: list[int] = []
-            if log is not None:
-                # The container inherits fds 1 and 2 from us: point them at pipes just for the spawn.
-                out_r, out_w = os.pipe()
-                err_r, err_w = os.pipe()
-                saved = [os.dup(1), os.dup(2)]
-                os.dup2(out_w, 1)
-                os.dup2(err_w, 2)
-                os.close(out_w)
-                os.close(err_w)
-                pipes = [out_r, err_r]
+            if not cfg.tty:
+                pipes = make_pipes(stdin=interactive)
             for sig in PROXIED_SIGNALS if sig_proxy else ():
                 old_handlers[sig] = signal.signal(sig, proxy)
             if not sig_proxy:
@@ -79,29 +69,30 @@ def run_foreground(store: ImageStore, cid: str, *, interactive: bool, sig_proxy:
                 for sig in (signal.SIGUSR1, signal.SIGUSR2):
                     old_handlers[sig] = signal.signal(sig, signal.SIG_IGN)
             try:
-                started = launch(store, containers, cfg, detached=False, stdin_inherit=interactive,
+                started = launch(store, containers, cfg, detached=False,
+                                 stdio=pipes.child if pipes is not None else (None, None, None),
                                  winsize=terminal_size() if cfg.tty else None)
             finally:
-                for fd, saved_fd in zip((1, 2), saved):
-                    os.dup2(saved_fd, fd)
-                    os.close(saved_fd)
+                if pipes is not None:
+                    pipes.close_child()
         proc = started.proc
         holder["proc"] = proc
         for sig in holder["pending"]:
             proc.signal(sig)
         if proc.pty_master is not None:
             relay_pty(proc.pty_master, proc.status_fd, interactive)
-        elif log is not None:
-            pump(proc, pipes[0], pipes[1], log, echo=True)
-            pipes = []  # pump closed them
+        elif pipes is not None:
+            relay([(pipes.stdout, "stdout", 1), (pipes.stderr, "stderr", 2)], proc.status_fd, sink=log,
+                  stdin=(0, pipes.stdin) if pipes.stdin is not None else None)
+            pipes = None  # relay closed them
         code = proc.wait()
         record_exit(containers, cid, code)
         return code
     finally:
         for sig, handler in old_handlers.items():
             signal.signal(sig, handler)
-        for fd in pipes:
-            os.close(fd)
+        if pipes is not None:
+            pipes.close()
         if log is not None:
             log.close()
         if started is not None:

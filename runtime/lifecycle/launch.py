@@ -38,7 +38,8 @@ class Launched:
 
 
 def launch(store: ImageStore, containers: ContainerStore, cfg: ContainerConfig, *, detached: bool,
-           stdin_inherit: bool, restart_count: int | None = None, winsize: bytes | None = None) -> Launched:
+           stdio: tuple[int | None, int | None, int | None] = (None, None, None), restart_count: int | None = None,
+           winsize: bytes | None = None) -> Launched:
     """Spawn ``cfg``'s container as our descendant, attach its network, record it running.
 
     With a user-mode network the command is held at the start gate until slirp4netns or pasta
@@ -46,7 +47,7 @@ def launch(store: ImageStore, containers: ContainerStore, cfg: ContainerConfig, 
     """
     mode = cfg.network
     gated = mode in ("slirp4netns", "pasta")
-    spec = runtime_spec(store, cfg, stdin_inherit=stdin_inherit).replace(winsize=winsize, gate=gated)
+    spec = runtime_spec(store, cfg).replace(stdio=stdio, winsize=winsize, gate=gated)
     proc = spawn(spec)
     network = None
     try:

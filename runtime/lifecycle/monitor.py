@@ -28,9 +28,9 @@ from rootlet.runtime.container.launchspec import check_layers
 from rootlet.runtime.container.record import RestartPolicy
 from rootlet.runtime.container.store import ContainerStore
 from rootlet.runtime.lifecycle.launch import launch, record_exit
-from rootlet.runtime.lifecycle.relay import pump
 from rootlet.runtime.linux.child import (MAX_RECORD, as_error, close_fds_except, decode_error, error_pipe,
                                          fork_child, read_all, redirect_to_null, report_error, report_ok)
+from rootlet.runtime.oci.stdio import make_pipes, relay
 
 TYPE_CHECKING = False  # typing costs milliseconds to import; it is only needed by type checkers
 if TYPE_CHECKING:
@@ -114,47 +114,40 @@ def _monitor(root: str, cid: str, report_w: int) -> int:
             current["launched"].proc.signal(cfg.stop_signal)
 
     signal.signal(signal.SIGTERM, on_term)
-    # -d -i: the container's stdin stays open (a shell waits on it instead of exiting at EOF).
-    keep_stdin = cfg.interactive
     restarts = 0
     first = True
     backoff = 0.1
     while True:
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        os.dup2(out_w, 1)
-        os.dup2(err_w, 2)
-        os.close(out_w)
-        os.close(err_w)
-        stdin_w = None
-        if keep_stdin:
-            stdin_r, stdin_w = os.pipe()
-            os.dup2(stdin_r, 0)
-            os.close(stdin_r)
+        # -d -i: the container's stdin is a pipe we keep open and never write to (a shell then
+        # waits on it instead of exiting at EOF). With -t the pty carries everything.
+        pipes = None if cfg.tty else make_pipes(stdin=cfg.interactive)
         try:
-            launched = launch(store, containers, cfg, detached=True, stdin_inherit=keep_stdin,
+            launched = launch(store, containers, cfg, detached=True,
+                              stdio=pipes.child if pipes is not None else (None, None, None),
                               restart_count=restarts)
         except BaseException as exc:  # noqa: BLE001 - reported to the caller or recorded
-            redirect_to_null(0, 1, 2)
-            if stdin_w is not None:
-                os.close(stdin_w)
-            os.close(out_r)
-            os.close(err_r)
+            if pipes is not None:
+                pipes.close()
             if first:
                 report_error(report_w, exc)
                 return 1
             record_exit(containers, cid, 125, error=getattr(exc, "message", str(exc)))
             break
-        redirect_to_null(0, 1, 2)
+        if pipes is not None:
+            pipes.close_child()
         current["launched"] = launched
         if first:
             report_ok(report_w)
             first = False
         began = time.monotonic()
-        code = pump(launched.proc, out_r, err_r, log)
+        outputs = [(pipes.stdout, "stdout", None), (pipes.stderr, "stderr", None)] if pipes is not None else []
+        if launched.proc.pty_master is not None:
+            outputs.append((launched.proc.pty_master, "stdout", None))
+        relay(outputs, launched.proc.status_fd, sink=log)
+        code = launched.proc.wait()
         del current["launched"]
-        if stdin_w is not None:
-            os.close(stdin_w)
+        if pipes is not None and pipes.stdin is not None:
+            os.close(pipes.stdin)
         # Kill the network helper now but reap it after recording the exit: the kernel takes
         # 20-50 ms to tear down its tap device, and `stop`/`rm` wait for the record, not for that.
         helper = launched.network.process if launched.network is not None else None

@@ -146,10 +146,12 @@ def set_pdeathsig(sig: int) -> None:
     prctl(PR_SET_PDEATHSIG, sig)
 
 
-def set_dumpable() -> None:
-    """Make this process dumpable again after a credential change cleared the flag, so that the
-    owner of its user namespace (us, outside) may open its /proc/PID/ns files."""
-    prctl(PR_SET_DUMPABLE, 1)
+def set_dumpable(on: bool = True) -> None:
+    """Make this process dumpable (again, after a credential change cleared the flag, so that the
+    owner of its user namespace, us outside, may open its /proc/PID/ns files) or not: then only
+    real root may read its memory, environment or file descriptors through /proc or trace it.
+    Children inherit the flag; execve of a non-setuid program sets it again."""
+    prctl(PR_SET_DUMPABLE, 1 if on else 0)
 
 
 def set_no_new_privs() -> None:
@@ -244,9 +246,56 @@ def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> i
 _KEYCTL_JOIN_SESSION_KEYRING = 1
 
 
-def join_session_keyring(name: str | None = None) -> None:
-    """Give the caller a new session keyring (KEYCTL_JOIN_SESSION_KEYRING), as runc and crun do, so
-    that a container cannot read the keys of the session that started it."""
+def join_session_keyring(name: str | None = None) -> bool:
+    """Give the caller a new anonymous session keyring (KEYCTL_JOIN_SESSION_KEYRING), as runc and
+    crun do, so that a container cannot read the keys of the session that started it. False when
+    the kernel has no keyrings at all (then there is nothing to read either)."""
     func = fn("syscall", ctypes.c_long, ctypes.c_long, ctypes.c_int, ctypes.c_char_p)
-    check(func(syscall_number("keyctl"), _KEYCTL_JOIN_SESSION_KEYRING, name.encode() if name else None),
-          "keyctl(JOIN_SESSION_KEYRING)")
+    try:
+        check(func(syscall_number("keyctl"), _KEYCTL_JOIN_SESSION_KEYRING, name.encode() if name else None),
+              "keyctl(JOIN_SESSION_KEYRING)")
+    except OSError as e:
+        if e.errno == errno.ENOSYS:
+            return False
+        raise
+    return True
+
+
+def scrub_environ(replacement: tuple[str, ...] | list[str] = ()) -> None:
+    """Overwrite this process's initial environment block, what /proc/PID/environ shows: zeros,
+    then as many whole ``replacement`` entries as fit. Forked children share the new contents. The
+    process's own ``os.environ`` (a copy made at start-up) is untouched; libc's ``getenv`` sees
+    the new block."""
+    with open("/proc/self/stat", "rb") as f:
+        data = f.read()
+    # Fields after the command name; env_start and env_end are fields 50 and 51 (proc(5)).
+    fields = data[data.rfind(b")") + 2:].split()
+    start, end = int(fields[47]), int(fields[48])
+    if not 0 < start < end:
+        return
+    block = bytearray()
+    for item in replacement:
+        entry = os.fsencode(item) + b"\0"
+        if len(block) + len(entry) > end - start:
+            break
+        block += entry
+    ctypes.memset(start, 0, end - start)
+    if block:
+        ctypes.memmove(start, bytes(block), len(block))
+
+
+_PR_SET_SECCOMP = 22
+_SECCOMP_MODE_FILTER = 2
+
+
+def load_seccomp(bpf: bytes) -> None:
+    """Install a BPF program (libseccomp's export, ``rootlet.runtime.oci.seccomp``) as this
+    process's seccomp filter. Needs CAP_SYS_ADMIN in the process's user namespace, or
+    no_new_privs: call it before the capabilities are dropped."""
+    if not bpf or len(bpf) % 8:
+        raise OSError(errno.EINVAL, "seccomp: malformed BPF program")
+    buf = ctypes.create_string_buffer(bpf, len(bpf))
+    prog = struct.pack("HxxxxxxQ", len(bpf) // 8, ctypes.addressof(buf))
+    prctl = fn("prctl", ctypes.c_int, ctypes.c_int, ctypes.c_ulong, ctypes.c_char_p, ctypes.c_ulong,
+               ctypes.c_ulong)
+    check(prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, prog, 0, 0), "prctl(PR_SET_SECCOMP)")

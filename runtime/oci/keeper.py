@@ -35,9 +35,14 @@ def keeper_main(spec: RuntimeSpec, plan: UsernsPlan, flags: int, parent: int, er
     """C1: namespaces, overlay, fork C2, wait for it, clean up, report its wait status."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # P decides what Ctrl-C means
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    extra = set(spec.keep_fds)
-    if spec.tty_fd is not None:
-        extra.add(spec.tty_fd)
+    # Nothing of the caller's stdio stays here (errors go through err_w): C2 starts from /dev/null
+    # and takes only the pipes the caller made for it.
+    spec = spec.replace(stdio=tuple(os.dup(fd) if fd is not None and fd <= 2 else fd for fd in spec.stdio))
+    redirect_to_null(0, 1, 2)
+    # The caller's environment is in our memory from the fork on: zero it before C2 (which
+    # becomes visible in the container, /proc/1/environ) inherits it.
+    linux.scrub_environ()
+    extra = set(spec.keep_fds) | {fd for fd in spec.stdio if fd is not None}
     if console_fd is not None:
         extra.add(console_fd)
     if gate_r is not None:

@@ -40,15 +40,8 @@ def container_main(spec: RuntimeSpec, plan: UsernsPlan, err_w: int, console_fd: 
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the keeper's handler; the rest is reset before exec
     linux.set_pdeathsig(signal.SIGKILL)
     os.setsid()
-    if spec.tty and spec.tty_fd is not None:
-        import fcntl
-        import termios
-
-        fcntl.ioctl(spec.tty_fd, termios.TIOCSCTTY, 0)
-        for fd in (0, 1, 2):
-            os.dup2(spec.tty_fd, fd)
-    elif spec.stdin != "inherit":
-        redirect_to_null(0)
+    if not spec.tty:
+        take_stdio(spec.stdio)
     try:
         linux.unshare(linux.CLONE_NEWNS)
         setup_rootfs(spec, plan)
@@ -66,12 +59,53 @@ def container_main(spec: RuntimeSpec, plan: UsernsPlan, err_w: int, console_fd: 
         if os.read(gate_r, 1) != b"G":  # the caller gave up (its network attach failed, or it died)
             return 125
         os.close(gate_r)
+    join_keyring()
     if not spec.init:
         exec_command(spec, plan.single_id, ids, err_w)
         return 126  # not reached: exec_command returns only by raising
     child = fork_child(lambda: exec_command(spec, plan.single_id, ids, err_w) or 126, err_w, 126)
     close_fds_except({0, 1, 2})
+    become_reaper(spec)
     return reaper(child)
+
+
+def become_reaper(spec: RuntimeSpec) -> None:
+    """What the ``--init`` reaper, a Python process that stays in the container as its PID 1, may
+    show of itself: its name, the container's environment (the caller's was in this memory), and
+    the container's capabilities plus CAP_SYS_PTRACE when the container lacks it. That one more
+    capability is what stops the container's processes from tracing it or reading its memory
+    (the kernel lets a process trace only one whose capabilities it all has), while the host user
+    who owns the namespace still can (``exec`` opens the namespaces of PID 1)."""
+    linux.set_process_name("rootlet-init")
+    linux.scrub_environ(spec.env)
+    os.environ.clear()
+    if spec.seccomp is not None:
+        linux.load_seccomp(spec.seccomp)
+    keep = capmod.cap_mask(spec.caps) | capmod.cap_mask(("CAP_SYS_PTRACE",))
+    capmod.drop_bounding_set(keep)
+    capmod.capset(keep, keep, 0)
+
+
+def join_keyring() -> None:
+    """A new anonymous session keyring: the keys of the session that started rootlet stay out of
+    the container (runc's and crun's rule)."""
+    try:
+        linux.join_session_keyring()
+    except OSError as e:
+        raise ContainerStartError(f"cannot give the container a session keyring of its own: {e.strerror}",
+                                  "the key quota of your user may be used up (sysctl kernel.keys.maxkeys)") from e
+
+
+def take_stdio(stdio: tuple[int | None, int | None, int | None]) -> None:
+    """Make the caller's pipes (None: /dev/null) this process's 0, 1 and 2, and close the originals."""
+    for target, fd in enumerate(stdio):
+        if fd is None:
+            redirect_to_null(target)
+        elif fd != target:
+            os.dup2(fd, target)
+    for fd in set(stdio):
+        if fd is not None and fd > 2:
+            os.close(fd)
 
 
 def exec_command(spec: RuntimeSpec, single_id: bool, ids: tuple[int, int, list[int]], err_w: int) -> None:
@@ -81,6 +115,12 @@ def exec_command(spec: RuntimeSpec, single_id: bool, ids: tuple[int, int, list[i
     ``err_w`` (the O_CLOEXEC error pipe) stays open until the execve closes it.
     """
     uid, gid, groups = ids
+    if spec.seccomp is not None:
+        try:
+            linux.load_seccomp(spec.seccomp)  # while we still have CAP_SYS_ADMIN in the namespace
+        except OSError as e:
+            raise ContainerStartError(f"cannot load the seccomp filter: {e.strerror}",
+                                      "run with --security-opt seccomp=unconfined to do without") from e
     for rl in spec.rlimits:
         try:
             import resource

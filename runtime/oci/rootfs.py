@@ -38,6 +38,7 @@ _DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", 
               ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"))
 
 _NOSUID_NODEV_NOEXEC = linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC
+_PATH_DIR = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
 _MAX_SYMLINKS = 40
 
 # mount words → (flag, set it?)
@@ -188,33 +189,55 @@ def resolve_in_root(root: str, path: str) -> str:
     return "/" + "/".join(done)
 
 
-def mount_point(root: str, dest: str, is_dir: bool) -> str:
-    """The host path of mount destination ``dest`` in ``root``, created when missing.
+def open_mount_point(root: str, dest: str, is_dir: bool) -> int:
+    """An O_PATH descriptor of mount destination ``dest`` in ``root``, created when missing.
 
-    Missing parents become 0755 directories; a missing final component becomes a directory or an
-    empty file to match what is mounted on it.
+    ``dest`` is resolved inside the rootfs first (``resolve_in_root``); then the resolved path is
+    walked from the root one component at a time, relative to open directory descriptors, with
+    O_NOFOLLOW: a component that has become a symlink meanwhile (another container sharing a
+    volume swapped it: CVE-2021-30465) makes the walk fail instead of leading out. Missing parents
+    become 0755 directories; a missing final component becomes a directory or an empty file to
+    match what is mounted on it. The mount then goes onto ``/proc/self/fd/N``, never onto a path.
     """
     inner = resolve_in_root(root, dest)
     parts = [c for c in inner.split("/") if c]
-    current = root
-    for i, comp in enumerate(parts):
-        current = current + "/" + comp
-        last = i == len(parts) - 1
-        try:
-            os.lstat(current)
-            continue
-        except FileNotFoundError:
-            pass
-        try:
-            if last and not is_dir:
-                os.close(os.open(current, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644))
-            else:
-                os.mkdir(current, 0o755)
-        except FileExistsError:
-            pass
-        except OSError as e:
-            raise _os_fail(e, f"cannot create mount point {dest}") from e
-    return current
+    fd = os.open(root, _PATH_DIR)
+    try:
+        for i, comp in enumerate(parts):
+            last = i == len(parts) - 1
+            flags = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC | (0 if last else os.O_DIRECTORY)
+            try:
+                nfd = os.open(comp, flags, dir_fd=fd)
+            except FileNotFoundError:
+                try:
+                    if last and not is_dir:
+                        os.close(os.open(comp, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                         0o644, dir_fd=fd))
+                    else:
+                        os.mkdir(comp, 0o755, dir_fd=fd)
+                except FileExistsError:
+                    pass
+                nfd = os.open(comp, flags, dir_fd=fd)
+            os.close(fd)
+            fd = nfd
+            if stat.S_ISLNK(os.fstat(fd).st_mode):
+                raise _fail(f"mount destination {dest} changed into a symlink while the container was set up",
+                            "something else writes to the container's files (a shared volume?); try again")
+        return fd
+    except OSError as e:
+        os.close(fd)
+        if e.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise _fail(f"mount destination {dest} changed into a symlink while the container was set up",
+                        "something else writes to the container's files (a shared volume?); try again") from e
+        raise _os_fail(e, f"cannot create mount point {dest}") from e
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _fd_path(fd: int) -> str:
+    """The magic link that names what ``fd`` refers to, for mount(2)."""
+    return f"/proc/self/fd/{fd}"
 
 
 # --- the container's mounts (PID 1 side) ----------------------------------------------------------
@@ -267,12 +290,10 @@ def _mount_dev(root: str, spec: RuntimeSpec, plan: UsernsPlan) -> None:
     for name, target in _DEV_LINKS:
         os.symlink(target, f"{dev}/{name}")
     if spec.tty:
-        # The mount point of the terminal: the caller's pty now, or (without tty_fd) the pty that
-        # the container's PID 1 allocates in its own devpts after pivot_root.
+        # The mount point of the terminal: the pty that the container's PID 1 allocates in its
+        # own devpts after pivot_root.
         console = f"{dev}/console"
         os.close(os.open(console, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
-        if spec.tty_fd is not None:
-            linux.mount(os.ttyname(spec.tty_fd), console, None, linux.MS_BIND, None)
 
 
 def _mount_sys(root: str, own_netns: bool) -> None:
@@ -297,28 +318,45 @@ def _bind(root: str, source: str, dest: str, readonly: bool, options: tuple[str,
     flags, propagation, _ = parse_mount_options(options, allow_data=False)
     if readonly:
         flags |= linux.MS_RDONLY
-    target = mount_point(root, dest, is_dir)
     recursive = 0 if "bind" in options else linux.MS_REC
+    target = open_mount_point(root, dest, is_dir)
     try:
-        linux.mount(source, target, None, linux.MS_BIND | recursive, None)
-        if flags:
-            remount_bind(target, flags)
-        if propagation:
-            linux.mount(None, target, None, propagation, None)
+        linux.mount(source, _fd_path(target), None, linux.MS_BIND | recursive, None)
     except OSError as e:
         raise _os_fail(e, f"cannot bind mount {source} on {dest}") from e
+    finally:
+        os.close(target)
+    _adjust(root, dest, is_dir, flags, propagation)
+
+
+def _adjust(root: str, dest: str, is_dir: bool, flags: int, propagation: int) -> None:
+    """Set per-mount flags and propagation on the mount now at ``dest``, reached by descriptor again
+    (the descriptor of the mount point refers to what lies under the new mount)."""
+    if not flags and not propagation:
+        return
+    target = open_mount_point(root, dest, is_dir)
+    try:
+        if flags:
+            remount_bind(_fd_path(target), flags)
+        if propagation:
+            linux.mount(None, _fd_path(target), None, propagation, None)
+    except OSError as e:
+        raise _os_fail(e, f"cannot set the mount options of {dest}") from e
+    finally:
+        os.close(target)
 
 
 def _tmpfs(root: str, mount: TmpfsMount) -> None:
     """A tmpfs on ``mount.destination``."""
     flags, propagation, data = parse_mount_options(mount.options.split(","), allow_data=True)
-    target = mount_point(root, mount.destination, True)
+    target = open_mount_point(root, mount.destination, True)
     try:
-        linux.mount("tmpfs", target, "tmpfs", flags, data or None)
-        if propagation:
-            linux.mount(None, target, None, propagation, None)
+        linux.mount("tmpfs", _fd_path(target), "tmpfs", flags, data or None)
     except OSError as e:
         raise _os_fail(e, f"cannot mount a tmpfs on {mount.destination}") from e
+    finally:
+        os.close(target)
+    _adjust(root, mount.destination, True, 0, propagation)
 
 
 def _mask(root: str) -> None:

@@ -63,8 +63,8 @@ class ContainerProcess:
     """
 
     pty_master: int | None
-    """With ``tty`` and no ``tty_fd``: the master of the pty allocated inside the container (the
-    caller owns and closes it)."""
+    """With ``tty``: the master of the pty allocated inside the container (the caller owns and
+    closes it)."""
 
     def __init__(self, keeper: int, pid: int, lines: _Lines, pidfd: int | None) -> None:
         self.pty_master = None
@@ -229,7 +229,7 @@ def spawn(spec: RuntimeSpec) -> ContainerProcess:
     if spec.rlimits:
         import resource  # noqa: F401
     console_parent = console_fd = None
-    if spec.tty and spec.tty_fd is None:
+    if spec.tty:
         import socket
 
         console_parent, console_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)

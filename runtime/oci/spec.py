@@ -55,13 +55,16 @@ class RuntimeSpec(Record):
     everyone; ``ambient_caps`` are the capabilities a non-root user keeps (podman gives a non-root
     user only its ``--cap-add`` ones, raised into the ambient set). ``network``: "private" and
     "none" get a new network namespace with lo up (the caller attaches slirp4netns/pasta for
-    "private"), "host" keeps the host's. ``keep_fds`` stay open in the command; every other
-    descriptor but 0-2 is closed. ``fuse_options`` are extra fuse-overlayfs options (id mappings
+    "private"), "host" keeps the host's. ``stdio`` are descriptors of the caller (pipes it made:
+    ``rootlet.runtime.oci.stdio``; never its own terminal or files) that become the command's 0,
+    1 and 2, None meaning /dev/null; with ``tty`` the command gets a pty instead. ``keep_fds`` stay
+    open in the command; every other descriptor is closed. ``fuse_options`` are extra fuse-overlayfs options (id mappings
     for ``--userns keep-id``); they force fuse-overlayfs. ``winsize`` (a struct winsize) is set on
     the allocated pty before the command starts. With ``gate`` the command waits, fully set up,
     until the caller's ``ContainerProcess.release()`` (the network is attached meanwhile, so the
     command has it from its first instruction). ``volatile``: the upper dir is thrown away after
-    the run (``--rm``), so the kernel overlay need not sync it.
+    the run (``--rm``), so the kernel overlay need not sync it. ``seccomp`` is the compiled filter
+    (``rootlet.runtime.oci.seccomp``) the command runs under; None runs it unconfined.
     """
 
     lower_dirs: tuple[str, ...]
@@ -81,12 +84,12 @@ class RuntimeSpec(Record):
     readonly_rootfs: bool = False
     caps: tuple[str, ...] = PODMAN_DEFAULT_CAPS
     ambient_caps: tuple[str, ...] = ()
-    no_new_privs: bool = True
+    no_new_privs: bool = False
+    seccomp: bytes | None = None
     rlimits: tuple[Rlimit, ...] = ()
     network: str = "private"
     tty: bool = False
-    tty_fd: int | None = None
-    stdin: str = "null"
+    stdio: tuple[int | None, int | None, int | None] = (None, None, None)
     init: bool = False
     plan: UsernsPlan | None = None
     keep_fds: tuple[int, ...] = ()

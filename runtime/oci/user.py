@@ -8,20 +8,31 @@ and ``/etc/group`` are the container's, and nothing on the host is reachable by 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 from rootlet.registry.errors import ContainerStartError
 
+#: Longest line of /etc/passwd or /etc/group considered; longer ones are skipped unread.
+MAX_LINE = 1 << 16
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def _read_db(path: str) -> list[list[str]]:
-    """The colon-separated records of /etc/passwd or /etc/group (missing file: none)."""
+def _records(path: str) -> Iterator[list[str]]:
+    """The colon-separated records of /etc/passwd or /etc/group, streamed (a huge file costs no
+    memory; over-long lines are skipped); a missing file has none."""
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            text = f.read()
+        f = open(path, "rb")  # noqa: SIM115 - closed below; the generator may stop early
     except OSError:
-        return []
-    return [line.split(":") for line in text.splitlines() if line and not line.startswith("#")]
+        return
+    with f:
+        for raw in iter(lambda: f.readline(MAX_LINE + 1), b""):
+            if len(raw) > MAX_LINE:
+                while raw and not raw.endswith(b"\n"):
+                    raw = f.readline(MAX_LINE + 1)
+                continue
+            line = raw.decode(errors="replace").rstrip("\n")
+            if line and not line.startswith("#"):
+                yield line.split(":")
 
 
 def resolve_user(user: str, additional_gids: tuple[int | str, ...] = (), etc: str = "/etc") -> tuple[int, int, list[int]]:
@@ -33,31 +44,28 @@ def resolve_user(user: str, additional_gids: tuple[int | str, ...] = (), etc: st
     ``etc``/group: ``--group-add``) are added in both cases.
     """
     name, _, group = user.partition(":")
-    passwd = _read_db(f"{etc}/passwd")
     uid, gid, login = 0, 0, None
     if name == "" or name.isdigit():
         uid = int(name or 0)
-        for rec in passwd:
+        for rec in _records(f"{etc}/passwd"):
             if len(rec) >= 4 and rec[2] == str(uid):
                 login = rec[0]
                 gid = int(rec[3]) if rec[3].isdigit() else 0
                 break
     else:
-        for rec in passwd:
+        for rec in _records(f"{etc}/passwd"):
             if len(rec) >= 4 and rec[0] == name and rec[2].isdigit():
                 login, uid = name, int(rec[2])
                 gid = int(rec[3]) if rec[3].isdigit() else 0
                 break
         else:
             raise ContainerStartError(f"unable to find user {name}: no matching entries in passwd file", None, 126)
-    named = [g for g in additional_gids if isinstance(g, str) and not g.isdigit()]
-    groups_db = _read_db(f"{etc}/group") if (group and not group.isdigit()) or login or named else []
     supplementary: list[int] = []
     if group:
         if group.isdigit():
             gid = int(group)
         else:
-            for rec in groups_db:
+            for rec in _records(f"{etc}/group"):
                 if len(rec) >= 3 and rec[0] == group and rec[2].isdigit():
                     gid = int(rec[2])
                     break
@@ -65,7 +73,7 @@ def resolve_user(user: str, additional_gids: tuple[int | str, ...] = (), etc: st
                 raise ContainerStartError(f"unable to find group {group}: no matching entries in group file",
                                           None, 126)
     elif login:
-        for rec in groups_db:
+        for rec in _records(f"{etc}/group"):
             if len(rec) >= 4 and rec[2].isdigit() and login in rec[3].split(","):
                 supplementary.append(int(rec[2]))
     for extra in additional_gids:
@@ -73,7 +81,8 @@ def resolve_user(user: str, additional_gids: tuple[int | str, ...] = (), etc: st
             if extra.isdigit():
                 extra = int(extra)
             else:
-                gids = [int(rec[2]) for rec in groups_db if len(rec) >= 3 and rec[0] == extra and rec[2].isdigit()]
+                gids = [int(rec[2]) for rec in _records(f"{etc}/group")
+                        if len(rec) >= 3 and rec[0] == extra and rec[2].isdigit()]
                 if not gids:
                     raise ContainerStartError(f"unable to find group {extra}: no matching entries in group file",
                                               "give the group's number, or a group of the image's /etc/group", 126)

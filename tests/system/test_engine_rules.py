@@ -144,6 +144,7 @@ def test_run_that_pulls_does_not_import_typer(rootlet_env: dict[str, str], regis
 
 def test_run_rm_with_a_published_port_does_not_import_tempfile(rootlet_env: dict[str, str], rootlet: RunRootlet,
                                                                busybox: str) -> None:
+    rootlet("run", "--rm", busybox, "true", check=True)  # warm: the seccomp program is compiled once per store
     proc, modules = _imported_modules(rootlet_env, "run", "--rm", "-p", "127.0.0.1::80", busybox, "true")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "rootlet.runtime.net.usermode" in modules  # the network helper did run
