@@ -224,9 +224,9 @@ def _usage_hint(exc: "click.exceptions.UsageError") -> str:  # noqa: F821 - clic
 
 
 def _error(message: str, hint: str | None) -> None:
-    sys.stderr.write(f"Error: {message}\n")
-    if hint:
-        sys.stderr.write(f"Hint: {hint}\n")
+    text = f"Error: {message}\n" + (f"Hint: {hint}\n" if hint else "")
+    # A message may quote what the user typed, undecodable bytes included (surrogate escapes).
+    sys.stderr.write(text.encode("utf-8", "backslashreplace").decode("utf-8"))
 
 
 def run() -> None:

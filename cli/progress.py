@@ -34,13 +34,17 @@ class LineProgress:
     """Non-TTY output, podman-like: one line per event on stderr."""
 
     def __init__(self) -> None:
-        self._lock = None  # made by the first line: `run` of a local image never pays for threading
+        self._mutex: Any = None  # made by the first event: `run` of a local image never pays for threading
 
-    def _say(self, text: str) -> None:
-        if self._lock is None:  # the first event comes from the main thread, before any download
+    @property
+    def _lock(self) -> Any:
+        if self._mutex is None:  # the first event comes from the main thread, before any download
             import threading
 
-            self._lock = threading.Lock()
+            self._mutex = threading.Lock()
+        return self._mutex
+
+    def _say(self, text: str) -> None:
         with self._lock:
             sys.stderr.write(text + "\n")
             sys.stderr.flush()

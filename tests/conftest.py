@@ -109,7 +109,10 @@ def rootlet_env(tmp_path: Path, store_root: Path) -> dict[str, str]:
 
 
 def rootlet_command() -> list[str]:
-    """The installed ``rootlet`` console script next to the running interpreter."""
+    """The installed ``rootlet`` console script next to the running interpreter, or the command
+    ``ROOTLET_TEST_COMMAND`` names (to run the system tiers against another build)."""
+    if os.environ.get("ROOTLET_TEST_COMMAND"):
+        return [os.environ["ROOTLET_TEST_COMMAND"]]
     exe = Path(sys.executable).parent / "rootlet"
     if exe.exists():
         return [str(exe)]

@@ -36,6 +36,8 @@ class Prepared(Record):
     ports: tuple[PortMapping, ...]
     rlimits: tuple[Rlimit, ...]
     labels: dict[str, str]
+    env_from_files: tuple[str, ...]
+    env: tuple[str, ...]
     no_new_privs: bool
     seccomp: str
     seccomp_profile: bytes | None
@@ -61,8 +63,9 @@ def check_unsupported(opts: RunOptions) -> None:
                          "have a root user", "drop --userns host, or use --userns keep-id to run as your own uid")
 
 
-def prepare(opts: RunOptions) -> Prepared:
-    """Parse and check every option whose syntax alone can be wrong (UsageError naming the flag)."""
+def prepare(opts: RunOptions, host_env: Mapping[str, str]) -> Prepared:
+    """Parse and check every option whose syntax alone can be wrong (UsageError naming the flag),
+    before anything is pulled or written."""
     from rootlet.runtime.net.ports import parse_publish
 
     check_unsupported(opts)
@@ -92,6 +95,8 @@ def prepare(opts: RunOptions) -> Prepared:
     return Prepared(
         volumes=volumes, ports=tuple(pm for spec in opts.publish for pm in parse_publish(spec)),
         rlimits=tuple(flags.parse_ulimit(u) for u in opts.ulimits), labels=flags.parse_labels(opts.labels),
+        env_from_files=tuple(e for path in opts.env_files for e in flags.parse_env_file(path, host_env)),
+        env=tuple(flags.expand_env(opts.env, host_env)),
         no_new_privs=security.no_new_privs, seccomp="custom" if profile is not None else security.seccomp,
         seccomp_profile=profile, restart=restart,
         log=flags.parse_log_options(opts.log_driver, opts.log_opts),
@@ -111,17 +116,14 @@ def read_image_config(store: ImageStore, image: ImageRecord) -> dict[str, object
     return cfg if isinstance(cfg, dict) else {}
 
 
-def final_env(image_config: Mapping[str, object], opts: RunOptions, lowers: tuple[str, ...], user: str,
-              hostname: str, host_env: Mapping[str, str], home: str | None = None) -> list[str]:
+def final_env(image_config: Mapping[str, object], opts: RunOptions, prepared: Prepared, lowers: tuple[str, ...],
+              user: str, hostname: str, home: str | None = None) -> list[str]:
     """Image Env, podman's defaults, then --env-file, then -e (later wins)."""
     image_env = flags.image_words(image_config, "Env")
     defaults = [f"PATH={flags.DEFAULT_PATH}", "container=rootlet", f"HOSTNAME={hostname}"]
     if opts.tty:
         defaults.append("TERM=xterm")
-    from_files: list[str] = []
-    for path in opts.env_files:
-        from_files += flags.parse_env_file(path, host_env)
-    env = flags.merge_env(defaults, image_env, from_files, flags.expand_env(opts.env, host_env))
+    env = flags.merge_env(defaults, image_env, prepared.env_from_files, prepared.env)
     if not any(e.startswith("HOME=") for e in env):
         env.append(f"HOME={home or home_for(lowers, user)}")
     return env
@@ -186,7 +188,7 @@ def _write_keep_id_db(etc: str, lowers: tuple[str, ...], home: str) -> None:
 
 
 def create_container(store: ImageStore, opts: RunOptions, prepared: Prepared, image: ImageRecord,
-                     host_env: Mapping[str, str], overlay: str) -> ContainerConfig:
+                     overlay: str) -> ContainerConfig:
     """Record a new container made from ``image`` with ``opts``; returns its config as written.
 
     Nothing runs yet. Fails before anything is listed when an option cannot be honoured; the
@@ -240,7 +242,7 @@ def create_container(store: ImageStore, opts: RunOptions, prepared: Prepared, im
             else argv[:len(argv) - len(opts.command)],
             cmd=list(opts.command) if opts.command or opts.entrypoint is not None
             else flags.image_words(config, "Cmd"),
-            env=final_env(config, opts, lowers, user, hostname, host_env, home=home), cwd=cwd, user=user,
+            env=final_env(config, opts, prepared, lowers, user, hostname, home=home), cwd=cwd, user=user,
             additional_gids=[int(g) if g.isdigit() else g for g in opts.group_add], hostname=hostname,
             labels=dict(prepared.labels), mounts=mounts, readonly_rootfs=opts.read_only, caps=list(caps),
             ambient_caps=[c for c in caps if c in {flags.cap_name(a) for a in opts.cap_add}],

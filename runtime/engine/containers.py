@@ -46,9 +46,9 @@ class ContainerVerbs:
         """Create a container (pulling its image as ``opts.pull`` says); nothing runs yet."""
         from rootlet.runtime.container.create import create_container, prepare
 
-        prepared = prepare(opts)
+        prepared = prepare(opts, self.env)
         image = self._find_or_pull(opts, progress)
-        cfg = create_container(self.images_store, opts, prepared, image, self.env, opts.overlay or self.overlay)
+        cfg = create_container(self.images_store, opts, prepared, image, opts.overlay or self.overlay)
         return CreateReport(cfg.id, cfg.name)
 
     def run(self, opts: RunOptions, progress: PullProgress | None = None) -> CreateReport | int:

@@ -84,8 +84,9 @@ def _put(blobs: Path, data: bytes) -> str:
 
 
 def write_layout(out: Path, layers: list[tuple[bytes, str]], ref: str = "latest", cmd: list[str] | None = None,
-                 arch: str = "amd64", diff_ids: list[str] | None = None) -> None:
-    """Write an OCI layout with *layers* (raw tar bytes, compression); *diff_ids* may be forced (to lie)."""
+                 arch: str = "amd64", diff_ids: list[str] | None = None, config: dict | None = None) -> None:
+    """Write an OCI layout with *layers* (raw tar bytes, compression); *diff_ids* may be forced (to lie);
+    *config* entries replace those of the image config's ``config`` (User, Entrypoint, Env…)."""
     blobs = out / "blobs" / "sha256"
     blobs.mkdir(parents=True, exist_ok=True)
     descs, ids = [], []
@@ -96,7 +97,7 @@ def write_layout(out: Path, layers: list[tuple[bytes, str]], ref: str = "latest"
     config = {
         "architecture": arch, "os": "linux", "created": "2024-01-02T03:04:05Z",
         "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-                   "Cmd": cmd or ["/bin/sh"]},
+                   "Cmd": cmd or ["/bin/sh"], **(config or {})},
         "rootfs": {"type": "layers", "diff_ids": diff_ids or ids},
     }
     cfg = json.dumps(config).encode()
@@ -110,6 +111,17 @@ def write_layout(out: Path, layers: list[tuple[bytes, str]], ref: str = "latest"
                             "size": len(man), "annotations": {"org.opencontainers.image.ref.name": ref}}]}
     (out / "index.json").write_text(json.dumps(index))
     (out / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+
+
+def busybox_members(busybox: str = "/bin/busybox", applets: tuple[str, ...] = (
+        "sh", "cat", "id", "ls", "echo", "true", "sleep", "grep", "wc", "head", "env")) -> list[Member]:
+    """A minimal root filesystem from the host's static busybox: /bin/busybox, applet links, /tmp."""
+    with open(busybox, "rb") as f:
+        data = f.read()
+    members = [directory("bin"), file("bin/busybox", data, 0o755), directory("tmp", 0o1777),
+               directory("root", 0o700)]
+    members += [symlink(f"bin/{a}", "busybox") for a in applets]
+    return members
 
 
 def alpine_rootfs_tar(shared_images: Path) -> bytes:
