@@ -1,7 +1,9 @@
 """Fixtures shared by every test tier.
 
 Nothing here mocks the registry or the kernel: ``registry`` starts Debian's real
-``docker-registry`` on a free loopback port and loads the real images from ``../shared/images``;
+``docker-registry`` on a free loopback port and loads images built from this repository and the
+host's static busybox (``tests/support/images.py``; the real Docker Hub images of ``../shared``
+are an optional extra, ``real_images``);
 ``rootlet`` runs the installed ``rootlet`` command in a subprocess with a fresh store root and
 private HOME/XDG directories, so no test sees another's state or the developer's own config.
 """
@@ -43,39 +45,61 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+#: The Debian package of each program a test may need (where the names differ).
+PACKAGES = {"htpasswd": "apache2-utils", "pasta": "passt", "busybox": "busybox-static", "nsenter": "util-linux",
+            "setpriv": "util-linux", "ip": "iproute2", "newuidmap": "uidmap", "newgidmap": "uidmap",
+            "gcc": "gcc libc6-dev"}
+
+
 def need(*programs: str) -> None:
-    """Skip the calling test, naming what is missing, unless every program is on PATH."""
+    """Skip the calling test, naming what is missing and the package to install, unless every
+    program is on PATH."""
     missing = [p for p in programs if shutil.which(p) is None]
     if missing:
-        pytest.skip(f"needs {', '.join(missing)} (apt-get install {' '.join(missing)})")
+        packages = " ".join(dict.fromkeys(PACKAGES.get(p, p) for p in missing))
+        pytest.skip(f"needs {', '.join(missing)} (apt-get install {packages}; scripts/setup installs it)")
 
 
 @pytest.fixture(scope="session")
-def shared_images() -> Path:
-    """The real Docker Hub OCI layouts of ../shared/images."""
+def test_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """OCI layouts built from the repository and the host's static busybox (tests/support/images.py):
+    busybox, busybox-musl, alpine-3.19, alpine-3.20."""
+    need("busybox")
+    from tests.support.images import build_test_images
+
+    return build_test_images(tmp_path_factory.mktemp("images"))
+
+
+@pytest.fixture(scope="session")
+def real_images() -> Path:
+    """The real Docker Hub OCI layouts of ../shared/images (or $ROOTLET_SHARED/images), for the few
+    tests about real-world images; optional: a clone of the repository alone skips those."""
     images = SHARED / "images"
     if not images.is_dir():
-        pytest.skip(f"../shared/images is absent ({images})")
+        pytest.skip(f"optional: needs the real Docker Hub images of ../shared/images ({images}); set "
+                    "ROOTLET_SHARED to a copy, or ignore: every other test uses images built from this repository")
     return images
 
 
+#: Where the test registry serves each layout (layout, ref name, repository:tag), as Docker Hub does.
+REGISTRY_IMAGES = (("busybox", "latest", "library/busybox:latest"), ("busybox-musl", "musl", "library/busybox:musl"),
+                   ("alpine-3.20", "3.20", "library/alpine:3.20"), ("alpine-3.20", "3.20", "library/alpine:latest"),
+                   ("alpine-3.19", "3.19", "library/alpine:3.19"))
+
+
 @pytest.fixture(scope="session")
-def registry(shared_images: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def registry(test_images: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real docker-registry on 127.0.0.1 holding library/busybox and library/alpine; yields host:port."""
     need("docker-registry", "skopeo", "curl")
-    port = free_port()
-    state = tmp_path_factory.mktemp("registry")
-    script = SHARED / "registry" / "start-registry.sh"
-    out = subprocess.run(["bash", str(script), str(port), str(state)], capture_output=True, text=True, timeout=300)
-    if out.returncode != 0:
-        raise RuntimeError(f"start-registry.sh failed: {out.stderr}")
-    yield f"127.0.0.1:{port}"
-    pid_file = state / "registry.pid"
-    if pid_file.exists():
-        try:
-            os.kill(int(pid_file.read_text()), 15)
-        except ProcessLookupError:
-            pass
+    from tests.support.registries import push_layout, start_registry
+
+    handle = start_registry(tmp_path_factory.mktemp("registry"))
+    try:
+        for layout, ref, dest in REGISTRY_IMAGES:
+            push_layout(handle.host, test_images / layout, ref, dest)
+        yield handle.host
+    finally:
+        handle.stop()
 
 
 @pytest.fixture

@@ -17,20 +17,40 @@ from rootlet.registry.client import ClientSettings, RegistryClient, Source, logi
 from rootlet.registry.config import RegistriesConfig
 from rootlet.registry.errors import AuthError, DigestMismatch, RegistryError, TransferError
 from rootlet.registry.reference import parse_reference
-from tests.conftest import SHARED, need
+from tests.conftest import need
 from tests.support.registries import (FaultProxy, TokenServer, make_ca_and_cert, push_layout, start_registry)
 
 pytestmark = pytest.mark.integration
 
-ALPINE = SHARED / "images" / "alpine-3.20"
-ALPINE_MANIFEST = "sha256:75dee2267572e185da1fe743dc9a99bb0eef05d46aeb712e38aa38c9248534e8"
-ALPINE_LAYER = "sha256:d4e6fd67dcf75e40c451560ac7265166c2b72a0f38ddc9aae756a7de3d1efa0c"
-ALPINE_CONFIG = "sha256:df03bedd090aaaf8b1b635b802e7e93a69cb863f6d71c372ce6f82d6f4c286bc"
 USERS = {"alice": "s3cret-pw"}
 
 
+class Alpine:
+    """The digests of the test registry's library/alpine:3.20 (read from its layout once)."""
+
+    layout: Path
+    manifest: str
+    manifest_size: int
+    layer: str
+    config: str
+    config_size: int
+
+
+@pytest.fixture(scope="module", autouse=True)
+def alpine(test_images: Path) -> type[Alpine]:
+    layout = test_images / "alpine-3.20"
+    Alpine.layout = layout
+    entry = json.loads((layout / "index.json").read_text())["manifests"][0]
+    Alpine.manifest, Alpine.manifest_size = entry["digest"], entry["size"]
+    manifest = json.loads(blob_bytes(Alpine.manifest))
+    Alpine.layer = manifest["layers"][0]["digest"]
+    Alpine.config = manifest["config"]["digest"]
+    Alpine.config_size = manifest["config"]["size"]
+    return Alpine
+
+
 def blob_bytes(digest: str) -> bytes:
-    return (ALPINE / "blobs" / "sha256" / digest.split(":", 1)[1]).read_bytes()
+    return (Alpine.layout / "blobs" / "sha256" / digest.split(":", 1)[1]).read_bytes()
 
 
 @pytest.fixture(autouse=True)
@@ -70,18 +90,18 @@ def make_client() -> Iterator[Callable[..., RegistryClient]]:
 def test_anonymous_head_and_get_by_tag_and_digest(registry: str, make_client: Callable[..., RegistryClient]) -> None:
     client = make_client()
     source, head = client.open(parse_reference(f"{registry}/library/alpine:3.20"))
-    assert head.digest == ALPINE_MANIFEST
+    assert head.digest == Alpine.manifest
     assert head.media_type == mt.OCI_MANIFEST
-    assert head.size == 480
+    assert head.size == Alpine.manifest_size
     assert str(source.ref) == f"{registry}/library/alpine:3.20"
     got = source.manifest("3.20")
-    assert got.digest == ALPINE_MANIFEST and got.media_type == mt.OCI_MANIFEST
-    assert hashlib.sha256(got.data).hexdigest() == ALPINE_MANIFEST.split(":")[1]
-    by_digest = source.manifest(ALPINE_MANIFEST)
+    assert got.digest == Alpine.manifest and got.media_type == mt.OCI_MANIFEST
+    assert hashlib.sha256(got.data).hexdigest() == Alpine.manifest.split(":")[1]
+    by_digest = source.manifest(Alpine.manifest)
     assert by_digest.data == got.data
-    source2, head2 = client.open(parse_reference(f"{registry}/library/alpine@{ALPINE_MANIFEST}"))
-    assert head2.digest == ALPINE_MANIFEST and source2.ref.digest == ALPINE_MANIFEST
-    config = source.read_blob(ALPINE_CONFIG, 10_000)
+    source2, head2 = client.open(parse_reference(f"{registry}/library/alpine@{Alpine.manifest}"))
+    assert head2.digest == Alpine.manifest and source2.ref.digest == Alpine.manifest
+    config = source.read_blob(Alpine.config, 10_000)
     assert json.loads(config)["rootfs"]["diff_ids"]
     # the multi-arch busybox index
     _, head3 = client.open(parse_reference(f"{registry}/library/busybox:latest"))
@@ -111,7 +131,7 @@ def test_digest_mismatch_on_manifest_by_digest(registry: str, make_client: Calla
     with pytest.raises(RegistryError):
         source.manifest("sha256:" + "0" * 64)    # unknown digest: 404
     with pytest.raises(DigestMismatch):
-        source.read_blob(ALPINE_CONFIG, 10)      # larger than allowed
+        source.read_blob(Alpine.config, 10)      # larger than allowed
 
 
 def test_mirror_for_docker_io(registry: str, isolated_env: Path, make_client: Callable[..., RegistryClient]) -> None:
@@ -124,7 +144,7 @@ location = "docker.io"
 location = "{registry}"
 ''')
     source, head = make_client().open(parse_reference("alpine:3.20"))
-    assert head.digest == ALPINE_MANIFEST
+    assert head.digest == Alpine.manifest
     assert source.endpoint.mirror and source.endpoint.host == registry
     assert source.endpoint.repository == "library/alpine"
     assert str(source.ref) == "docker.io/library/alpine:3.20"
@@ -134,11 +154,11 @@ location = "{registry}"
 # --- htpasswd (Basic) --------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def basic_registry(tmp_path_factory: pytest.TempPathFactory, shared_images: Path) -> Iterator[str]:
+def basic_registry(tmp_path_factory: pytest.TempPathFactory, test_images: Path) -> Iterator[str]:
     need("docker-registry", "skopeo", "htpasswd")
     handle = start_registry(tmp_path_factory.mktemp("basic-registry"), auth="htpasswd", users=USERS)
     try:
-        push_layout(handle.host, ALPINE, "3.20", "library/alpine:3.20", creds="alice:s3cret-pw")
+        push_layout(handle.host, Alpine.layout, "3.20", "library/alpine:3.20", creds="alice:s3cret-pw")
         yield handle.host
     finally:
         handle.stop()
@@ -153,9 +173,9 @@ def test_basic_auth(basic_registry: str, make_client: Callable[..., RegistryClie
         make_client(creds="alice:wrong").open(ref)
     assert "wrong" not in err.value.message and "wrong" not in (err.value.hint or "")
     source, head = make_client(creds="alice:s3cret-pw").open(ref)
-    assert head.digest == ALPINE_MANIFEST
-    assert source.manifest(ALPINE_MANIFEST).digest == ALPINE_MANIFEST
-    assert len(source.read_blob(ALPINE_CONFIG, 10_000)) == 438
+    assert head.digest == Alpine.manifest
+    assert source.manifest(Alpine.manifest).digest == Alpine.manifest
+    assert len(source.read_blob(Alpine.config, 10_000)) == Alpine.config_size
 
 
 def test_basic_auth_from_auth_file_and_login_check(basic_registry: str, isolated_env: Path,
@@ -166,19 +186,19 @@ def test_basic_auth_from_auth_file_and_login_check(basic_registry: str, isolated
         login_check(basic_registry, "alice", "nope", ClientSettings())
     auth.login(basic_registry, "alice", "s3cret-pw")
     _, head = make_client().open(parse_reference(f"{basic_registry}/library/alpine:3.20"))
-    assert head.digest == ALPINE_MANIFEST
+    assert head.digest == Alpine.manifest
 
 
 # --- token auth ------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def token_registry(tmp_path_factory: pytest.TempPathFactory, shared_images: Path) -> Iterator[tuple[str, TokenServer]]:
+def token_registry(tmp_path_factory: pytest.TempPathFactory, test_images: Path) -> Iterator[tuple[str, TokenServer]]:
     need("docker-registry", "skopeo", "openssl")
     tokens = TokenServer(tmp_path_factory.mktemp("token-server"), USERS)
     handle = start_registry(tmp_path_factory.mktemp("token-registry"), auth="token", token_realm=tokens.realm,
                             token_issuer_cert=tokens.cert)
     try:
-        push_layout(handle.host, ALPINE, "3.20", "library/alpine:3.20", creds="alice:s3cret-pw")
+        push_layout(handle.host, Alpine.layout, "3.20", "library/alpine:3.20", creds="alice:s3cret-pw")
         yield handle.host, tokens
     finally:
         handle.stop()
@@ -197,14 +217,14 @@ def test_token_auth(token_registry: tuple[str, TokenServer], make_client: Callab
     before = len(tokens.token_requests())
     client = make_client(creds="alice:s3cret-pw")
     source, head = client.open(ref)
-    assert head.digest == ALPINE_MANIFEST
+    assert head.digest == Alpine.manifest
     new = tokens.token_requests()[before:]
     assert len(new) == 1
     assert new[0].scopes == ["repository:library/alpine:pull"]
     assert new[0].account == "alice" and new[0].service == "rootlet-test-registry"
     source.manifest("3.20")
-    source.manifest(ALPINE_MANIFEST)
-    assert source.read_blob(ALPINE_CONFIG, 10_000)
+    source.manifest(Alpine.manifest)
+    assert source.read_blob(Alpine.config, 10_000)
     assert len(tokens.token_requests()) == before + 1, "the cached token must be reused"
 
 
@@ -215,7 +235,7 @@ def test_parallel_blob_fetches_share_one_client(token_registry: tuple[str, Token
     host, tokens = token_registry
     source, _ = make_client(creds="alice:s3cret-pw").open(parse_reference(f"{host}/library/alpine:3.20"))
     before = len(tokens.token_requests())
-    jobs = [(d, tmp_path / f"{i}.partial") for i, d in enumerate([ALPINE_LAYER, ALPINE_CONFIG] * 3)]
+    jobs = [(d, tmp_path / f"{i}.partial") for i, d in enumerate([Alpine.layer, Alpine.config] * 3)]
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(lambda j: source.fetch_blob(j[0], len(blob_bytes(j[0])), str(j[1])), jobs))
     for digest, partial in jobs:
@@ -234,12 +254,12 @@ def test_token_login_check(token_registry: tuple[str, TokenServer]) -> None:
 # --- TLS -------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def tls_registry(tmp_path_factory: pytest.TempPathFactory, shared_images: Path) -> Iterator[tuple[str, str]]:
+def tls_registry(tmp_path_factory: pytest.TempPathFactory, test_images: Path) -> Iterator[tuple[str, str]]:
     need("docker-registry", "skopeo", "openssl")
     ca, crt, key = make_ca_and_cert(tmp_path_factory.mktemp("tls"))
     handle = start_registry(tmp_path_factory.mktemp("tls-registry"), tls=(crt, key))
     try:
-        push_layout(handle.host, ALPINE, "3.20", "library/alpine:3.20")
+        push_layout(handle.host, Alpine.layout, "3.20", "library/alpine:3.20")
         yield handle.host, ca
     finally:
         handle.stop()
@@ -256,12 +276,12 @@ def test_tls_with_certs_d_ca(tls_registry: tuple[str, str], isolated_env: Path,
     certs.mkdir(parents=True)
     (certs / "ca.crt").write_bytes(Path(ca).read_bytes())
     source, head = make_client(tls_verify=True).open(ref)
-    assert head.digest == ALPINE_MANIFEST
-    assert source.read_blob(ALPINE_CONFIG, 10_000)
+    assert head.digest == Alpine.manifest
+    assert source.read_blob(Alpine.config, 10_000)
     # a loopback registry is insecure by default: unverified TLS works without the CA too
     os.unlink(certs / "ca.crt")
     _, head = make_client().open(ref)
-    assert head.digest == ALPINE_MANIFEST
+    assert head.digest == Alpine.manifest
 
 
 # --- blob downloads --------------------------------------------------------------------------------
@@ -272,40 +292,40 @@ def _source(client: RegistryClient, host: str) -> Source:
 
 
 def test_fetch_blob_resumes_partial(registry: str, tmp_path: Path, make_client: Callable[..., RegistryClient]) -> None:
-    data = blob_bytes(ALPINE_LAYER)
+    data = blob_bytes(Alpine.layer)
     partial = tmp_path / "layer.partial"
     partial.write_bytes(data[: len(data) // 2])
     seen: list[int] = []
-    _source(make_client(), registry).fetch_blob(ALPINE_LAYER, len(data), str(partial), seen.append)
+    _source(make_client(), registry).fetch_blob(Alpine.layer, len(data), str(partial), seen.append)
     assert partial.read_bytes() == data
     assert sum(seen) == len(data)
     # a complete, correct partial needs no request at all
-    _source(make_client(), registry).fetch_blob(ALPINE_LAYER, len(data), str(partial))
+    _source(make_client(), registry).fetch_blob(Alpine.layer, len(data), str(partial))
     assert partial.read_bytes() == data
 
 
 def test_fetch_blob_corrupt_partial(registry: str, tmp_path: Path, make_client: Callable[..., RegistryClient]) -> None:
-    data = blob_bytes(ALPINE_LAYER)
+    data = blob_bytes(Alpine.layer)
     partial = tmp_path / "layer.partial"
     partial.write_bytes(b"\0" * 100 + data[100: len(data) // 2])
     with pytest.raises(DigestMismatch) as err:
-        _source(make_client(), registry).fetch_blob(ALPINE_LAYER, len(data), str(partial))
-    assert ALPINE_LAYER in err.value.message and registry in err.value.message
+        _source(make_client(), registry).fetch_blob(Alpine.layer, len(data), str(partial))
+    assert Alpine.layer in err.value.message and registry in err.value.message
     assert not partial.exists()
 
 
 def test_fetch_blob_survives_dropped_connection(registry: str, tmp_path: Path,
                                                 make_client: Callable[..., RegistryClient]) -> None:
-    data = blob_bytes(ALPINE_LAYER)
+    data = blob_bytes(Alpine.layer)
     proxy = FaultProxy(registry, "cut", after=300_000, times=1)
     try:
         partial = tmp_path / "layer.partial"
         seen: list[int] = []
-        _source(make_client(), proxy.host).fetch_blob(ALPINE_LAYER, len(data), str(partial), seen.append)
+        _source(make_client(), proxy.host).fetch_blob(Alpine.layer, len(data), str(partial), seen.append)
         assert partial.read_bytes() == data
         assert proxy.damaged == 1
         assert sum(seen) == len(data)
-        blob_gets = [r for r in proxy.requests if r.startswith("GET ") and ALPINE_LAYER in r.split("\r\n")[0]]
+        blob_gets = [r for r in proxy.requests if r.startswith("GET ") and Alpine.layer in r.split("\r\n")[0]]
         assert len(blob_gets) == 2
         assert "range: bytes=" in blob_gets[1].lower() and "range:" not in blob_gets[0].lower()
     finally:
@@ -314,13 +334,13 @@ def test_fetch_blob_survives_dropped_connection(registry: str, tmp_path: Path,
 
 def test_fetch_blob_detects_flipped_byte(registry: str, tmp_path: Path,
                                          make_client: Callable[..., RegistryClient]) -> None:
-    data = blob_bytes(ALPINE_LAYER)
+    data = blob_bytes(Alpine.layer)
     proxy = FaultProxy(registry, "flip", after=1000)
     try:
         partial = tmp_path / "layer.partial"
         with pytest.raises(DigestMismatch) as err:
-            _source(make_client(), proxy.host).fetch_blob(ALPINE_LAYER, len(data), str(partial))
-        assert f"expected {ALPINE_LAYER}" in err.value.message
+            _source(make_client(), proxy.host).fetch_blob(Alpine.layer, len(data), str(partial))
+        assert f"expected {Alpine.layer}" in err.value.message
         assert not partial.exists()
         assert proxy.damaged >= 1
     finally:
@@ -331,7 +351,7 @@ def test_fetch_blob_never_keeps_more_than_size(registry: str, tmp_path: Path,
                                                make_client: Callable[..., RegistryClient]) -> None:
     partial = tmp_path / "layer.partial"
     with pytest.raises(DigestMismatch):
-        _source(make_client(), registry).fetch_blob(ALPINE_LAYER, 1000, str(partial))
+        _source(make_client(), registry).fetch_blob(Alpine.layer, 1000, str(partial))
     assert not partial.exists()
 
 
@@ -377,7 +397,7 @@ def test_credentials_never_follow_a_redirect_elsewhere(registry: str, make_clien
         client = make_client(creds="alice:s3cret-pw")
         source = Source(client, parse_reference(f"{front}/library/alpine:3.20"),
                         Endpoint(front, "library/alpine", insecure=True, mirror=False))
-        assert len(source.read_blob(ALPINE_CONFIG, 10_000)) == 438
+        assert len(source.read_blob(Alpine.config, 10_000)) == Alpine.config_size
         assert good in seen_auth
         assert cdn.requests and not any("authorization:" in r.lower() for r in cdn.requests)
     finally:

@@ -124,9 +124,9 @@ def busybox_members(busybox: str = "/bin/busybox", applets: tuple[str, ...] = (
     return members
 
 
-def alpine_rootfs_tar(shared_images: Path) -> bytes:
+def alpine_rootfs_tar(test_images: Path) -> bytes:
     """The uncompressed Alpine 3.20 root filesystem tar from ../shared/images."""
-    layout = shared_images / "alpine-3.20"
+    layout = test_images / "alpine-3.20"
     index = json.loads((layout / "index.json").read_text())
     man = json.loads((layout / "blobs" / "sha256" / index["manifests"][0]["digest"][7:]).read_text())
     blob = layout / "blobs" / "sha256" / man["layers"][0]["digest"][7:]

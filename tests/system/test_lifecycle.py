@@ -49,10 +49,10 @@ OTHER_BOOT = "00000000-0000-4000-8000-000000000000"
 # --- images -----------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def stop_signal_image(registry: str, shared_images: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+def stop_signal_image(registry: str, test_images: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
     """busybox:musl published again with ``StopSignal: SIGUSR2`` in its config (real bytes, real digests)."""
     need("skopeo")
-    src = shared_images / "busybox-musl"
+    src = test_images / "busybox-musl"
     out = tmp_path_factory.mktemp("stopsig-layout")
     blobs = out / "blobs" / "sha256"
     blobs.mkdir(parents=True)

@@ -37,8 +37,8 @@ def test_every_layer_compression_pulls_and_verifies(rootlet: RunRootlet, registr
 
 
 def test_multi_layer_image_stores_whiteouts_for_the_overlay(rootlet: RunRootlet, registry: str, tmp_path: Path,
-                                                           store_root: Path, shared_images: Path) -> None:
-    base = L.alpine_rootfs_tar(shared_images)
+                                                           store_root: Path, test_images: Path) -> None:
+    base = L.alpine_rootfs_tar(test_images)
     top = L.tar_bytes([L.file("etc/.wh.motd"), L.directory("var/cache/"), L.file("var/cache/.wh..wh..opq"),
                        L.file("var/cache/new", b"x"), L.file("tmp/implied", b"y")])
     ref = _push(tmp_path, registry, "test/multi:1", [(base, "gzip"), (top, "gzip")])

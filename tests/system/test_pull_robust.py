@@ -109,7 +109,7 @@ def test_pull_killed_midway_is_completed_by_the_next_pull(rootlet: RunRootlet, r
 
 
 def test_pull_killed_while_unpacking_leaves_no_half_layer(rootlet: RunRootlet, rootlet_env: dict[str, str],
-                                                          registry: str, store_root: Path, shared_images: Path,
+                                                          registry: str, store_root: Path, test_images: Path,
                                                           tmp_path: Path) -> None:
     # Many small files make unpacking take long enough to interrupt.
     members = [L.directory("many/")] + [L.file(f"many/f{i:05d}", b"x" * 100) for i in range(8000)]

@@ -44,7 +44,7 @@ OVERLAYS = ("kernel", "fuse")
 # --- images -------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def whiteout_image(registry: str, shared_images: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+def whiteout_image(registry: str, test_images: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A 3-layer image: Alpine's rootfs; /a/file, /a/other, /b/dir/x, /b/old, /c/sub/y, /keep; then a
     layer that whites out /a/file and the directory /c and makes /b opaque, adding /b/new."""
     need("skopeo")
@@ -61,7 +61,7 @@ def whiteout_image(registry: str, shared_images: Path, tmp_path_factory: pytest.
         layouts.file(".wh.c"),
     ]
     out = layouts.layout_dir(tmp_path_factory.mktemp("whiteouts"), "layout")
-    layouts.write_layout(out, [(layouts.alpine_rootfs_tar(shared_images), "gzip"),
+    layouts.write_layout(out, [(layouts.alpine_rootfs_tar(test_images), "gzip"),
                                (layouts.tar_bytes(base), "gzip"), (layouts.tar_bytes(top), "gzip")], ref="latest")
     repo = f"flags/whiteouts-{uuid.uuid4().hex[:8]}:latest"
     push_layout(registry, out, "latest", repo)
@@ -671,22 +671,34 @@ def _zombies(rootlet: RunRootlet, cid: str) -> list[str]:
     return [ln for ln in ps.splitlines()[1:] if ln.lstrip().startswith("Z")]
 
 
+def _orphan_gone(rootlet: RunRootlet, cid: str) -> bool:
+    """Neither the orphan (``sleep 1``) nor a zombie is left in the container."""
+    ps = rootlet("exec", cid, "ps", "-o", "stat,args").stdout
+    rows = ps.splitlines()[1:]
+    return bool(ps) and not any(r.lstrip().startswith("Z") or r.split(None, 1)[-1] == "sleep 1" for r in rows)
+
+
 def test_init_is_pid1_and_reaps_orphaned_zombies(rootlet: RunRootlet, alpine: str) -> None:
     """An orphan that exits is reparented to PID 1. Without --init PID 1 is `sleep`, which never
-    reaps it (the control: a zombie stays); with --init the init is PID 1 and reaps it."""
+    reaps it (the control: a zombie stays); with --init the init is PID 1 and reaps it.
+
+    The orphan ends a second later, when PID 1 is surely `sleep` already: ending while PID 1 was
+    still the shell, it could be reaped by the shell's wait for its subshell, and the control
+    would see no zombie."""
     for init in (False, True):
         started = rootlet("run", "-d", *(["--init"] if init else []), alpine, "sh", "-c",
-                          "(sleep 0 &); exec sleep 1000")
+                          "(sleep 1 &); exec sleep 1000")
         assert started.returncode == 0, started.stderr
         cid = started.stdout.strip()
         try:
             pid1 = rootlet("exec", cid, "cat", "/proc/1/comm").stdout.strip()
             if init:
                 assert pid1 == "rootlet-init", pid1
-                wait_for("the orphan to be reaped", lambda: not _zombies(rootlet, cid), timeout=5, interval=0.1)
+                wait_for("the orphan to end and be reaped", lambda: _orphan_gone(rootlet, cid), timeout=10,
+                         interval=0.1)
             else:
                 assert pid1 == "sleep"
-                wait_for("the orphan zombie (control)", lambda: _zombies(rootlet, cid), timeout=5, interval=0.1)
+                wait_for("the orphan zombie (control)", lambda: _zombies(rootlet, cid), timeout=10, interval=0.1)
         finally:
             rootlet("rm", "-f", cid)
 
@@ -769,16 +781,16 @@ def _release(rootlet: RunRootlet, ref: str, policy: str) -> str:
     return proc.stdout.strip().rsplit(".", 1)[0]
 
 
-def test_pull_policies(rootlet: RunRootlet, registry: str, shared_images: Path) -> None:
+def test_pull_policies(rootlet: RunRootlet, registry: str, test_images: Path) -> None:
     repo = f"flags/policy-{uuid.uuid4().hex[:8]}:moving"
     ref = f"{registry}/{repo}"
-    push_layout(registry, shared_images / "alpine-3.19", "3.19", repo)
+    push_layout(registry, test_images / "alpine-3.19", "3.19", repo)
     assert _release(rootlet, ref, "missing") == "3.19"             # pulled: it was missing
-    push_layout(registry, shared_images / "alpine-3.20", "3.20", repo)
+    push_layout(registry, test_images / "alpine-3.20", "3.20", repo)
     assert _release(rootlet, ref, "missing") == "3.19"             # present: not pulled again
     assert _release(rootlet, ref, "never") == "3.19"
     assert _release(rootlet, ref, "newer") == "3.20"               # the registry has a newer one
-    push_layout(registry, shared_images / "alpine-3.19", "3.19", repo)
+    push_layout(registry, test_images / "alpine-3.19", "3.19", repo)
     assert _release(rootlet, ref, "always") == "3.19"
 
 

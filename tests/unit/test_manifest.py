@@ -1,4 +1,5 @@
-"""Manifest parsing and platform selection on real documents (the busybox index from Docker Hub)."""
+"""Manifest parsing and platform selection on real documents: the test images' index of indexes, and
+the real Docker Hub layouts of ../shared when they are there."""
 
 import json
 from pathlib import Path
@@ -15,8 +16,8 @@ def _blob(layout: Path, digest: str) -> bytes:
     return (layout / "blobs" / "sha256" / digest.split(":", 1)[1]).read_bytes()
 
 
-def _busybox_index(shared_images: Path) -> ImageIndex:
-    layout = shared_images / "busybox"
+def _busybox_index(test_images: Path) -> ImageIndex:
+    layout = test_images / "busybox"
     outer = json.loads((layout / "index.json").read_text())
     entry = outer["manifests"][0]
     doc = parse_manifest(_blob(layout, entry["digest"]), entry["mediaType"])
@@ -24,27 +25,27 @@ def _busybox_index(shared_images: Path) -> ImageIndex:
     return doc
 
 
-def test_busybox_index_offers_amd64_and_arm64(shared_images: Path) -> None:
-    index = _busybox_index(shared_images)
+def test_busybox_index_offers_amd64_and_arm64(test_images: Path) -> None:
+    index = _busybox_index(test_images)
     names = {str(p) for p in index.platforms()}
     assert "linux/amd64" in names
     assert "linux/arm64/v8" in names
 
 
 @pytest.mark.parametrize("wanted", ["linux/arm64", "linux/arm64/v8", "linux/aarch64"])
-def test_arm64_selection_accepts_variant_aliases(shared_images: Path, wanted: str) -> None:
-    chosen = _busybox_index(shared_images).select(Platform.parse(wanted))
+def test_arm64_selection_accepts_variant_aliases(test_images: Path, wanted: str) -> None:
+    chosen = _busybox_index(test_images).select(Platform.parse(wanted))
     assert chosen.platform is not None and chosen.platform.architecture == "arm64"
 
 
-def test_missing_platform_names_the_available_ones(shared_images: Path) -> None:
+def test_missing_platform_names_the_available_ones(test_images: Path) -> None:
     with pytest.raises(PlatformNotFound) as info:
-        _busybox_index(shared_images).select(Platform.parse("linux/s390x"))
+        _busybox_index(test_images).select(Platform.parse("linux/s390x"))
     assert "linux/amd64" in info.value.message and "--platform" in (info.value.hint or "")
 
 
-def test_image_manifest_and_config_parse(shared_images: Path) -> None:
-    layout = shared_images / "alpine-3.20"
+def test_image_manifest_and_config_parse(test_images: Path) -> None:
+    layout = test_images / "alpine-3.20"
     entry = json.loads((layout / "index.json").read_text())["manifests"][0]
     manifest = parse_manifest(_blob(layout, entry["digest"]), entry["mediaType"])
     assert isinstance(manifest, ImageManifest)
@@ -79,3 +80,16 @@ def test_chain_ids_follow_the_image_spec() -> None:
 def test_bad_platform_strings_are_usage_errors(text: str) -> None:
     with pytest.raises(UsageError):
         Platform.parse(text)
+
+
+@pytest.mark.parametrize("layout", ["busybox", "busybox-musl", "alpine-3.19", "alpine-3.20"])
+def test_the_real_docker_hub_layouts_parse(real_images: Path, layout: str) -> None:
+    """The same parsers on the real images of ../shared (Docker Hub's bytes, attestations and all)."""
+    root = real_images / layout
+    entry = json.loads((root / "index.json").read_text())["manifests"][0]
+    doc = parse_manifest(_blob(root, entry["digest"]), entry["mediaType"])
+    if isinstance(doc, ImageIndex):
+        chosen = doc.select(Platform.parse("linux/amd64"))
+        doc = parse_manifest(_blob(root, chosen.digest), chosen.media_type)
+    assert isinstance(doc, ImageManifest) and doc.layers
+    assert parse_config(_blob(root, doc.config.digest)).diff_ids
