@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, List, Optional
 import typer
 
 from rootlet.cli.context import AppContext
-from rootlet.cli.render import (ago, describe_status, dump_json, out, ports_text, print_docs, raise_collected,
-                                table)
+from rootlet.cli.render import (ago, describe_status, dump_json, err, out, ports_text, print_docs,
+                                raise_collected, table)
 from rootlet.registry.errors import UsageError
 
 if TYPE_CHECKING:
@@ -23,8 +23,11 @@ if TYPE_CHECKING:
 
 
 def _report(results: list[ContainerResult], show: bool = True) -> None:
-    """Print the name of each container the verb succeeded for; raise the failures at the end."""
+    """Print the name of each container the verb succeeded for (its warnings on stderr); raise
+    the failures at the end."""
     for r in results:
+        for warning in r.warnings:
+            err(f"Warning: {warning}")
         if r.error is None and show:
             out(r.name)
     raise_collected([r.error for r in results if r.error is not None])

@@ -133,8 +133,8 @@ class ContainerVerbs:
         if opts.timeout is not None and opts.timeout < 0:
             raise UsageError("--time must not be negative")
         names = self._all_or(opts.names, opts.all, running_only=True)
-        return self._each(names, lambda cid: stop_container(self.images_store, cid, timeout=opts.timeout),
-                          empty_ok=opts.all)
+        return self._each(names, lambda cid, notes: stop_container(self.images_store, cid, timeout=opts.timeout,
+                                                                   notes=notes), empty_ok=opts.all, notes=True)
 
     def kill(self, opts: KillOptions) -> list[ContainerResult]:
         """Send a signal (name or number) to running containers."""
@@ -163,11 +163,11 @@ class ContainerVerbs:
         from rootlet.runtime.lifecycle.monitor import start_detached
         from rootlet.runtime.lifecycle.stop import stop_container
 
-        def one(cid: str) -> None:
-            stop_container(self.images_store, cid, timeout=opts.timeout)
+        def one(cid: str, notes: list[str]) -> None:
+            stop_container(self.images_store, cid, timeout=opts.timeout, notes=notes)
             start_detached(self.images_store, cid)
 
-        return self._each(opts.names, one)
+        return self._each(opts.names, one, notes=True)
 
     def rename(self, opts: RenameOptions) -> None:
         containers = self.containers
@@ -276,19 +276,22 @@ class ContainerVerbs:
             raise UsageError("--all and container names cannot be combined")
         return tuple(s.id for s in self.ps(PsOptions(all=not running_only)))
 
-    def _each(self, names: tuple[str, ...], action: Callable[[str], object], code: bool = False,
-              empty_ok: bool = False) -> list[ContainerResult]:
-        """Apply ``action`` to each named container; one result per name, failures included."""
+    def _each(self, names: tuple[str, ...], action: Callable[..., object], code: bool = False,
+              empty_ok: bool = False, notes: bool = False) -> list[ContainerResult]:
+        """Apply ``action`` to each named container; one result per name, failures included. With
+        ``notes`` the action also gets a list to put warnings in."""
         if not names and not empty_ok:
             raise UsageError("give at least one container name or id")
         containers = self.containers
         results = []
         for name in names:
             cid = ""
+            warnings: list[str] = []
             try:
                 cid = containers.resolve(name)
-                value = action(cid)
-                results.append(ContainerResult(name, cid, exit_code=value if code else None))  # type: ignore[arg-type]
+                value = action(cid, warnings) if notes else action(cid)
+                results.append(ContainerResult(name, cid, exit_code=value if code else None,  # type: ignore[arg-type]
+                                               warnings=warnings))
             except RootletError as exc:
-                results.append(ContainerResult(name, cid, error=exc))
+                results.append(ContainerResult(name, cid, error=exc, warnings=warnings))
         return results

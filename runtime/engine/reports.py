@@ -26,13 +26,14 @@ class ContainerResult(Record):
 
     ``name`` is what the caller gave (or the id, for ``--all``); ``id`` is empty when the name did
     not resolve; ``error`` is set when the verb failed for this container; ``exit_code`` is the
-    container's for ``wait``.
+    container's for ``wait``; ``warnings`` are what the user should be told although it worked.
     """
 
     name: str
     id: str = ""
     error: RootletError | None = None
     exit_code: int | None = None
+    warnings: list[str] = []
 
 
 class ContainerSummary(Record):

@@ -91,11 +91,13 @@ def wait_recorded(containers: ContainerStore, cid: str, timeout: float = RECORD_
         delay = min(delay * 2, 0.05)
 
 
-def stop_container(store: ImageStore, cid: str, timeout: float | None = None, sig: int | None = None) -> ContainerState:
+def stop_container(store: ImageStore, cid: str, timeout: float | None = None, sig: int | None = None,
+                   notes: list[str] | None = None) -> ContainerState:
     """Stop a running container: its StopSignal, then SIGKILL after ``timeout`` seconds.
 
     The container is marked so its monitor does not restart it. Stopping a container that is
-    not running is not an error (docker's behaviour).
+    not running is not an error (docker's behaviour). ``notes`` receives what the user should be
+    told (the stop signal did not stop it and SIGKILL did, as podman says).
     """
     containers = ContainerStore(store)
     cfg = containers.config(cid)
@@ -111,9 +113,19 @@ def stop_container(store: ImageStore, cid: str, timeout: float | None = None, si
     if timeout > 0 and kill_checked(state.pid, state.pid_start, stop_sig):
         _wait_pid_gone(state.pid, state.pid_start, timeout)
     if same_process(state.pid, state.pid_start):
+        if timeout > 0 and notes is not None:
+            notes.append(f"StopSignal {_signal_name(stop_sig)} failed to stop container {cfg.name} in "
+                         f"{timeout:g} seconds, resorting to SIGKILL")
         kill_checked(state.pid, state.pid_start, signal.SIGKILL)
         _wait_pid_gone(state.pid, state.pid_start, 5.0)
     return wait_recorded(containers, cid)
+
+
+def _signal_name(num: int) -> str:
+    try:
+        return signal.Signals(num).name
+    except ValueError:
+        return str(num)
 
 
 def kill_container(store: ImageStore, cid: str, sig: int) -> None:
