@@ -45,7 +45,7 @@ def start(
 
     app: AppContext = ctx.obj
     results = app.engine().start(StartOptions(tuple(names or ()), attach=attach, interactive=interactive,
-                                              sig_proxy=sig_proxy))
+                                              sig_proxy=sig_proxy), notify=err)
     if attach or interactive:
         raise typer.Exit(results[0].exit_code or 0)
     _report(results)

@@ -103,6 +103,11 @@ def build_options(argv: list[str], command: str = "run"):  # -> (RunOptions, qui
     return opts, bool(p.quiet)
 
 
+def _notice(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
 def run_command(root: str, argv: list[str], command: str = "run") -> int:
     """``rootlet run`` / ``rootlet create``: the container's exit code, or 0 after printing the id
     of a detached or created container (failures raise RootletError → 125)."""
@@ -118,7 +123,7 @@ def run_command(root: str, argv: list[str], command: str = "run") -> int:
         if command == "create":
             sys.stdout.write(engine.create(opts, progress).id + "\n")
             return 0
-        result = engine.run(opts, progress)
+        result = engine.run(opts, progress, notify=_notice)
     if isinstance(result, int):
         return result
     sys.stdout.write(result.id + "\n")

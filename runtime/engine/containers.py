@@ -51,11 +51,13 @@ class ContainerVerbs:
         cfg = create_container(self.images_store, opts, prepared, image, opts.overlay or self.overlay)
         return CreateReport(cfg.id, cfg.name)
 
-    def run(self, opts: RunOptions, progress: PullProgress | None = None) -> CreateReport | int:
+    def run(self, opts: RunOptions, progress: PullProgress | None = None,
+            notify: Callable[[str], None] | None = None) -> CreateReport | int:
         """Create a container and run it: with ``detach`` under a monitor (returns its
         ``CreateReport`` once it runs), else in the foreground attached to this process's stdio
         (returns its exit code, docker's rules: 125 rootlet, 126/127 the command, 128+N a signal).
-        ``rm`` removes it at the end, also when it fails to start."""
+        ``rm`` removes it at the end, also when it fails to start. ``notify`` receives one-line notices
+        for the user while a foreground container runs (a second Ctrl-C stops it)."""
         created = self.create(opts, progress)
         cid = created.id
         try:
@@ -67,7 +69,7 @@ class ContainerVerbs:
             from rootlet.runtime.lifecycle.foreground import run_foreground
 
             return run_foreground(self.images_store, cid, interactive=opts.interactive, sig_proxy=opts.sig_proxy,
-                                  keep_log=not opts.rm)
+                                  keep_log=not opts.rm, notify=notify)
         except BaseException:
             if opts.rm and opts.detach:  # it never ran: nothing is left to remove it
                 self._remove_quietly(cid)
@@ -111,16 +113,18 @@ class ContainerVerbs:
 
     # --- lifecycle ------------------------------------------------------------------------------
 
-    def start(self, opts: StartOptions) -> list[ContainerResult]:
+    def start(self, opts: StartOptions, notify: Callable[[str], None] | None = None) -> list[ContainerResult]:
         """Start containers in the background (a running one is left as it is), or with ``attach``
-        one container in the foreground: its result then carries the exit code."""
+        one container in the foreground: its result then carries the exit code (``notify`` as for
+        ``run``)."""
         if opts.attach or opts.interactive:
             if len(opts.names) != 1:
                 raise UsageError("start -a/-i takes exactly one container")
             from rootlet.runtime.lifecycle.foreground import run_foreground
 
             cid = self.containers.resolve(opts.names[0])
-            code = run_foreground(self.images_store, cid, interactive=opts.interactive, sig_proxy=opts.sig_proxy)
+            code = run_foreground(self.images_store, cid, interactive=opts.interactive, sig_proxy=opts.sig_proxy,
+                                  notify=notify)
             return [ContainerResult(opts.names[0], cid, exit_code=code)]
         from rootlet.runtime.lifecycle.monitor import start_detached
 

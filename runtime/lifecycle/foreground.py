@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import time
+from collections.abc import Callable
 
 from rootlet.registry.errors import ContainerStateError
 from rootlet.registry.store import ImageStore
@@ -24,15 +26,24 @@ if TYPE_CHECKING:
 
 #: Signals a foreground container receives from us (``--sig-proxy``, on by default).
 PROXIED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+#: A second Ctrl-C this soon after the first stops the container; a third kills it.
+DOUBLE_PRESS = 5.0
+#: How long a container stopped by a second Ctrl-C gets before SIGKILL.
+CTRL_C_GRACE = 5.0
 
 
-def run_foreground(store: ImageStore, cid: str, *, interactive: bool, sig_proxy: bool, keep_log: bool = True) -> int:
+def run_foreground(store: ImageStore, cid: str, *, interactive: bool, sig_proxy: bool, keep_log: bool = True,
+                   notify: Callable[[str], None] | None = None) -> int:
     """Start created container ``cid``, relay its stdio to ours, and wait for it; its exit code.
 
     The container gets pipes (or, with ``-t``, a pty) that this process copies to and from its own
     stdin, stdout and stderr: never our descriptors themselves. With ``keep_log`` (a container that
     outlives the run: not ``--rm``) its output also goes into its log, as docker does, so
     ``rootlet logs`` shows a foreground run too; it is written through at once, nothing held back.
+
+    Ctrl-C is forwarded to the container (a PID 1 without a handler ignores it, as in docker); a
+    second one within a few seconds stops the container, its stop signal then SIGKILL after a short
+    grace, and a third kills it at once: ``notify`` tells the user so, in one line.
     """
     containers = ContainerStore(store)
     cfg = containers.config(cid)
@@ -47,13 +58,33 @@ def run_foreground(store: ImageStore, cid: str, *, interactive: bool, sig_proxy:
     started: Launched | None = None
     # Signals are proxied from before the container exists: one that arrives while it starts is
     # delivered once it runs, instead of killing us half-way (default action).
-    holder: dict[str, Any] = {"pending": []}
+    holder: dict[str, Any] = {"pending": [], "interrupts": []}
+
+    def kill(_sig: int, _frame: object) -> None:
+        if "proc" in holder:
+            holder["proc"].signal(signal.SIGKILL)
 
     def proxy(sig: int, _frame: object) -> None:
-        if "proc" in holder:
-            holder["proc"].signal(sig)
-        else:
+        if "proc" not in holder:
             holder["pending"].append(sig)
+            return
+        proc = holder["proc"]
+        if sig == signal.SIGINT:
+            now = time.monotonic()
+            presses = [t for t in holder["interrupts"] if now - t < DOUBLE_PRESS] + [now]
+            holder["interrupts"] = presses
+            if len(presses) == 2:
+                if notify is not None:
+                    notify(f"Stopping {cfg.name}: {_signal_name(cfg.stop_signal)} now, SIGKILL in "
+                           f"{CTRL_C_GRACE:g} seconds (press Ctrl-C again to kill it now)")
+                proc.signal(cfg.stop_signal)
+                old_handlers.setdefault(signal.SIGALRM, signal.signal(signal.SIGALRM, kill))
+                signal.setitimer(signal.ITIMER_REAL, CTRL_C_GRACE)
+                return
+            if len(presses) > 2:
+                proc.signal(signal.SIGKILL)
+                return
+        proc.signal(sig)
 
     try:
         with containers.starting(cid):
@@ -89,6 +120,8 @@ def run_foreground(store: ImageStore, cid: str, *, interactive: bool, sig_proxy:
         record_exit(containers, cid, code)
         return code
     finally:
+        if signal.SIGALRM in old_handlers:
+            signal.setitimer(signal.ITIMER_REAL, 0)
         for sig, handler in old_handlers.items():
             signal.signal(sig, handler)
         if pipes is not None:
@@ -101,3 +134,10 @@ def run_foreground(store: ImageStore, cid: str, *, interactive: bool, sig_proxy:
                 started.proc.signal(signal.SIGKILL)
                 with contextlib.suppress(Exception):
                     record_exit(containers, cid, started.proc.wait())
+
+
+def _signal_name(num: int) -> str:
+    try:
+        return signal.Signals(num).name
+    except ValueError:
+        return str(num)

@@ -111,6 +111,9 @@ class Procs:
             full_env.update(env)
         kwargs.setdefault("stdout", subprocess.PIPE)
         kwargs.setdefault("stderr", subprocess.PIPE)
+        # Ctrl-C as a terminal delivers it: to a process that has the default disposition (a test
+        # run started in the background by a shell would otherwise pass SIGINT down ignored).
+        kwargs.setdefault("preexec_fn", lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         proc = subprocess.Popen(rootlet_command() + list(args), env=full_env, **kwargs)
         self.popens.append(proc)
         return proc
@@ -518,6 +521,33 @@ def test_nothing_left_after_ctrl_c(procs: Procs, alpine: str, store_root: Path, 
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
+    assert_nothing_left(store_root, cid, snapshot)
+
+
+def test_a_second_ctrl_c_stops_the_container_and_a_third_kills_it(procs: Procs, alpine: str,
+                                                                    store_root: Path) -> None:
+    """The first Ctrl-C goes to the container, which decides what it means; a second one stops it
+    (its stop signal, SIGKILL after a grace) and says so; a third kills it at once."""
+    trap = ("sh", "-c", "trap 'echo INT' INT; trap 'exit 3' TERM; while :; do sleep 0.1; done")
+    proc, _, cid, snapshot = start_sleeper(procs, store_root, alpine, argv=trap, start_new_session=True)
+    os.killpg(proc.pid, signal.SIGINT)
+    assert select.select([proc.stdout], [], [], 10)[0], "the container's INT trap did not run"
+    assert proc.stdout.readline() == b"INT\n"             # proxied: its INT trap ran, and it goes on
+    assert proc.poll() is None
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 3, err                      # its TERM trap ran: stopped gracefully
+    assert out == b"", out
+    assert "press Ctrl-C again" in err.decode() and len(err.decode().splitlines()) == 1, err
+    assert_nothing_left(store_root, cid, snapshot)
+
+    proc, _, cid, snapshot = start_sleeper(procs, store_root, alpine, start_new_session=True)  # ignores TERM
+    started = time.monotonic()
+    for _ in range(3):
+        os.killpg(proc.pid, signal.SIGINT)
+        time.sleep(0.2)
+    proc.communicate(timeout=30)
+    assert proc.returncode == 137 and time.monotonic() - started < 4  # killed at once, not after the grace
     assert_nothing_left(store_root, cid, snapshot)
 
 
