@@ -162,10 +162,9 @@ def _host_home() -> str:
         return "/"
 
 
-def _write_keep_id_db(etc: str, lowers: tuple[str, ...], home: str) -> None:
-    """/etc/passwd and /etc/group with an entry for our own user, as podman writes for keep-id,
-    so that ``id``, ``whoami`` and programs that look up $HOME know the user. The image's file is
-    copied as a stream (resolved inside the image: ``imagefiles``), our entry appended."""
+def _keep_id_entries(home: str) -> dict[str, tuple[str, str]]:
+    """The passwd and group entries podman writes for keep-id: our own user and group, so that
+    ``id``, ``whoami`` and programs that look up $HOME know the user."""
     import pwd
 
     uid, gid = os.getuid(), os.getgid()
@@ -173,18 +172,41 @@ def _write_keep_id_db(etc: str, lowers: tuple[str, ...], home: str) -> None:
         name = pwd.getpwuid(uid).pw_name
     except KeyError:
         name = os.environ.get("USER") or f"user{uid}"
-    for db, line, wanted in (("passwd", f"{name}:*:{uid}:{gid}:{name}:{home}:/bin/sh", str(uid)),
-                             ("group", f"{name}:x:{gid}:", str(gid))):
+    return {"passwd": (str(uid), f"{name}:*:{uid}:{gid}:{name}:{home}:/bin/sh"),
+            "group": (str(gid), f"{name}:x:{gid}:")}
+
+
+def _numeric_user_entries(user: str) -> dict[str, tuple[str, str]]:
+    """Entries for a numeric ``--user`` that the image may not know, as podman adds them: the uid
+    as a "container user" (its group the one given, else 0) and a numeric group given explicitly,
+    so that ``id`` and ``whoami`` work. Added by ``_write_user_db`` only when the image lacks them."""
+    name, _, group = user.partition(":")
+    entries: dict[str, tuple[str, str]] = {}
+    if name.isdigit():
+        gid = group if group.isdigit() else "0"
+        entries["passwd"] = (name, f"{name}:*:{name}:{gid}:container user:/:/bin/sh")
+    if group.isdigit():
+        entries["group"] = (group, f"{group}:x:{group}:{name}")
+    return entries
+
+
+def _write_user_db(etc: str, lowers: tuple[str, ...], entries: dict[str, tuple[str, str]]) -> list[str]:
+    """Write the container's own /etc/passwd and /etc/group for ``entries`` ({db: (id, line)}):
+    the image's file, copied as a stream (resolved inside the image: ``imagefiles``), with the line
+    appended when no entry of the image has that id. Only files that need a line are written; the
+    names of those are returned (they are bind-mounted over the image's)."""
+    written = []
+    for db, (wanted, line) in entries.items():
+        if any(len(f) > 2 and f[2] == wanted for f in (row.split(":") for row in layered_lines(lowers, f"/etc/{db}"))):
+            continue
         path = os.path.join(etc, db)
-        present = False
         with open(path, "w", encoding="utf-8", errors="replace") as out:
             os.fchmod(out.fileno(), 0o644)
             for row in layered_lines(lowers, f"/etc/{db}"):
-                fields = row.split(":")
-                present = present or (len(fields) > 2 and fields[2] == wanted)
                 out.write(row + "\n")
-            if not present:
-                out.write(line + "\n")
+            out.write(line + "\n")
+        written.append(db)
+    return written
 
 
 def create_container(store: ImageStore, opts: RunOptions, prepared: Prepared, image: ImageRecord,
@@ -230,11 +252,9 @@ def create_container(store: ImageStore, opts: RunOptions, prepared: Prepared, im
     try:
         hostname = opts.hostname or cid[:12]
         etc = containers.path(cid, "etc")
-        if keep_id:
-            _write_keep_id_db(etc, lowers, home or "/")
+        _write_user_db(etc, lowers, _keep_id_entries(home or "/") if keep_id else _numeric_user_entries(user))
         if prepared.seccomp_profile is not None:
             atomic_write(containers.path(cid, "seccomp.json"), prepared.seccomp_profile, 0o600, durable=False)
-        _write_etc_files(etc, opts, hostname, mode)
         cfg = ContainerConfig(
             id=cid, name="", created=_now(), image_id=image.id, image_name=opts.image, layers=list(image.layers),
             argv=argv,
@@ -253,7 +273,9 @@ def create_container(store: ImageStore, opts: RunOptions, prepared: Prepared, im
             restart=prepared.restart, stop_signal=stop_signal,
             stop_timeout=opts.stop_timeout if opts.stop_timeout is not None else 10,
             log=prepared.log, auto_remove=opts.rm)
-        cfg = containers.commit(cfg, opts.name)
+        # /etc/hosts names the container too: written once its name is settled, before it is listed.
+        cfg = containers.commit(cfg, opts.name, before_listing=lambda c: _write_etc_files(etc, opts, hostname, mode,
+                                                                                          c.name))
     except BaseException:
         _discard(containers, cid)
         raise
@@ -261,13 +283,17 @@ def create_container(store: ImageStore, opts: RunOptions, prepared: Prepared, im
     return cfg
 
 
-def _write_etc_files(etc: str, opts: RunOptions, hostname: str, mode: str) -> None:
-    from rootlet.runtime.net.addresses import SLIRP_DNS, SLIRP_GATEWAY, SLIRP_IP, NetworkInfo
+def _write_etc_files(etc: str, opts: RunOptions, hostname: str, mode: str, name: str) -> None:
+    from rootlet.runtime.net.addresses import SLIRP_DNS, SLIRP_GATEWAY, SLIRP_IP, NetworkInfo, host_address
     from rootlet.runtime.net.etcfiles import write_etc_files
 
-    info = NetworkInfo("slirp4netns", SLIRP_IP, SLIRP_GATEWAY, (SLIRP_DNS,)) if mode == "slirp4netns" else None
+    slirp = mode == "slirp4netns"
+    info = NetworkInfo("slirp4netns", SLIRP_IP, SLIRP_GATEWAY, (SLIRP_DNS,)) if slirp else None
+    # Only slirp4netns reaches the host at its own address: pasta gives the container a copy of
+    # that address, so from inside it names the container itself.
     write_etc_files(etc, hostname=hostname, mode=mode, info=info, dns=opts.dns, dns_search=opts.dns_search,
-                    dns_options=opts.dns_option, add_hosts=opts.add_host)
+                    dns_options=opts.dns_option, add_hosts=opts.add_host, name=name,
+                    host_ip=host_address() if slirp else None)
 
 
 def _check_image_kept(store: ImageStore, containers: ContainerStore, cfg: ContainerConfig) -> None:

@@ -16,7 +16,8 @@ from rootlet.runtime.oci.spec import BindMount, RuntimeSpec, TmpfsMount
 
 #: Directories a ``--read-only`` container gets a tmpfs on (docker's and podman's --read-only-tmpfs).
 READ_ONLY_TMPFS = ("/tmp", "/run", "/var/tmp")
-#: The files rootlet writes for every container (passwd and group only under keep-id).
+#: The files rootlet writes for a container (passwd and group only when it adds an entry: keep-id, or a
+#: numeric --user the image does not list).
 ETC_FILES = ("hosts", "resolv.conf", "hostname", "passwd", "group")
 
 

@@ -26,7 +26,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from rootlet.registry.errors import ContainerNotFound, NameInUse, RootletError, UsageError
 from rootlet.registry.fsutil import atomic_write_json, flocked, read_json
@@ -96,9 +96,11 @@ class ContainerStore:
         if name in names and os.path.isdir(self.dir(names[name])):
             raise _name_in_use(name, names[name])
 
-    def commit(self, config: ContainerConfig, wanted_name: str | None) -> ContainerConfig:
+    def commit(self, config: ContainerConfig, wanted_name: str | None,
+               before_listing: Callable[[ContainerConfig], None] | None = None) -> ContainerConfig:
         """Name the container (``wanted_name``, or a generated one), write its config and initial
-        state, and list it: the config is written once, whole. Returns the config as written."""
+        state, and list it: the config is written once, whole. ``before_listing`` gets the named
+        config first, to write what depends on the name. Returns the config as written."""
         with self._names_locked() as names:
             if wanted_name:
                 if wanted_name in names and names[wanted_name] != config.id and \
@@ -108,6 +110,8 @@ class ContainerStore:
             else:
                 name = _generate_name(names)
             config = config.replace(name=name)
+            if before_listing is not None:
+                before_listing(config)
             atomic_write_json(self.path(config.id, "config.json"), config.to_json(), durable=False)
             self.write_state(config.id, ContainerState())
             # The name last: a container is listed by name only once it is whole.

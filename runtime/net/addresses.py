@@ -32,6 +32,30 @@ def is_loopback(address: str) -> bool:
     return address.startswith("127.") or address in ("::1", "0:0:0:0:0:0:0:1")
 
 
+def host_address() -> str | None:
+    """The host's first IPv4 address on an interface that is up and not loopback, or None.
+
+    ``host.containers.internal`` names it (as in podman): through slirp4netns a connection to the
+    host's own address reaches the host, while its loopback stays closed to containers.
+    """
+    import fcntl
+    import socket
+    import struct
+
+    siocgifflags, siocgifaddr, iff_up, iff_loopback = 0x8913, 0x8915, 0x1, 0x8
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for _, name in socket.if_nameindex():
+            request = struct.pack("256s", name.encode()[:15])
+            try:
+                flags = struct.unpack_from("H", fcntl.ioctl(s.fileno(), siocgifflags, request), 16)[0]
+                if not flags & iff_up or flags & iff_loopback:
+                    continue
+                return socket.inet_ntoa(fcntl.ioctl(s.fileno(), siocgifaddr, request)[20:24])
+            except OSError:  # no IPv4 address on this one
+                continue
+    return None
+
+
 def host_resolv(path: str = "/etc/resolv.conf") -> tuple[list[str], list[str], list[str]]:
     """The host's nameservers, search domains and options (empty when unreadable)."""
     servers: list[str] = []

@@ -56,13 +56,15 @@ def parse_add_host(spec: str, gateway: str | None) -> tuple[list[str], str]:
 
 def write_etc_files(directory: str, *, hostname: str, mode: str, info: NetworkInfo | None,
                     dns: Sequence[str] = (), dns_search: Sequence[str] = (), dns_options: Sequence[str] = (),
-                    add_hosts: Sequence[str] = (), host_resolv_conf: str = "/etc/resolv.conf") -> dict[str, str]:
+                    add_hosts: Sequence[str] = (), host_resolv_conf: str = "/etc/resolv.conf", name: str = "",
+                    host_ip: str | None = None) -> dict[str, str]:
     """Write the container's hosts, resolv.conf and hostname into ``directory`` atomically.
 
     Returns ``{"/etc/hosts": path, "/etc/resolv.conf": path, "/etc/hostname": path}`` for the
     bind mounts. hosts: ``--add-host`` entries first (so they win, as in podman), localhost
-    for 127.0.0.1 and ::1, then the container's own address (127.0.1.1 without one) with
-    ``hostname``. resolv.conf: ``dns`` when given; else slirp4netns's forwarder 10.0.2.3;
+    for 127.0.0.1 and ::1, ``host.containers.internal`` (and docker's ``host.docker.internal``)
+    for ``host_ip`` when the container can reach the host there, then the container's own
+    address (127.0.1.1 without one) with ``hostname`` and the container's ``name``. resolv.conf: ``dns`` when given; else slirp4netns's forwarder 10.0.2.3;
     for pasta the host's nameservers minus loopback ones (unreachable from the container's
     netns), or pasta's DNS forwarder when only loopback ones remain; for host all of the
     host's; for none nothing. ``dns_search`` (``.`` = none) and ``dns_options`` replace the
@@ -77,7 +79,10 @@ def write_etc_files(directory: str, *, hostname: str, mode: str, info: NetworkIn
         names, address = parse_add_host(spec, gateway)
         lines.append(f"{address}\t{' '.join(names)}")
     lines += ["127.0.0.1\tlocalhost localhost.localdomain", "::1\tlocalhost localhost.localdomain ip6-localhost ip6-loopback"]
+    if host_ip:
+        lines.append(f"{host_ip}\thost.containers.internal host.docker.internal")
     names = [hostname] + ([hostname.split(".", 1)[0]] if "." in hostname.strip(".") else [])
+    names += [name] if name and name not in names else []
     lines.append(f"{own_ip or '127.0.1.1'}\t{' '.join(names)}")
     hosts = "\n".join(lines) + "\n"
 

@@ -381,6 +381,25 @@ def _mask(root: str) -> None:
         remount_bind(host, linux.MS_RDONLY)
 
 
+def _ensure_mtab(root: str) -> None:
+    """``/etc/mtab`` → ``/proc/mounts`` when the image has an /etc without one, as podman adds it
+    (``mount`` and ``df`` read it). Best effort, and never through a symlinked /etc: the link is
+    made in the real directory or not at all."""
+    root_fd = os.open(root, _PATH_DIR)
+    try:
+        etc_fd = os.open("etc", _PATH_DIR | os.O_NOFOLLOW, dir_fd=root_fd)
+    except OSError:  # no /etc, or a symlink: nothing of ours to add
+        return
+    finally:
+        os.close(root_fd)
+    try:
+        os.symlink("/proc/mounts", "mtab", dir_fd=etc_fd)
+    except OSError:  # it exists (the usual case), or the image's /etc is not writable
+        pass
+    finally:
+        os.close(etc_fd)
+
+
 def setup_rootfs(spec: RuntimeSpec, plan: UsernsPlan) -> None:
     """Build the container's mounts on ``spec.merged_dir`` and make it the root (``pivot_root``).
 
@@ -395,6 +414,8 @@ def setup_rootfs(spec: RuntimeSpec, plan: UsernsPlan) -> None:
         _mount_dev(root, spec, plan)
         step = "/sys"
         _mount_sys(root, spec.network != "host")
+        step = "/etc/mtab"
+        _ensure_mtab(root)
         for dest, source in spec.etc_files.items():
             step = dest
             _bind(root, source, dest, False, ("bind",))

@@ -39,9 +39,10 @@ def resolve_user(user: str, additional_gids: tuple[int | str, ...] = (), etc: st
     """(uid, gid, supplementary gids) for a podman ``--user`` value, from ``etc``/passwd and group.
 
     Follows runc/podman: "" is uid 0; a numeric uid needs no passwd entry (its gid is then 0); a
-    name must exist. Supplementary groups are the /etc/group groups listing the user's name, unless
-    a group was given explicitly; ``additional_gids`` (numbers, or group names looked up in
-    ``etc``/group: ``--group-add``) are added in both cases.
+    name must exist. Supplementary groups are the primary group (as podman and docker set them, so
+    ``id`` lists it), then the /etc/group groups listing the user's name unless a group was given
+    explicitly; ``additional_gids`` (numbers, or group names looked up in ``etc``/group:
+    ``--group-add``) are added in both cases.
     """
     name, _, group = user.partition(":")
     uid, gid, login = 0, 0, None
@@ -60,7 +61,6 @@ def resolve_user(user: str, additional_gids: tuple[int | str, ...] = (), etc: st
                 break
         else:
             raise ContainerStartError(f"unable to find user {name}: no matching entries in passwd file", None, 126)
-    supplementary: list[int] = []
     if group:
         if group.isdigit():
             gid = int(group)
@@ -72,9 +72,10 @@ def resolve_user(user: str, additional_gids: tuple[int | str, ...] = (), etc: st
             else:
                 raise ContainerStartError(f"unable to find group {group}: no matching entries in group file",
                                           None, 126)
-    elif login:
+    supplementary = [gid]
+    if not group and login:
         for rec in _records(f"{etc}/group"):
-            if len(rec) >= 4 and rec[2].isdigit() and login in rec[3].split(","):
+            if len(rec) >= 4 and rec[2].isdigit() and login in rec[3].split(",") and int(rec[2]) not in supplementary:
                 supplementary.append(int(rec[2]))
     for extra in additional_gids:
         if isinstance(extra, str):

@@ -624,6 +624,35 @@ def test_user_uid_and_gid(rootlet: RunRootlet, alpine: str) -> None:
     assert proc.stdout.split() == ["1234", "5678"], proc.stderr
 
 
+@pytest.mark.parametrize(("user", "expected"), [
+    ("nobody", "uid=65534(nobody) gid=65534(nobody) groups=65534(nobody)"),
+    ("nobody:nogroup", "uid=65534(nobody) gid=65533(nogroup) groups=65533(nogroup)"),
+    ("daemon", "uid=2(daemon) gid=2(daemon) groups=1(bin),2(daemon),4(adm)"),
+    ("1000", "uid=1000(1000) gid=0(root) groups=0(root)"),
+    ("1000:1000", "uid=1000(1000) gid=1000(1000) groups=1000(1000)"),
+])
+def test_id_shows_the_primary_group_and_unknown_ids_get_entries_as_in_podman(rootlet: RunRootlet, alpine: str,
+                                                                            user: str, expected: str) -> None:
+    """The primary group is a supplementary group too, and a numeric user the image does not list
+    gets a passwd entry (and its numeric group a group entry), so ``id`` and ``whoami`` work: the
+    lines are podman 4.3's for the same image."""
+    proc = rootlet("run", "--rm", "-u", user, alpine, "sh", "-c", "id; whoami")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [expected, user.split(":")[0]], proc.stdout + proc.stderr
+
+
+def test_an_unknown_uid_gets_podmans_passwd_entry_and_the_image_file_is_untouched(rootlet: RunRootlet,
+                                                                                   alpine: str) -> None:
+    proc = rootlet("run", "--rm", "-u", "1000:1000", alpine, "sh", "-c",
+                   "grep ^1000: /etc/passwd /etc/group; grep -c . /etc/passwd; echo $HOME")
+    assert proc.stdout.splitlines()[:2] == ["/etc/passwd:1000:*:1000:1000:container user:/:/bin/sh",
+                                            "/etc/group:1000:x:1000:1000"], proc.stdout + proc.stderr
+    assert proc.stdout.splitlines()[3] == "/", proc.stdout
+    image_lines = int(proc.stdout.splitlines()[2]) - 1
+    plain = rootlet("run", "--rm", alpine, "sh", "-c", "grep -c . /etc/passwd; grep -c ^1000: /etc/passwd")
+    assert plain.stdout.split() == [str(image_lines), "0"], plain.stdout + plain.stderr
+
+
 def test_group_add_adds_supplementary_groups(rootlet: RunRootlet, alpine: str) -> None:
     proc = rootlet("run", "--rm", "-u", "nobody", "--group-add", "4242", "--group-add", "99", alpine, "id", "-G")
     groups = proc.stdout.split()
@@ -643,6 +672,25 @@ def test_name_and_hostname(rootlet: RunRootlet, alpine: str) -> None:
     proc = rootlet("run", "--name", "web1", "--hostname", "box", alpine, "sh", "-c", "hostname; cat /etc/hostname")
     assert proc.stdout.split() == ["box", "box"], proc.stderr
     assert rootlet("ps", "-a", "--filter", "name=web1", "-q").stdout.strip() != ""
+
+
+def test_etc_hosts_names_the_container_and_the_host_and_etc_mtab_exists(rootlet: RunRootlet, alpine: str) -> None:
+    """As podman writes them: the container's address carries its hostname and its name;
+    host.containers.internal is the host's own address (slirp4netns reaches the host there, not
+    at its loopback); /etc/mtab, missing from the image, is a link to /proc/mounts."""
+    from rootlet.runtime.net.addresses import host_address
+
+    proc = rootlet("run", "--rm", "--network", "slirp4netns", "--name", "web2", "--hostname", "box", alpine,
+                   "sh", "-c", "cat /etc/hosts; readlink /etc/mtab; grep -c ' / ' /etc/mtab")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert "10.0.2.100\tbox web2" in lines, proc.stdout
+    host = host_address()
+    if host is not None:  # a host with an address beyond loopback
+        assert f"{host}\thost.containers.internal host.docker.internal" in lines, proc.stdout
+    assert lines[-2:] == ["/proc/mounts", "1"], proc.stdout
+    none = rootlet("run", "--rm", "--network", "none", alpine, "grep", "-c", "host.containers.internal", "/etc/hosts")
+    assert none.stdout.strip() == "0", none.stdout + none.stderr
 
 
 def test_duplicate_name_is_refused_with_a_hint(rootlet: RunRootlet, alpine: str) -> None:
