@@ -92,7 +92,7 @@ def images(
     body = []
     for row in rows:
         cells = [row.repository, row.tag] + ([row.digest] if digests else [])
-        cells += [row.id if no_trunc else row.id[:12], ago(parse_time(row.created)), human_size(row.size)]
+        cells += [row.id if no_trunc else row.id[:12], ago(parse_time(row.created) or row.pulled or None), human_size(row.size)]
         body.append(cells)
     text = table(headers, body)
     out(text.split("\n", 1)[1] if noheading and "\n" in text else ("" if noheading and not body else text))

@@ -51,5 +51,28 @@ def info(
         out(f"{problems} problem(s) found; see the fixes above.")
 
 
+def version(
+    ctx: typer.Context,
+    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="json, or a Go template such as "
+                                      "'{{.Client.Version}}'."),
+) -> None:
+    """Show rootlet's version, the Python it runs on and the platform (as podman version does)."""
+    app: AppContext = ctx.obj
+    report = app.engine().version()
+    doc = {"Client": {"Version": report.version, "PythonVersion": report.python_version,
+                      "OsArch": f"{report.os}/{report.arch}", "Os": report.os}}
+    if fmt == "json":
+        dump_json(doc)
+    elif fmt not in (None, "", "table"):
+        from rootlet.cli.template import render_template
+
+        out(render_template(fmt, doc))
+    else:
+        out(f"Version:        {report.version}")
+        out(f"Python Version: {report.python_version}")
+        out(f"OS/Arch:        {report.os}/{report.arch}")
+
+
 def register(app: typer.Typer) -> None:
     app.command("info")(info)
+    app.command("version")(version)

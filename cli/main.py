@@ -54,11 +54,12 @@ def build_app() -> "typer.Typer":
 
         ctx.obj = AppContext(root=os.path.abspath(root) if root else default_root(), debug=debug)
 
-    from rootlet.cli import auth, containers, images, info
+    from rootlet.cli import auth, completion, containers, images, info
 
     images.register(app)
     auth.register(app)
     info.register(app)
+    completion.register(app)
 
     containers.register(app)
     for name, summary in (("run", "Run a command in a new container."),
@@ -182,6 +183,10 @@ def _typer_main(args: list[str]) -> int:
     import click
     import typer
 
+    if "_ROOTLET_COMPLETE" in os.environ:  # the completion script calling back: typer's protocol
+        from typer.completion import completion_init
+
+        completion_init()
     try:
         command = typer.main.get_command(_only(build_app(), args))
         result = command.main(args=args, prog_name="rootlet", standalone_mode=False)

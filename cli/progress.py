@@ -95,8 +95,12 @@ class BarProgress(LineProgress):
                 self._tasks[digest] = self._progress.add_task(digest.split(":", 1)[1][:12], total=size)
             return self._tasks[digest]
 
+    def _print(self, text: str) -> None:
+        # Verbatim: a reference is neither markup nor something to colour ("alpine:3.20" is no time).
+        self._progress.console.print(text, markup=False, highlight=False, emoji=False)
+
     def resolved(self, ref: str, digest: str) -> None:
-        self._progress.console.print(f"Trying to pull {ref}...")
+        self._print(f"Trying to pull {ref}...")
 
     def layer(self, digest: str, size: int, status: str) -> None:
         task = self._task(digest, size)
@@ -113,9 +117,11 @@ class BarProgress(LineProgress):
             self._progress.advance(task, nbytes)
 
     def warn(self, message: str, hint: str | None = None) -> None:
-        self._progress.console.print(f"Warning: {message}" + (f"\nHint: {hint}" if hint else ""))
+        self._print(f"Warning: {message}" + (f"\nHint: {hint}" if hint else ""))
 
     def finished(self, up_to_date: bool) -> None:
+        if up_to_date:
+            self._print("Image is up to date")
         # Stop the display (and its refresh thread) now: `run` goes on to fork the container,
         # which must happen with no other thread running.
         self._progress.stop()

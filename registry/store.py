@@ -178,15 +178,21 @@ def _platform_matches(wanted: str, have: str) -> bool:
 
 def resolve_image(images: dict[str, ImageRecord], name: str, search_registries: list[str]) -> ImageRecord:
     """Pick one image from *images* for the user-supplied *name*; ``ImageNotFound`` when none or ambiguous."""
+    return match_image(images, name, search_registries)[0]
+
+
+def match_image(images: dict[str, ImageRecord], name: str,
+                search_registries: list[str]) -> tuple[ImageRecord, str]:
+    """``resolve_image``, and the full name *name* stands for, as podman shows it for a container's
+    image: the tag a short name resolved to (``alpine`` → ``docker.io/library/alpine:latest``),
+    ``repository@digest`` for a digest, and for an id the image's first name (else its id)."""
     if not name:
         raise UsageError("an image name or id is required")
     text = name[7:] if name.startswith("sha256:") and len(name) > 7 else name
     if all(c in "0123456789abcdef" for c in text) and len(text) >= 3:
-        if text in images:
-            return images[text]
-        hits = [rec for key, rec in images.items() if key.startswith(text)]
+        hits = [images[text]] if text in images else [rec for key, rec in images.items() if key.startswith(text)]
         if len(hits) == 1:
-            return hits[0]
+            return hits[0], (hits[0].repo_tags[0] if hits[0].repo_tags else hits[0].id)
         if len(hits) > 1:
             raise ImageNotFound(f"image id prefix {text!r} is ambiguous", "give more characters of the id")
     try:
@@ -196,18 +202,20 @@ def resolve_image(images: dict[str, ImageRecord], name: str, search_registries: 
     if ref.digest:
         for rec in images.values():
             if ref.digest in (rec.manifest_digest, *rec.index_digests) and _same_repo(rec, ref):
-                return rec
+                repos = [d.split("@", 1)[0] for d in rec.repo_digests] + [t.rsplit(":", 1)[0] for t in rec.repo_tags]
+                repo = next((r for r in repos if r == ref.name or (ref.short and r.endswith("/" + ref.path))), None)
+                return rec, f"{repo}@{ref.digest}" if repo else name
     candidates = [ref] if not ref.short else [ref.with_registry(r) for r in ["localhost", *search_registries]]
     wanted_tags = [c.tagged() for c in candidates]
     for tag in wanted_tags:
         for rec in images.values():
             if tag in rec.repo_tags:
-                return rec
+                return rec, tag
     if ref.short and not ref.digest:
         suffix = "/" + ref.path + ":" + (ref.tag or "latest")
         hits = [rec for rec in images.values() if any(t.endswith(suffix) for t in rec.repo_tags)]
         if len(hits) == 1:
-            return hits[0]
+            return hits[0], next(t for t in hits[0].repo_tags if t.endswith(suffix))
         if len(hits) > 1:
             names = sorted(t for rec in hits for t in rec.repo_tags if t.endswith(suffix))
             raise ImageNotFound(f"short name {name!r} matches several images: {', '.join(names)}",

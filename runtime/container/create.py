@@ -19,7 +19,8 @@ from collections.abc import Mapping
 from rootlet.registry.errors import ImageNotFound, UsageError
 from rootlet.registry.fsutil import atomic_write, flocked
 from rootlet.registry.record import Record
-from rootlet.registry.store import ImageRecord, ImageStore
+from rootlet.registry.reference import DOCKER_HUB
+from rootlet.registry.store import ImageRecord, ImageStore, match_image
 from rootlet.runtime.container import flags
 from rootlet.runtime.container.imagefiles import home_for, layered_lines, lower_dirs
 from rootlet.runtime.container.options import RunOptions
@@ -256,7 +257,7 @@ def create_container(store: ImageStore, opts: RunOptions, prepared: Prepared, im
         if prepared.seccomp_profile is not None:
             atomic_write(containers.path(cid, "seccomp.json"), prepared.seccomp_profile, 0o600, durable=False)
         cfg = ContainerConfig(
-            id=cid, name="", created=_now(), image_id=image.id, image_name=opts.image, layers=list(image.layers),
+            id=cid, name="", created=_now(), image_id=image.id, image_name=_image_name(image, opts.image), layers=list(image.layers),
             argv=argv,
             entrypoint=flags.image_words(config, "Entrypoint") if opts.entrypoint is None
             else argv[:len(argv) - len(opts.command)],
@@ -281,6 +282,14 @@ def create_container(store: ImageStore, opts: RunOptions, prepared: Prepared, im
         raise
     _check_image_kept(store, containers, cfg)
     return cfg
+
+
+def _image_name(image: ImageRecord, given: str) -> str:
+    """The full name of the image as podman records it for the container (``ps`` IMAGE)."""
+    try:
+        return match_image({image.id: image}, given, [DOCKER_HUB])[1]
+    except ImageNotFound:  # a name the pull resolved differently (a mirror, an alias): keep it as given
+        return given
 
 
 def _write_etc_files(etc: str, opts: RunOptions, hostname: str, mode: str, name: str) -> None:

@@ -92,3 +92,12 @@ class InfoReport(Record):
 
     host: object
     store: object
+
+
+class VersionReport(Record):
+    """``version``: rootlet's own version and what it runs on (podman's client section)."""
+
+    version: str
+    python_version: str
+    os: str
+    arch: str

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rootlet.registry.errors import AuthError, UsageError
 from rootlet.runtime.engine.options import LoginOptions, LogoutOptions
-from rootlet.runtime.engine.reports import InfoReport
+from rootlet.runtime.engine.reports import InfoReport, VersionReport
 
 TYPE_CHECKING = False  # typing costs milliseconds to import; only type checkers need it
 if TYPE_CHECKING:
@@ -27,6 +27,22 @@ class SystemVerbs:
 
         self.images_store.ensure()
         return InfoReport(host=host_info(tmpdir=self.images_store.tmp), store=store_summary(self.images_store))
+
+    def version(self) -> VersionReport:
+        """rootlet's version (the installed distribution's), Python's, and the platform as OCI names it."""
+        import platform
+        from importlib.metadata import PackageNotFoundError
+        from importlib.metadata import version as dist_version
+
+        from rootlet.registry.manifest import Platform
+
+        try:
+            mine = dist_version("rootlet")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            mine = "unknown"
+        host = Platform.host()
+        return VersionReport(version=mine, python_version=platform.python_version(), os=host.os,
+                             arch=host.architecture + (f"/{host.variant}" if host.variant else ""))
 
     def login(self, opts: LoginOptions) -> str:
         """Check the credentials against the registry, then store them in auth.json; the registry's

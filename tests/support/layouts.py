@@ -84,9 +84,11 @@ def _put(blobs: Path, data: bytes) -> str:
 
 
 def write_layout(out: Path, layers: list[tuple[bytes, str]], ref: str = "latest", cmd: list[str] | None = None,
-                 arch: str = "amd64", diff_ids: list[str] | None = None, config: dict | None = None) -> None:
+                 arch: str = "amd64", diff_ids: list[str] | None = None, config: dict | None = None,
+                 created: str | None = "2024-01-02T03:04:05Z") -> None:
     """Write an OCI layout with *layers* (raw tar bytes, compression); *diff_ids* may be forced (to lie);
-    *config* entries replace those of the image config's ``config`` (User, Entrypoint, Env…)."""
+    *config* entries replace those of the image config's ``config`` (User, Entrypoint, Env…);
+    ``created=None`` leaves the optional creation time out."""
     blobs = out / "blobs" / "sha256"
     blobs.mkdir(parents=True, exist_ok=True)
     descs, ids = [], []
@@ -95,7 +97,7 @@ def write_layout(out: Path, layers: list[tuple[bytes, str]], ref: str = "latest"
         descs.append({"mediaType": LAYER_TYPES[kind], "digest": _put(blobs, blob), "size": len(blob)})
         ids.append("sha256:" + hashlib.sha256(raw).hexdigest())
     config = {
-        "architecture": arch, "os": "linux", "created": "2024-01-02T03:04:05Z",
+        "architecture": arch, "os": "linux", **({"created": created} if created else {}),
         "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
                    "Cmd": cmd or ["/bin/sh"], **(config or {})},
         "rootfs": {"type": "layers", "diff_ids": diff_ids or ids},

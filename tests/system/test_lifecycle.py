@@ -711,6 +711,22 @@ def test_ps_lists_the_newest_container_first(rootlet: RunRootlet, rootlet_env: d
     assert latest.stdout == "n4\n"
 
 
+def test_ps_shows_the_full_name_of_the_image_as_podman(rootlet: RunRootlet, busybox: str) -> None:
+    """IMAGE is the full name the image was found under, whatever the user typed: a short name's
+    resolved tag, an id's first name, a digest reference's repository@digest."""
+    rootlet("tag", busybox, "mine:1", check=True)
+    image_id = rootlet("images", "-q", busybox, check=True).stdout.strip()
+    digest = rootlet("image", "inspect", "--format", "{{.Digest}}", busybox, check=True).stdout.strip()
+    repo = busybox.rsplit(":", 1)[0]
+    expected = {"by-short": "localhost/mine:1", "by-id": busybox, "by-digest": f"{repo}@{digest}",
+                "by-full": busybox}
+    for name, image in (("by-short", "mine:1"), ("by-id", image_id), ("by-digest", f"{repo}@{digest}"),
+                        ("by-full", busybox)):
+        create(rootlet, "--name", name, image, "true")
+    listing = rootlet("ps", "-a", "--format", "{{.Names}} {{.Image}}", check=True).stdout
+    assert dict(line.split() for line in listing.splitlines()) == expected, listing
+
+
 def test_ps_filters(rootlet: RunRootlet, rootlet_env: dict[str, str], busybox: str, alpine: str) -> None:
     web1 = run_d(rootlet, "--name", "web1", "-l", "tier=front", busybox, "sleep", "30")
     run_d(rootlet, "--name", "web2", "-l", "tier=back", busybox, "sh", "-c", "exit 3")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import RunRootlet
+from tests.conftest import RunRootlet, rootlet_command
 
 pytestmark = pytest.mark.system
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -57,6 +57,57 @@ def test_second_pull_reports_up_to_date(rootlet: RunRootlet, registry: str) -> N
     second = rootlet("pull", f"{registry}/library/alpine:3.19", check=True)
     assert second.stdout == first
     assert "up to date" in second.stderr
+
+
+def _pull_on_a_terminal(rootlet_env: dict[str, str], ref: str) -> tuple[int, str]:
+    """``rootlet pull REF`` with stderr on a pty (the progress bars), stdout captured; (code, terminal text)."""
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen(rootlet_command() + ["pull", ref], stdout=subprocess.DEVNULL, stderr=slave,
+                                env={**rootlet_env, "TERM": "xterm-256color", "COLUMNS": "100"})
+    finally:
+        os.close(slave)
+    chunks = []
+    while select.select([master], [], [], 60)[0]:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the pull exited and closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    return proc.wait(timeout=60), b"".join(chunks).decode(errors="replace")
+
+
+def test_pull_on_a_terminal_prints_the_reference_verbatim_and_says_up_to_date(rootlet_env: dict[str, str],
+                                                                              registry: str) -> None:
+    """On a terminal the progress is rich's: the reference must come out as typed (not coloured in
+    pieces: ``e:3`` of ``alpine:3.20`` is no time of day), and a second pull says it had nothing to do."""
+    ref = f"{registry}/library/alpine:3.20"
+    code, first = _pull_on_a_terminal(rootlet_env, ref)
+    assert code == 0, first
+    assert f"Trying to pull {ref}..." in first, repr(first)
+    code, second = _pull_on_a_terminal(rootlet_env, ref)
+    assert code == 0 and "Image is up to date" in second, repr(second)
+
+
+def test_images_shows_when_an_image_without_a_creation_time_was_stored(rootlet: RunRootlet, registry: str,
+                                                                        tmp_path: Path) -> None:
+    """``created`` is optional in an image config: CREATED then says when the image was pulled,
+    as podman does, not N/A."""
+    from tests.support.layouts import file, tar_bytes, write_layout
+    from tests.support.registries import push_layout
+
+    layout = tmp_path / "undated"
+    write_layout(layout, [(tar_bytes([file("hello", b"hi\n")]), "gzip")], created=None)
+    push_layout(registry, layout, "latest", "test/undated:1")
+    rootlet("pull", f"{registry}/test/undated:1", check=True)
+    row = rootlet("images", check=True).stdout.splitlines()[1]
+    assert re.search(r"\b(Less than a second|\d+ seconds?) ago\b", row), row
 
 
 def test_short_name_pulls_through_a_docker_io_mirror(rootlet: RunRootlet, registry: str, tmp_path: Path) -> None:
