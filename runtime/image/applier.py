@@ -17,6 +17,20 @@ performs every file operation itself, relative to directory file descriptors:
 
 Whiteouts are stored the way both the kernel overlay (``userxattr``) and fuse-overlayfs read
 them: a char 0/0 device per deleted name and ``user.overlay.opaque=y`` on opaque directories.
+
+A whiteout hides only entries of LOWER layers (OCI image-spec layer.md, "Whiteouts"); an entry of
+the same layer stays, whether it comes before or after the whiteout in the tar. The layer is
+applied in one pass with no list of names: the layer directory starts empty, so whatever a
+whiteout finds at its name was written by this layer (device members are skipped, so every char
+0/0 in it is a whiteout). Hence:
+
+* ``.wh.NAME`` with nothing at NAME becomes a char 0/0; over a directory of this layer it marks
+  that directory opaque (its entries stay, the lower layers' are hidden); over any other entry,
+  or an earlier whiteout, it does nothing, as that entry already hides the lower NAME;
+* an entry that comes after a whiteout replaces the char 0/0; a directory that replaces a
+  non-directory (a whiteout, or a file of this layer, which replaced the lower directory) is
+  made opaque, and so is a parent directory implied in place of a whiteout;
+* ``.wh..wh..opq`` marks its directory opaque, which hides only the lower layers' entries.
 """
 
 from __future__ import annotations
@@ -254,8 +268,14 @@ class _Applier:
         self._dirs[""] = (m.mode & 0o7777, m.mtime_ns)
 
     def _directory(self, pfd: int, leaf: str, name: str, m: TarMember) -> None:
-        """mkdir, or keep an existing directory (dir over dir updates metadata only)."""
+        """mkdir, or keep an existing directory (dir over dir updates metadata only).
+
+        A directory that replaces a non-directory of this layer is opaque: that entry (a whiteout,
+        or a file, symlink, … that replaced the lower layers' NAME) hid whatever lower layers hold
+        at NAME, so the new directory must not merge with their directory of that name.
+        """
         fresh = True
+        replaced = False
         try:
             os.mkdir(leaf, 0o700, dir_fd=pfd)
         except FileExistsError:
@@ -265,8 +285,11 @@ class _Applier:
             else:
                 self._remove(pfd, leaf, name)
                 os.mkdir(leaf, 0o700, dir_fd=pfd)
+                replaced = True
         if not (fresh and (m.uid, m.gid) == self._own_ids):
             self._chown_at(pfd, leaf, m, name)
+        if replaced:
+            self._mark_opaque(pfd, leaf)
         xattrs = self._xattrs(m)
         if xattrs:
             fd = os.open(leaf, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
@@ -364,16 +387,15 @@ class _Applier:
             os.close(fd)
 
     def _whiteout(self, parent: str, leaf: str, name: str) -> None:
-        """``.wh..wh..opq`` marks the parent opaque; ``.wh.NAME`` becomes a char 0/0 at NAME."""
+        """Hide NAME (``.wh.NAME``) or the parent's entries (``.wh..wh..opq``) of LOWER layers.
+
+        ``.wh..wh..opq`` marks the parent opaque. ``.wh.NAME`` becomes a char 0/0 at NAME, unless
+        this layer already wrote NAME (see the module docstring): a directory of this layer is
+        made opaque and kept, anything else is kept as it is. Entries of this layer are never
+        removed by a whiteout, so the result does not depend on the order of the tar.
+        """
         if leaf == _WH_OPAQUE:
-            pfd = self._parent(parent)
-            fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=pfd)
-            try:
-                os.setxattr(fd, "user.overlay.opaque", b"y")
-                if self.opts.privileged_xattrs:
-                    os.setxattr(fd, "trusted.overlay.opaque", b"y")
-            finally:
-                os.close(fd)
+            self._mark_opaque(self._parent(parent), ".")
             return
         if leaf.startswith(_WH_META_PREFIX):
             return  # .wh..wh.plnk and friends: aufs bookkeeping, meaningless here
@@ -382,17 +404,33 @@ class _Applier:
             raise LayerError(f"whiteout {name!r} does not name an entry")
         pfd = self._parent(parent)
         try:
-            os.stat(target, dir_fd=pfd, follow_symlinks=False)
+            st = os.stat(target, dir_fd=pfd, follow_symlinks=False)
         except FileNotFoundError:
             pass
         else:
-            self._remove(pfd, target, posixpath.join(parent, target))
+            # NAME is this layer's: a directory keeps its entries and hides the lower ones; any
+            # other entry (or an earlier whiteout) hides the lower NAME already. lstat: a
+            # symlink is kept as it is, never followed.
+            if stat.S_ISDIR(st.st_mode):
+                self._mark_opaque(pfd, target)
+            return
         try:
             os.mknod(target, stat.S_IFCHR, os.makedev(0, 0), dir_fd=pfd)
         except PermissionError as e:
             raise LayerError(
                 f"cannot create whiteout for {name!r}: {e.strerror}",
                 hint="char 0/0 whiteouts need Linux 5.8 or later for unprivileged users") from None
+
+    def _mark_opaque(self, pfd: int, leaf: str) -> None:
+        """Mark directory *leaf* of *pfd* ("." for *pfd* itself) opaque: the overlay then hides
+        the lower layers' entries of it. Opened O_NOFOLLOW: never a symlink's target."""
+        fd = os.open(leaf, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+        try:
+            os.setxattr(fd, "user.overlay.opaque", b"y")
+            if self.opts.privileged_xattrs:
+                os.setxattr(fd, "trusted.overlay.opaque", b"y")
+        finally:
+            os.close(fd)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -408,7 +446,9 @@ class _Applier:
             return fd
         try:
             fd = _open_dir_in_root(self.root_fd, parent)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
+            # ENOTDIR: a component may be a whiteout of this layer, which an implied parent
+            # replaces; _make_parents raises it again for anything else in the way.
             if not create:
                 raise
             fd = self._make_parents(parent)
@@ -416,9 +456,16 @@ class _Applier:
         return fd
 
     def _make_parents(self, parent: str) -> int:
-        """Create the missing directories of *parent* (implied parents); return its fd."""
+        """Create the missing directories of *parent* (implied parents); return its fd.
+
+        A component that is a whiteout of this layer is replaced by an opaque directory: the
+        layer hid the lower NAME and then put entries under NAME (OCI: those stay). Below an
+        opaque directory of this layer, implied parents take the defaults, not the metadata of
+        lower directories the layer hides.
+        """
         comps = parent.split("/")
         fd = os.open(".", _O_DIRPATH, dir_fd=self.root_fd)
+        lower_visible = bool(self.opts.lower_dirs)
         try:
             for i, comp in enumerate(comps):
                 prefix = "/".join(comps[: i + 1])
@@ -430,8 +477,20 @@ class _Applier:
                     except FileExistsError:
                         raise LayerError(
                             f"parent directory {prefix!r} is a dangling symlink") from None
-                    self._implied_metadata(fd, comp, prefix)
+                    self._implied_metadata(fd, comp, prefix, lower_visible)
                     nfd = os.open(comp, _O_DIRPATH | os.O_NOFOLLOW, dir_fd=fd)
+                except NotADirectoryError:
+                    if not self._is_whiteout(fd, comp):
+                        raise  # a file, or a symlink to one, is in the way: the layer is wrong
+                    os.unlink(comp, dir_fd=fd)
+                    os.mkdir(comp, 0o700, dir_fd=fd)
+                    lower_visible = False
+                    self._implied_metadata(fd, comp, prefix, lower_visible)
+                    self._mark_opaque(fd, comp)
+                    nfd = os.open(comp, _O_DIRPATH | os.O_NOFOLLOW, dir_fd=fd)
+                else:
+                    if lower_visible and self._is_opaque(nfd):
+                        lower_visible = False
                 os.close(fd)
                 fd = nfd
         except BaseException:
@@ -439,10 +498,24 @@ class _Applier:
             raise
         return fd
 
-    def _implied_metadata(self, pfd: int, leaf: str, path: str) -> None:
-        """Give implied parent *path* the lower layer's owner/mode/mtime, else root:root 0755."""
+    @staticmethod
+    def _is_whiteout(pfd: int, leaf: str) -> bool:
+        """Whether *leaf* in *pfd* is a char 0/0, which in a layer directory is always a whiteout
+        this layer wrote (device members are never created)."""
+        try:
+            st = os.stat(leaf, dir_fd=pfd, follow_symlinks=False)
+        except OSError:
+            return False
+        return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+    def _implied_metadata(self, pfd: int, leaf: str, path: str, lower_visible: bool) -> None:
+        """Give implied parent *path* the lower layer's owner/mode/mtime, else root:root 0755.
+
+        *lower_visible* False: this layer hides the lower *path* (a whiteout or opaque directory
+        of this layer above or at it), so its metadata must not leak into the new directory.
+        """
         mode, uid, gid, mtime = 0o755, 0, 0, None
-        found = self._lower_dir_stat(path)
+        found = self._lower_dir_stat(path) if lower_visible else None
         if found is not None:
             mode, uid, gid, mtime = stat.S_IMODE(found.st_mode), found.st_uid, found.st_gid, found.st_mtime_ns
         if (uid, gid) != self._own_ids:

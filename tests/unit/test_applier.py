@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from rootlet.registry.errors import LayerError
+from rootlet.runtime.container.imagefiles import resolve_layered
 from rootlet.runtime.image import applier
 from rootlet.runtime.image.applier import ApplyOptions, ApplyResult, apply_layer, open_layer_stream
 
@@ -173,10 +174,162 @@ def test_whiteout_becomes_char_0_0_device(tmp_path: Path) -> None:
     assert res.skipped_devices == 0
 
 
-def test_whiteout_replaces_earlier_entry_of_same_layer(tmp_path: Path) -> None:
+def test_whiteout_after_directory_of_same_layer_keeps_it_and_makes_it_opaque(tmp_path: Path) -> None:
+    """A whiteout hides only lower layers' entries (OCI layer.md): the directory this layer wrote
+    before its whiteout stays with its contents, and turns opaque so the lower ``d/x`` is hidden."""
     dest, _ = apply(tmp_path, [member("d/", "dir"), member("d/x/", "dir"), member("d/x/f", data=b"1"),
                                member("d/.wh.x")])
-    assert stat.S_ISCHR(os.lstat(dest / "d/x").st_mode)
+    assert (dest / "d/x/f").read_bytes() == b"1"
+    assert os.getxattr(dest / "d/x", "user.overlay.opaque") == b"y"
+
+
+# -- whiteouts and entries of the same layer (OCI layer.md "Whiteouts") ----------------------------
+#
+# "Whiteout files MUST only apply to resources in lower/parent layers. Files that are present in the
+# same layer as a whiteout file can only be hidden by whiteout files in subsequent layers." Each
+# layer is its own overlay layer directory, so these tests check both what the layer directory
+# holds (the overlay's input) and the merged view that rootlet's own layered reader computes from it.
+
+Members = list[tuple[tarfile.TarInfo, bytes | None]]
+
+
+def apply_stack(tmp_path: Path, lower: Members, upper: Members) -> tuple[Path, Path]:
+    """Apply *lower*, then *upper* on top of it (as a pull does); return both layer directories.
+
+    Single-id mode: implied parents default to 0:0, which an unprivileged run cannot chown to."""
+    low, _ = apply(tmp_path, lower, ApplyOptions(single_id=True), dest="lower")
+    up, _ = apply(tmp_path, upper, ApplyOptions(lower_dirs=(str(low),), single_id=True), dest="upper")
+    return low, up
+
+
+def merged(layers: tuple[Path, ...], path: str) -> bytes | None:
+    """Contents of regular file *path* in the merged view of *layers* (topmost first), None if absent."""
+    host = resolve_layered(tuple(str(p) for p in layers), path)
+    return None if host is None else Path(host).read_bytes()
+
+
+def in_order(order: str, first: Members, second: Members) -> Members:
+    """*first* then *second*, or the other way round when *order* is "reversed"."""
+    return first + second if order == "as-listed" else second + first
+
+
+ORDERS = ("as-listed", "reversed")
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_file_and_its_whiteout_in_one_layer_keep_the_file(tmp_path: Path, order: str) -> None:
+    """A layer holding both etc/motd and etc/.wh.motd keeps its own etc/motd, whatever the tar order
+    (the whiteout coming after the file used to delete it)."""
+    lower, upper = apply_stack(
+        tmp_path, [member("etc/", "dir"), member("etc/motd", data=b"lower\n")],
+        [member("etc/", "dir")] + in_order(order, [member("etc/motd", data=b"mine\n")], [member("etc/.wh.motd")]))
+    st = os.lstat(upper / "etc/motd")
+    assert stat.S_ISREG(st.st_mode) and (upper / "etc/motd").read_bytes() == b"mine\n"
+    assert merged((upper, lower), "etc/motd") == b"mine\n"
+
+
+@pytest.mark.parametrize("explicit_dir", [False, True], ids=["implied-dir", "dir-entry"])
+@pytest.mark.parametrize("order", ORDERS)
+def test_directory_whited_out_and_recreated_in_one_layer_holds_only_new_entries(
+        tmp_path: Path, order: str, explicit_dir: bool) -> None:
+    """``.wh.home`` plus ``home/fresh`` in one layer: /home holds only this layer's entries. The
+    whiteout first used to fail the pull (``home/fresh``: Not a directory); after, it deleted
+    the new file. The layer directory must hold an opaque ``home`` dir, not a whiteout."""
+    recreate = ([member("home/", "dir", mode=0o750)] if explicit_dir else []) + [member("home/fresh", data=b"new")]
+    lower, upper = apply_stack(
+        tmp_path, [member("home/", "dir"), member("home/old", data=b"old")],
+        in_order(order, [member(".wh.home")], recreate))
+    st = os.lstat(upper / "home")
+    assert stat.S_ISDIR(st.st_mode)
+    assert os.getxattr(upper / "home", "user.overlay.opaque") == b"y"
+    assert os.listdir(upper / "home") == ["fresh"]
+    if explicit_dir:
+        assert stat.S_IMODE(st.st_mode) == 0o750
+    assert merged((upper, lower), "home/fresh") == b"new"
+    assert merged((upper, lower), "home/old") is None
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_opaque_whiteout_hides_only_lower_entries_of_the_directory(tmp_path: Path, order: str) -> None:
+    """``home/.wh..wh..opq`` hides the lower layers' entries of home, never this layer's, in
+    either order."""
+    lower, upper = apply_stack(
+        tmp_path, [member("home/", "dir"), member("home/old", data=b"old")],
+        [member("home/", "dir")] + in_order(order, [member("home/.wh..wh..opq")],
+                                            [member("home/fresh", data=b"new")]))
+    assert os.getxattr(upper / "home", "user.overlay.opaque") == b"y"
+    assert merged((upper, lower), "home/fresh") == b"new"
+    assert merged((upper, lower), "home/old") is None
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_whiteout_and_opaque_whiteout_of_one_directory_in_one_layer(tmp_path: Path, order: str) -> None:
+    """``.wh.home`` with ``home/.wh..wh..opq`` and ``home/fresh``: both markers speak of the lower
+    layers only, so /home is this layer's opaque directory holding fresh."""
+    lower, upper = apply_stack(
+        tmp_path, [member("home/", "dir"), member("home/old", data=b"old")],
+        in_order(order, [member(".wh.home")], [member("home/.wh..wh..opq"), member("home/fresh", data=b"new")]))
+    assert os.getxattr(upper / "home", "user.overlay.opaque") == b"y"
+    assert os.listdir(upper / "home") == ["fresh"]
+    assert merged((upper, lower), "home/old") is None
+    assert merged((upper, lower), "home/fresh") == b"new"
+
+
+def test_whiteout_of_lower_layer_file_still_hides_it(tmp_path: Path) -> None:
+    """The plain case across layers is unchanged: the upper layer stores a char 0/0 whiteout and
+    the lower file is gone from the merged view, while its siblings stay."""
+    lower, upper = apply_stack(
+        tmp_path, [member("etc/", "dir"), member("etc/motd", data=b"hi"), member("etc/issue", data=b"i")],
+        [member("etc/.wh.motd")])
+    st = os.lstat(upper / "etc/motd")
+    assert stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(0, 0)
+    assert merged((upper, lower), "etc/motd") is None
+    assert merged((upper, lower), "etc/issue") == b"i"
+
+
+def test_directory_replacing_a_file_of_the_same_layer_hides_the_lower_directory(tmp_path: Path) -> None:
+    """Entries apply in order: a file ``d`` replaces the lower directory d entirely, so the
+    directory ``d/`` that replaces that file later in the layer starts empty (opaque)."""
+    lower, upper = apply_stack(tmp_path, [member("d/", "dir"), member("d/old", data=b"old")],
+                               [member("d", data=b"file"), member("d/", "dir"), member("d/new", data=b"new")])
+    assert os.getxattr(upper / "d", "user.overlay.opaque") == b"y"
+    assert merged((upper, lower), "d/old") is None
+    assert merged((upper, lower), "d/new") == b"new"
+
+
+def test_implied_parent_below_recreated_directory_ignores_hidden_lower(tmp_path: Path) -> None:
+    """Parents implied below a directory this layer whited out and recreated take the defaults, not
+    the owner and mode of the lower layer's directory the whiteout hid."""
+    lower, upper = apply_stack(tmp_path, [member("home/", "dir"), member("home/a/", "dir", mode=0o700)],
+                               [member(".wh.home"), member("home/a/f", data=b"x")])
+    assert stat.S_IMODE(os.lstat(upper / "home").st_mode) == 0o755
+    assert stat.S_IMODE(os.lstat(upper / "home/a").st_mode) == 0o755
+    assert merged((upper, lower), "home/a/f") == b"x"
+
+
+def test_openat2_fallback_recreates_a_whited_out_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without openat2 the component walk reports the whiteout in the way as ENOTDIR too, and the
+    implied parent replaces it the same way."""
+    monkeypatch.setattr(applier, "_OPENAT2", False)
+    dest, _ = apply(tmp_path, [member(".wh.home"), member("home/a/fresh", data=b"new")], ApplyOptions(single_id=True))
+    assert os.getxattr(dest / "home", "user.overlay.opaque") == b"y"
+    assert (dest / "home/a/fresh").read_bytes() == b"new"
+
+
+def test_file_in_the_way_of_a_parent_is_still_an_error(tmp_path: Path) -> None:
+    """Only a whiteout is replaced by an implied parent: a file of the layer under which it puts
+    entries is a broken layer, as before."""
+    with pytest.raises(LayerError, match="Not a directory"):
+        apply(tmp_path, [member("f", data=b"x"), member("f/g", data=b"y")])
+
+
+def test_whiteout_of_same_layer_symlink_neither_removes_nor_follows_it(tmp_path: Path) -> None:
+    """The symlink this layer wrote already hides the lower name; the whiteout must not mark the
+    directory it points to opaque (nothing is ever done through a symlink)."""
+    dest, _ = apply(tmp_path, [member("real/", "dir"), member("link", "symlink", link="/real"),
+                               member(".wh.link")])
+    assert os.readlink(dest / "link") == "/real"
+    assert os.listxattr(dest / "real") == []
 
 
 def test_opaque_dir_gets_user_overlay_opaque_xattr(tmp_path: Path) -> None:

@@ -168,6 +168,18 @@ CASES: dict[str, Case] = {
         "user.fuseoverlayfs.override_stat": "0:0:04755", "user.containers.override_stat": "0:0:04755"}),
         member("d/", "dir", xattrs={"trusted.overlay.opaque": "y", "user.overlay.opaque": "y"})],
     "device-nodes": lambda s: [member("dev/null", "char", dev=(1, 3)), member("dev/kmem", "char", dev=(1, 2))],
+    # A whiteout of a name this layer wrote keeps the entry (OCI: it hides lower layers only) and
+    # marks a directory opaque: it must neither remove a symlink nor mark its target.
+    "whiteout-of-abs-symlink-to-outside-dir": lambda s: [member("evil", "symlink", link=str(s.victimdir)),
+                                                         member(".wh.evil")],
+    "whiteout-of-rel-symlink-to-outside-dir": lambda s: [member("evil", "symlink", link="../outside/victimdir"),
+                                                         member(".wh.evil")],
+    # An implied parent replaces a whiteout of this layer: never one reached through a symlink.
+    "symlink-to-whiteout-then-child": lambda s: [member(".wh.w"), member("evil", "symlink", link="/w"),
+                                                 member("evil/victim", data=b"pwned")],
+    "whiteout-then-child-under-abs-symlinked-dir": lambda s: [
+        member("evil", "symlink", link=str(s.outside)), member("evil/.wh.victimdir"),
+        member("evil/victimdir/victim", data=b"pwned")],
 }
 
 
@@ -193,6 +205,8 @@ for _name in ["abs-symlink-then-file", "abs-symlink-then-dir-chmod", "whiteout-i
     CASES[_name + "+target"] = _with_target(CASES[_name], rel=False)
 for _kind in ("file", "dir", "hardlink", "whiteout", "opaque"):
     CASES[f"rel-symlink-then-{_kind}+target"] = _with_target(CASES[f"rel-symlink-then-{_kind}"], rel=True)
+CASES["whiteout-then-child-under-abs-symlinked-dir+target"] = _with_target(
+    CASES["whiteout-then-child-under-abs-symlinked-dir"], rel=False)
 
 
 @pytest.fixture(params=["openat2", "fallback"])
@@ -242,6 +256,10 @@ CONFINED: dict[str, Callable[[Sandbox], None]] = {
     "smuggled-xattrs": lambda s: (os.listxattr(s.layer / "f") == [] and os.listxattr(s.layer / "d") == []) or
                                  pytest.fail("a smuggled xattr was set"),
     "device-nodes": lambda s: os.listdir(s.layer) == [] or pytest.fail("something was created"),
+    "whiteout-of-abs-symlink-to-outside-dir": lambda s: os.readlink(s.layer / "evil") == str(s.victimdir) or
+                                                        pytest.fail("the symlink was not kept"),
+    "whiteout-of-rel-symlink-to-outside-dir": lambda s: os.readlink(s.layer / "evil") == "../outside/victimdir" or
+                                                        pytest.fail("the symlink was not kept"),
     "whiteout-in-abs-symlinked-dir": lambda s: stat.S_ISCHR(
         os.lstat(s.layer / str(s.outside).lstrip("/") / "victim").st_mode) or pytest.fail("no whiteout"),
 }
@@ -275,6 +293,9 @@ CONFINED.update({
     "rel-symlink-then-hardlink+target": lambda s: _is_file(s.layer / "outside/victim", b"pwned"),
     "rel-symlink-then-whiteout+target": lambda s: _is_whiteout(s.layer / "outside/victim"),
     "rel-symlink-then-opaque+target": lambda s: _is_opaque(s.layer / "outside/victimdir"),
+    "whiteout-then-child-under-abs-symlinked-dir+target": lambda s: (
+        _is_opaque(s.layer / _in_layer(s.victimdir)),
+        _is_file(s.layer / _in_layer(s.victimdir) / "victim", b"pwned")),
 })
 
 
