@@ -53,10 +53,12 @@ def check_unsupported(opts: RunOptions) -> None:
         if value is not None:
             from rootlet.runtime.system.hostinfo import cgroup_version
 
+            # Refused on every host: rootlet has no cgroup code, even where a delegated cgroup v2
+            # hierarchy would allow rootless limits (this one has cgroup `cgroup_version()`).
             raise UsageError(
-                f"{flag} needs a cgroup v2 hierarchy delegated to your user; this host has cgroup {cgroup_version()}",
-                "boot with systemd.unified_cgroup_hierarchy=1 and enable user delegation (systemd "
-                "user@.service Delegate=yes), or run without resource limits")
+                f"{flag} is not supported: rootlet sets no cgroup resource limits (this host has cgroup "
+                f"{cgroup_version()})",
+                f"run without {flag}; ulimits (--ulimit nproc=N, --ulimit as=BYTES) do work")
     if opts.userns not in (None, "", "host", "keep-id"):
         raise UsageError(f"unsupported --userns {opts.userns!r}", "rootlet supports --userns keep-id")
     if opts.userns == "host" and os.getuid() != 0:
