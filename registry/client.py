@@ -13,6 +13,12 @@ Policy, and why:
   ``--tls-verify=false`` skips verification and falls back to plain http when TLS fails; the
   scheme that worked is remembered per host. ``--tls-verify=true`` always verifies. CAs and client
   certificates come from certs.d.
+- Retries with back-off are for what may heal in a moment: a connection dropped mid-body, a
+  timeout, 5xx and 429. A name that did not resolve is not looked up again, and a refused
+  connection to a host that has not answered yet fails at once (nothing listens there): waiting
+  would only delay the next mirror or the error (podman answers at once too).
+- When every source of a reference fails, the error names each one tried, mirrors first, with
+  its own answer, so a mirror's ``manifest unknown`` is not hidden behind the registry's failure.
 - Everything read into memory is bounded; every digest is checked; credentials never appear in
   messages.
 """
@@ -24,12 +30,14 @@ import json
 import os
 import re
 import shutil
+import socket
 import tempfile
 import threading
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Literal, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -39,7 +47,7 @@ from rootlet.registry import mediatypes as mt
 from rootlet.registry.auth import Challenge, Credentials, TokenCache, lookup, parse_www_authenticate
 from rootlet.registry.config import Endpoint, RegistriesConfig, cert_dirs_for, tls_files
 from rootlet.registry.errors import (AuthError, DigestMismatch, ManifestError, RateLimited, RegistryError,
-                                     RootletError, TransferError)
+                                     TransferError)
 from rootlet.registry.reference import DOCKER_HUB, Reference, canonical_registry, check_digest, is_digest
 
 MAX_REDIRECTS = 5
@@ -52,6 +60,9 @@ RETRY_AFTER_MAX = 10.0
 CHUNK = 256 * 1024
 _TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+#: What the user is told when a host name does not resolve (the resolver's own words vary).
+_UNRESOLVED = "cannot resolve host"
+_E = TypeVar("_E", bound=RegistryError)
 #: Exceptions that mean "the connection broke while reading a body": retry (and resume).
 _READ_ERRORS: tuple[type[BaseException], ...] = (
     requests.exceptions.ChunkedEncodingError,
@@ -130,15 +141,40 @@ def _retry_after(resp: requests.Response) -> float | None:
 
 def _reason(exc: BaseException) -> str:
     """A short, credential-free description of a connection failure."""
+    if _connect_failure(exc) == "unresolved":
+        return _UNRESOLVED
     text = str(exc)
-    for marker in ("Connection refused", "Name or service not known", "timed out", "Connection reset",
+    for marker in ("Connection refused", "timed out", "Connection reset",
                    "certificate verify failed", "wrong version number", "No route to host",
-                   "Temporary failure in name resolution", "Remote end closed connection",
-                   "IncompleteRead", "Connection aborted"):
+                   "Remote end closed connection", "IncompleteRead", "Connection aborted"):
         if marker.lower() in text.lower():
-            return marker.lower() if marker[0].islower() else marker
+            # Phrases read as part of a sentence ("…: connection refused"); names stay as they are.
+            return marker.lower() if " " in marker else marker
     text = re.sub(r"\s+", " ", text)
     return text[:200] or type(exc).__name__
+
+
+def _connect_failure(exc: BaseException) -> Literal["unresolved", "refused"] | None:
+    """Why a connection could not even be opened, when that is certain: the host name did not
+    resolve (``socket.gaierror``, wrapped by urllib3 and requests), or the host refused it.
+
+    ``None`` for everything else (resets, timeouts, TLS), which may heal on a retry.
+    """
+    seen: set[int] = set()
+    stack: list[BaseException] = [exc]
+    while stack:
+        err = stack.pop()
+        if id(err) in seen or len(seen) > 32:
+            continue
+        seen.add(id(err))
+        if isinstance(err, socket.gaierror):
+            return "unresolved"
+        if isinstance(err, ConnectionRefusedError):
+            return "refused"
+        # requests wraps urllib3's MaxRetryError (in args), which holds the cause in ``reason``.
+        linked = [err.__cause__, err.__context__, getattr(err, "reason", None), *err.args]
+        stack.extend(e for e in linked if isinstance(e, BaseException))
+    return None
 
 
 def _read_bounded(resp: requests.Response, limit: int, decode: bool = True) -> bytes:
@@ -179,9 +215,22 @@ def _error_text(resp: requests.Response) -> str:
     return "; ".join(p[:200] for p in parts if p)
 
 
-def _status_error(err: RootletError, status: int) -> RootletError:
-    err.status = status  # type: ignore[attr-defined]
+def _status_error(err: _E, status: int | None, answer: str | None = None) -> _E:
+    """*err* with the HTTP *status* and the source's short *answer* attached (see ``RegistryError``)."""
+    err.status = status
+    err.answer = answer
     return err
+
+
+def _one_line(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _as_typed(ref: Reference) -> str:
+    """*ref* as the user named it (a short name stays short: it stands for several registries)."""
+    if not ref.short:
+        return str(ref)
+    return (ref.path or ref.repository) + (f":{ref.tag}" if ref.tag else "") + (f"@{ref.digest}" if ref.digest else "")
 
 
 class RegistryClient:
@@ -200,6 +249,7 @@ class RegistryClient:
         self._tokens = TokenCache()
         self._schemes: dict[str, str] = {}
         self._challenges: dict[str, Challenge] = {}
+        self._answered: set[str] = set()  # origins that have sent at least one response
         self._creds: dict[tuple[str, str], Credentials | None] = {}
         self._tls: dict[str, _TLS] = {}
         self._tls_lock = threading.Lock()
@@ -213,35 +263,46 @@ class RegistryClient:
     def open(self, ref: Reference) -> tuple[Source, ManifestHead]:
         """Find where *ref* can be pulled from: for a short name each search registry in turn; for
         each, its endpoints (mirrors then primary); the first that answers a HEAD for the manifest
-        (by digest if ``ref.digest`` else tag) wins. When all fail, the most informative error is
-        raised (auth > rate limit > other registry errors > not found > connection failures, and a
-        primary endpoint's error over a mirror's).
+        (by digest if ``ref.digest`` else tag) wins; any error, "manifest unknown" included, moves
+        on to the next one, as podman does.
+
+        When all fail, the error's class, status and hint are those of the most informative failure
+        (auth > rate limit > other registry errors > not found > connection failures, and a primary
+        endpoint's error over a mirror's), so callers keep their meaning. With one source that
+        error is raised as it is; with several its message lists every source tried, in order,
+        each with its own answer (``cannot pull docker.io/library/alpine:3.20: 127.0.0.1:5000
+        (mirror): manifest unknown; registry-1.docker.io: cannot resolve host``).
         """
         if ref.short:
             candidates = [ref.with_registry(r) for r in self.config.search_registries()]
         else:
             candidates = [ref]
-        failures: list[tuple[int, int, RootletError]] = []
+        failures: list[tuple[int, int, str, RegistryError]] = []  # (rank, order, source, error)
         for cand in candidates:
             qualified = cand.replace(short=False)
             try:
                 endpoints = self.config.endpoints(qualified)
             except RegistryError as exc:
-                failures.append((30, len(failures), exc))
+                failures.append((30, len(failures), qualified.registry, exc))
                 continue
             for endpoint in endpoints:
                 source = Source(self, qualified, endpoint)
                 try:
                     head = source.head(qualified.digest or qualified.tag or "latest")
                 except RegistryError as exc:
-                    failures.append((self._rank(exc, endpoint), len(failures), exc))
+                    label = f"{endpoint.host} (mirror)" if endpoint.mirror else endpoint.host
+                    failures.append((self._rank(exc, endpoint), len(failures), label, exc))
                     continue
                 return source, head
         if not failures:
             raise RegistryError(f"no registry to pull {ref} from",
                                 "set unqualified-search-registries in registries.conf or use a full name")
-        failures.sort(key=lambda f: (-f[0], f[1]))
-        raise failures[0][2]
+        best = min(failures, key=lambda f: (-f[0], f[1]))[3]
+        if len(failures) == 1:
+            raise best  # it already names its one source
+        wanted = str(candidates[0].replace(short=False)) if len(candidates) == 1 else _as_typed(ref)
+        answers = "; ".join(f"{label}: {_one_line(exc.answer or exc.message)}" for _, _, label, exc in failures)
+        raise _status_error(type(best)(f"cannot pull {wanted}: {answers}", best.hint), best.status, best.answer)
 
     def close(self) -> None:
         """Close every connection and remove the temporary CA bundles."""
@@ -262,8 +323,8 @@ class RegistryClient:
     # --- plumbing ----------------------------------------------------------------------------
 
     @staticmethod
-    def _rank(exc: RootletError, endpoint: Endpoint) -> int:
-        status = getattr(exc, "status", None)
+    def _rank(exc: RegistryError, endpoint: Endpoint) -> int:
+        status = exc.status
         if isinstance(exc, (AuthError, RateLimited)):
             rank = 40
         elif status == 404:
@@ -380,7 +441,7 @@ class RegistryClient:
             return self._session().get(realm, params=params, headers=headers, verify=verify, cert=cert,
                                        timeout=self.settings.timeout, stream=True, allow_redirects=False)
 
-        resp = self._with_retries(display, send)
+        resp = self._with_retries(display, send, _origin(realm)[1])
         if resp.status_code in (401, 403):
             detail = _error_text(resp)
             raise AuthError(f"authentication to {display} failed" + (f": {detail}" if detail else "")
@@ -410,8 +471,14 @@ class RegistryClient:
         self._tokens.put(key, token, expires_in if isinstance(expires_in, (int, float)) else None)
         return token
 
-    def _with_retries(self, display: str, send: Callable[[], requests.Response]) -> requests.Response:
-        """Call *send* until it gives a non-retryable answer or attempts run out (exponential back-off)."""
+    def _with_retries(self, display: str, send: Callable[[], requests.Response], origin: str) -> requests.Response:
+        """Call *send* until it gives a non-retryable answer or attempts run out (exponential back-off).
+
+        *origin* names who *send* talks to (a host or ``host:port``): a refused connection is
+        retried only when that origin has answered this client before (it is probably restarting);
+        a first refusal means nothing listens there. A name that did not resolve is never retried:
+        the resolver has already done its own retries, and ours only delayed the next mirror.
+        """
         attempts = max(1, self.settings.retries)
         attempt = 0
         while True:
@@ -421,11 +488,18 @@ class RegistryClient:
             except requests.exceptions.SSLError as exc:
                 raise self._tls_error(display, exc) from None
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-                if attempt >= attempts:
-                    raise TransferError(f"cannot reach {display}: {_reason(exc)}",
-                                        "check the registry name and your network") from None
+                failure = _connect_failure(exc)
+                with self._lock:
+                    answered = origin in self._answered
+                if failure == "unresolved" or (failure == "refused" and not answered) or attempt >= attempts:
+                    reason = _reason(exc)
+                    raise _status_error(TransferError(f"cannot reach {display}: {reason}",
+                                                      "check the registry name and your network"),
+                                        None, reason) from None
                 time.sleep(_backoff(attempt))
                 continue
+            with self._lock:
+                self._answered.add(origin)
             if resp.status_code in RETRY_STATUSES and attempt < attempts:
                 delay = _retry_after(resp)
                 resp.close()
@@ -486,7 +560,9 @@ class RegistryClient:
             try:
                 resp = self._follow("https", endpoint, tls, method, path, headers, auth, stream)
                 chosen = "https"
-            except (requests.exceptions.SSLError, requests.exceptions.ConnectionError):
+            except (requests.exceptions.SSLError, requests.exceptions.ConnectionError) as exc:
+                if _connect_failure(exc) == "unresolved":
+                    raise  # plain http needs the same name: no second lookup
                 resp = self._follow("http", endpoint, tls, method, path, headers, auth, stream)
                 chosen = "http"
         with self._lock:
@@ -503,7 +579,8 @@ class RegistryClient:
         hdrs = dict(headers or {})
 
         def send_with(auth: str | None) -> requests.Response:
-            return self._with_retries(display, lambda: self._exchange(endpoint, method, path, hdrs, auth, stream))
+            return self._with_retries(display, lambda: self._exchange(endpoint, method, path, hdrs, auth, stream),
+                                      endpoint.host)
 
         resp = send_with(self._auth_header(endpoint, repository, fresh=False))
         if resp.status_code != 401:
@@ -513,8 +590,9 @@ class RegistryClient:
         chosen = next((c for c in challenges if c.scheme == "bearer"), None) or \
             next((c for c in challenges if c.scheme == "basic"), None)
         if chosen is None:
+            answer = "unauthorized (HTTP 401)" + (f": {detail}" if detail else "")
             raise _status_error(AuthError(f"{display} refused the request (HTTP 401)" + (f": {detail}" if detail else ""),
-                                          f"log in with `rootlet login {display}`"), 401)
+                                          f"log in with `rootlet login {display}`"), 401, answer)
         with self._lock:
             self._challenges[endpoint.host] = chosen
         resp = send_with(self._auth_header(endpoint, repository, fresh=True))
@@ -522,14 +600,20 @@ class RegistryClient:
             detail = _error_text(resp) or detail
             creds = self._credentials(endpoint.host, repository)
             what = f"access to {repository} on {display}" if repository else f"access to {display}"
+            how = (f": {detail}" if detail else "") + \
+                (f" (credentials from {creds.source})" if creds else " (no credentials)")
             raise _status_error(AuthError(
-                f"{what} denied" + (f": {detail}" if detail else "")
-                + (f" (credentials from {creds.source})" if creds else " (no credentials)"),
-                f"log in with `rootlet login {display}`" + (" and check the repository name" if repository else "")), 401)
+                f"{what} denied{how}",
+                f"log in with `rootlet login {display}`" + (" and check the repository name" if repository else "")),
+                401, f"access denied{how}")
         return resp
 
-    def raise_for(self, resp: requests.Response, endpoint: Endpoint, what: str, hint: str) -> None:
-        """Turn a failed response into the right ``RegistryError`` subclass (closing the response)."""
+    def raise_for(self, resp: requests.Response, endpoint: Endpoint, what: str, hint: str,
+                  unknown: str = "not found") -> None:
+        """Turn a failed response into the right ``RegistryError`` subclass (closing the response).
+
+        *unknown* is the short answer a 404 without an error body stands for (a HEAD has none).
+        """
         status = resp.status_code
         display = _display_host(endpoint.host)
         where = f" (mirror {endpoint.host})" if endpoint.mirror else ""
@@ -540,16 +624,18 @@ class RegistryClient:
             login_hint = (f"log in with `rootlet login {display}` to raise the limit" if display == DOCKER_HUB
                           else f"wait a while and try again, or log in with `rootlet login {display}`")
             raise _status_error(RateLimited(f"{display}{where}: too many requests (HTTP 429)"
-                                            + (f"; {', '.join(headers)}" if headers else ""), login_hint), 429)
+                                            + (f"; {', '.join(headers)}" if headers else ""), login_hint), 429,
+                                "too many requests (HTTP 429)")
         detail = _error_text(resp)
         suffix = f": {detail}" if detail else ""
         if status in (401, 403):
             raise _status_error(AuthError(f"{what}: access denied by {display}{where}{suffix}",
-                                          f"log in with `rootlet login {display}`"), status)
+                                          f"log in with `rootlet login {display}`"), status,
+                                f"access denied (HTTP {status}){suffix}")
         if status == 404:
-            raise _status_error(RegistryError(f"{what}{where}", hint), 404)
+            raise _status_error(RegistryError(f"{what}{where}", hint), 404, detail or unknown)
         raise _status_error(RegistryError(f"{what}: {display}{where} answered HTTP {status}{suffix}",
-                                          "try again later"), status)
+                                          "try again later"), status, f"HTTP {status}{suffix}")
 
 
 class Source:
@@ -611,7 +697,7 @@ class Source:
     def _raise(self, resp: requests.Response, reference: str) -> None:
         self.client.raise_for(resp, self.endpoint, f"manifest unknown: {self._label(reference)}",
                               f"check the image name and tag (does {self._label(reference)} exist on "
-                              f"{_display_host(self.endpoint.host)}?)")
+                              f"{_display_host(self.endpoint.host)}?)", unknown="manifest unknown")
         raise AssertionError("unreachable")
 
     def _get_bounded(self, path: str, limit: int, headers: dict[str, str], what: str,
@@ -680,7 +766,8 @@ class Source:
     def _blob_error(self, digest: str) -> Callable[[requests.Response], None]:
         def fail(resp: requests.Response) -> None:
             self.client.raise_for(resp, self.endpoint, f"blob unknown: {digest} in {self.ref.name}",
-                                  "the image is incomplete on the registry; try another tag or mirror")
+                                  "the image is incomplete on the registry; try another tag or mirror",
+                                  unknown="blob unknown")
         return fail
 
     def read_blob(self, digest: str, max_size: int) -> bytes:

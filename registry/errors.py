@@ -47,7 +47,17 @@ class ConfigError(RootletError):
 
 
 class RegistryError(RootletError):
-    """The registry answered, but not with what we asked for."""
+    """The registry answered, but not with what we asked for.
+
+    Two optional details help callers that try several sources (mirrors, then the registry):
+    ``status`` is the HTTP status behind the error when there was one (404 means "not there"),
+    and ``answer`` is what the source said in a few words without naming it (``manifest
+    unknown``, ``cannot resolve host``), so a pull that tried several sources can list each one's
+    answer in one line. Both stay in the process that raised them (they are not pickled).
+    """
+
+    status: int | None = None
+    answer: str | None = None
 
 
 class AuthError(RegistryError):

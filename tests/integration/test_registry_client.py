@@ -17,7 +17,7 @@ from rootlet.registry.client import ClientSettings, RegistryClient, Source, logi
 from rootlet.registry.config import RegistriesConfig
 from rootlet.registry.errors import AuthError, DigestMismatch, RegistryError, TransferError
 from rootlet.registry.reference import parse_reference
-from tests.conftest import need
+from tests.conftest import free_port, need
 from tests.support.registries import (FaultProxy, TokenServer, make_ca_and_cert, push_layout, start_registry)
 
 pytestmark = pytest.mark.integration
@@ -149,6 +149,107 @@ location = "{registry}"
     assert source.endpoint.repository == "library/alpine"
     assert str(source.ref) == "docker.io/library/alpine:3.20"
     assert not source.ref.short
+
+
+# --- several sources: mirrors, then the registry (issue 10) ----------------------------------------
+
+#: A host name that never resolves, and whose lookup never leaves this machine: glibc refuses a name
+#: that starts with "-" before asking any DNS server. (docker.io itself would resolve wherever there
+#: is internet, and tests send traffic to loopback only.)
+UNRESOLVABLE = "-unresolvable.invalid"
+
+
+@pytest.fixture
+def unresolvable() -> str:
+    """``UNRESOLVABLE``, after checking that this machine's resolver refuses it."""
+    with pytest.raises(socket.gaierror):
+        socket.getaddrinfo(UNRESOLVABLE, 443)
+    return UNRESOLVABLE
+
+
+@pytest.fixture
+def lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every host name the client looks up, in order: one per connection attempt (urllib3 resolves
+    each time it connects, IP literals included). A spy: the real resolver still answers."""
+    seen: list[str] = []
+    real = socket.getaddrinfo
+
+    def spy(host: object, *args: object, **kwargs: object) -> object:
+        seen.append(host.decode() if isinstance(host, bytes) else str(host))
+        return real(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", spy)
+    return seen
+
+
+def _hub_conf(conf: Path, location: str, *mirrors: str) -> None:
+    """Make docker.io (the short names' registry) live at *location*, behind *mirrors*."""
+    conf.write_text('unqualified-search-registries = ["docker.io"]\n'
+                    f'[[registry]]\nprefix = "docker.io"\nlocation = "{location}"\n'
+                    + "".join(f'[[registry.mirror]]\nlocation = "{m}"\n' for m in mirrors))
+
+
+def test_mirror_without_the_tag_falls_through_to_the_registry(registry: str, isolated_env: Path,
+                                                              make_client: Callable[..., RegistryClient]) -> None:
+    # The mirror path holds no repositories: it answers 404 for the manifest, as podman's would.
+    _hub_conf(isolated_env / "registries.conf", registry, f"{registry}/empty")
+    source, head = make_client().open(parse_reference("alpine:3.20"))
+    assert not source.endpoint.mirror and source.endpoint.host == registry
+    assert head.digest == Alpine.manifest
+    assert str(source.ref) == "docker.io/library/alpine:3.20"
+
+
+def test_every_failed_source_is_named_with_its_answer(registry: str, isolated_env: Path, unresolvable: str,
+                                                      lookups: list[str],
+                                                      make_client: Callable[..., RegistryClient]) -> None:
+    _hub_conf(isolated_env / "registries.conf", unresolvable, registry)
+    with pytest.raises(TransferError) as err:
+        make_client().open(parse_reference("alpine:3.21"))
+    assert err.value.message == (f"cannot pull docker.io/library/alpine:3.21: {registry} (mirror): manifest unknown; "
+                                 f"{unresolvable}: cannot resolve host")
+    assert err.value.hint == "check the registry name and your network"
+    assert lookups.count(unresolvable) == 1, "a name that did not resolve is not looked up again"
+
+
+def test_mirror_down_and_registry_unresolvable_fail_without_retries(isolated_env: Path, unresolvable: str,
+                                                                    lookups: list[str],
+                                                                    make_client: Callable[..., RegistryClient]) -> None:
+    down = f"127.0.0.1:{free_port()}"
+    _hub_conf(isolated_env / "registries.conf", unresolvable, down)
+    with pytest.raises(TransferError) as err:
+        make_client().open(parse_reference("alpine:3.20"))
+    assert err.value.message == (f"cannot pull docker.io/library/alpine:3.20: {down} (mirror): connection refused; "
+                                 f"{unresolvable}: cannot resolve host")
+    # A loopback mirror may speak https or http: one attempt each, and no retry of a first refusal.
+    assert lookups == ["127.0.0.1", "127.0.0.1", unresolvable]
+
+
+def test_not_found_at_the_registry_stays_not_found_after_a_mirror_failed(
+        registry: str, isolated_env: Path, make_client: Callable[..., RegistryClient]) -> None:
+    down = f"127.0.0.1:{free_port()}"
+    _hub_conf(isolated_env / "registries.conf", registry, down)
+    with pytest.raises(RegistryError) as err:
+        make_client().open(parse_reference("alpine:no-such-tag"))
+    assert type(err.value) is RegistryError and err.value.status == 404
+    assert err.value.message == (f"cannot pull docker.io/library/alpine:no-such-tag: {down} (mirror): "
+                                 f"connection refused; {registry}: manifest unknown")
+    assert err.value.hint is not None and err.value.hint.startswith("check the image name and tag")
+
+
+def test_refusal_from_a_host_that_answered_before_is_retried(registry: str, lookups: list[str],
+                                                             make_client: Callable[..., RegistryClient]) -> None:
+    """A registry that answered and then refuses is probably restarting: that is worth retrying."""
+    proxy = FaultProxy(registry, "pass")
+    try:
+        source = _source(make_client(retries=3), proxy.host)
+    finally:
+        proxy.stop()
+    before = len(lookups)
+    with pytest.raises(TransferError) as err:
+        source.manifest("3.20")
+    assert err.value.message == f"cannot reach {proxy.host}: connection refused"
+    # Three attempts; the first may go out on the pooled connection the proxy closed (no lookup).
+    assert len(lookups[before:]) >= 2, "the refused connection was not retried"
 
 
 # --- htpasswd (Basic) --------------------------------------------------------------------------------
