@@ -102,10 +102,22 @@ def registry(test_images: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
         handle.stop()
 
 
+@pytest.fixture(scope="session")
+def store_roots() -> Iterator[list[Path]]:
+    """Every store root the session made; removed at its end (``tests/support/cleanup.py``)."""
+    from tests.support.cleanup import remove_stores
+
+    roots: list[Path] = []
+    yield roots
+    for problem in remove_stores(roots):
+        sys.stderr.write(f"\nclean-up: {problem}\n")
+
+
 @pytest.fixture
-def store_root(tmp_path: Path) -> Path:
+def store_root(tmp_path: Path, store_roots: list[Path]) -> Path:
     """A fresh, empty rootlet store root for one test."""
     root = tmp_path / "store"
+    store_roots.append(root)
     return root
 
 

@@ -22,7 +22,7 @@ from rootlet.registry.record import Record
 from rootlet.registry.reference import DOCKER_HUB
 from rootlet.registry.store import ImageRecord, ImageStore, match_image
 from rootlet.runtime.container import flags
-from rootlet.runtime.container.imagefiles import home_for, layered_lines, lower_dirs
+from rootlet.runtime.container.imagefiles import home_for, lower_dirs
 from rootlet.runtime.container.options import RunOptions
 from rootlet.runtime.container.record import ContainerConfig, LogConfig, Mount, RestartPolicy
 from rootlet.runtime.container.store import ContainerStore, check_name
@@ -165,8 +165,8 @@ def _host_home() -> str:
         return "/"
 
 
-def _keep_id_entries(home: str) -> dict[str, tuple[str, str]]:
-    """The passwd and group entries podman writes for keep-id: our own user and group, so that
+def _keep_id_entries(home: str) -> list[list[str]]:
+    """The passwd and group entries podman adds for keep-id: our own user and group, so that
     ``id``, ``whoami`` and programs that look up $HOME know the user."""
     import pwd
 
@@ -175,41 +175,21 @@ def _keep_id_entries(home: str) -> dict[str, tuple[str, str]]:
         name = pwd.getpwuid(uid).pw_name
     except KeyError:
         name = os.environ.get("USER") or f"user{uid}"
-    return {"passwd": (str(uid), f"{name}:*:{uid}:{gid}:{name}:{home}:/bin/sh"),
-            "group": (str(gid), f"{name}:x:{gid}:")}
+    return [["passwd", str(uid), f"{name}:*:{uid}:{gid}:{name}:{home}:/bin/sh"],
+            ["group", str(gid), f"{name}:x:{gid}:"]]
 
 
-def _numeric_user_entries(user: str) -> dict[str, tuple[str, str]]:
+def _numeric_user_entries(user: str) -> list[list[str]]:
     """Entries for a numeric ``--user`` that the image may not know, as podman adds them: the uid
     as a "container user" (its group the one given, else 0) and a numeric group given explicitly,
-    so that ``id`` and ``whoami`` work. Added by ``_write_user_db`` only when the image lacks them."""
+    so that ``id`` and ``whoami`` work."""
     name, _, group = user.partition(":")
-    entries: dict[str, tuple[str, str]] = {}
+    entries = []
     if name.isdigit():
-        gid = group if group.isdigit() else "0"
-        entries["passwd"] = (name, f"{name}:*:{name}:{gid}:container user:/:/bin/sh")
+        entries.append(["passwd", name, f"{name}:*:{name}:{group if group.isdigit() else '0'}:container user:/:/bin/sh"])
     if group.isdigit():
-        entries["group"] = (group, f"{group}:x:{group}:{name}")
+        entries.append(["group", group, f"{group}:x:{group}:{name}"])
     return entries
-
-
-def _write_user_db(etc: str, lowers: tuple[str, ...], entries: dict[str, tuple[str, str]]) -> list[str]:
-    """Write the container's own /etc/passwd and /etc/group for ``entries`` ({db: (id, line)}):
-    the image's file, copied as a stream (resolved inside the image: ``imagefiles``), with the line
-    appended when no entry of the image has that id. Only files that need a line are written; the
-    names of those are returned (they are bind-mounted over the image's)."""
-    written = []
-    for db, (wanted, line) in entries.items():
-        if any(len(f) > 2 and f[2] == wanted for f in (row.split(":") for row in layered_lines(lowers, f"/etc/{db}"))):
-            continue
-        path = os.path.join(etc, db)
-        with open(path, "w", encoding="utf-8", errors="replace") as out:
-            os.fchmod(out.fileno(), 0o644)
-            for row in layered_lines(lowers, f"/etc/{db}"):
-                out.write(row + "\n")
-            out.write(line + "\n")
-        written.append(db)
-    return written
 
 
 def create_container(store: ImageStore, opts: RunOptions, prepared: Prepared, image: ImageRecord,
@@ -255,7 +235,6 @@ def create_container(store: ImageStore, opts: RunOptions, prepared: Prepared, im
     try:
         hostname = opts.hostname or cid[:12]
         etc = containers.path(cid, "etc")
-        _write_user_db(etc, lowers, _keep_id_entries(home or "/") if keep_id else _numeric_user_entries(user))
         if prepared.seccomp_profile is not None:
             atomic_write(containers.path(cid, "seccomp.json"), prepared.seccomp_profile, 0o600, durable=False)
         cfg = ContainerConfig(
@@ -267,6 +246,7 @@ def create_container(store: ImageStore, opts: RunOptions, prepared: Prepared, im
             else flags.image_words(config, "Cmd"),
             env=final_env(config, opts, prepared, lowers, user, hostname, home=home), cwd=cwd, user=user,
             additional_gids=[int(g) if g.isdigit() else g for g in opts.group_add], hostname=hostname,
+            user_entries=_keep_id_entries(home or "/") if keep_id else _numeric_user_entries(user),
             labels=dict(prepared.labels), mounts=mounts, readonly_rootfs=opts.read_only, caps=list(caps),
             ambient_caps=[c for c in caps if c in {flags.cap_name(a) for a in opts.cap_add}],
             no_new_privs=prepared.no_new_privs, seccomp=prepared.seccomp, rlimits=list(prepared.rlimits), tty=opts.tty,

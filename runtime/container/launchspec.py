@@ -16,8 +16,8 @@ from rootlet.runtime.oci.spec import BindMount, RuntimeSpec, TmpfsMount
 
 #: Directories a ``--read-only`` container gets a tmpfs on (docker's and podman's --read-only-tmpfs).
 READ_ONLY_TMPFS = ("/tmp", "/run", "/var/tmp")
-#: The files rootlet writes for a container (passwd and group only when it adds an entry: keep-id, or a
-#: numeric --user the image does not list).
+#: The files rootlet writes for a container; passwd and group only exist for keep-id containers made
+#: by rootlet 0.1, which bind-mounted them (entries now go into the container's own files).
 ETC_FILES = ("hosts", "resolv.conf", "hostname", "passwd", "group")
 
 
@@ -74,6 +74,7 @@ def runtime_spec(store: ImageStore, cfg: ContainerConfig) -> RuntimeSpec:
         work_dir=os.path.join(d, "work"), merged_dir=os.path.join(d, "merged"), overlay=overlay,
         argv=tuple(cfg.argv), env=tuple(cfg.env), cwd=cfg.cwd, user=cfg.user,
         additional_gids=tuple(cfg.additional_gids), hostname=cfg.hostname,
+        user_entries=tuple((db, wanted, line) for db, wanted, line in cfg.user_entries),
         etc_files={f"/etc/{n}": os.path.join(etc, n) for n in ETC_FILES
                    if n in ("hosts", "resolv.conf", "hostname") or os.path.exists(os.path.join(etc, n))},
         binds=tuple(binds), tmpfs=tuple(tmpfs), readonly_rootfs=cfg.readonly_rootfs, caps=tuple(cfg.caps),

@@ -68,7 +68,9 @@ class ContainerConfig(Record):
     are the image's chain ids, bottom first. ``userns`` is ``""`` or ``keep-id`` (then
     ``keep_uid``/``keep_gid`` are the host ids kept). ``stop_signal`` is a number. ``seccomp`` is
     ``default`` (podman's profile), ``unconfined``, or ``custom`` (the profile given at create,
-    kept in the container's directory as ``seccomp.json``).
+    kept in the container's directory as ``seccomp.json``). ``user_entries`` are ``[db, id, line]``
+    lines for the container's /etc/passwd and /etc/group, added at start when no entry has that id
+    (keep-id's user, a numeric ``--user`` the image does not list).
     """
 
     _nested = {"mounts": Mount, "ports": PortMapping, "rlimits": Rlimit, "restart": RestartPolicy,
@@ -88,6 +90,7 @@ class ContainerConfig(Record):
     cwd: str = "/"
     user: str = ""
     additional_gids: list[int | str] = []
+    user_entries: list[list[str]] = []
     hostname: str = ""
     labels: dict[str, str] = {}
     mounts: list[Mount] = []

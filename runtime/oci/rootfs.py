@@ -22,6 +22,7 @@ from rootlet.registry.errors import ContainerStartError
 from rootlet.runtime.linux import syscalls as linux
 from rootlet.runtime.oci.idmap import UsernsPlan
 from rootlet.runtime.oci.spec import RuntimeSpec, TmpfsMount
+from rootlet.runtime.oci.user import add_user_entries
 
 
 #: podman's masked paths: files get /dev/null bound over them, directories an empty read-only tmpfs.
@@ -416,6 +417,8 @@ def setup_rootfs(spec: RuntimeSpec, plan: UsernsPlan) -> None:
         _mount_sys(root, spec.network != "host")
         step = "/etc/mtab"
         _ensure_mtab(root)
+        step = "/etc/passwd"
+        add_user_entries(root, spec.user_entries)
         for dest, source in spec.etc_files.items():
             step = dest
             _bind(root, source, dest, False, ("bind",))

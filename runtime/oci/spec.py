@@ -77,6 +77,7 @@ class RuntimeSpec(Record):
     cwd: str = "/"
     user: str = ""
     additional_gids: tuple[int | str, ...] = ()
+    user_entries: tuple[tuple[str, str, str], ...] = ()
     hostname: str = ""
     etc_files: Mapping[str, str] = {}
     binds: tuple[BindMount, ...] = ()

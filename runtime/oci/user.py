@@ -7,8 +7,14 @@ and ``/etc/group`` are the container's, and nothing on the host is reachable by 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 from collections.abc import Iterator
+
+TYPE_CHECKING = False  # typing costs milliseconds to import; the run path must not pay for it
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 from rootlet.registry.errors import ContainerStartError
 
@@ -33,6 +39,49 @@ def _records(path: str) -> Iterator[list[str]]:
             line = raw.decode(errors="replace").rstrip("\n")
             if line and not line.startswith("#"):
                 yield line.split(":")
+
+
+def add_user_entries(root: str, entries: tuple[tuple[str, str, str], ...]) -> None:
+    """Append ``(db, id, line)`` entries to ``root``/etc/passwd or group where no entry has that id.
+
+    podman writes keep-id's user and a numeric ``--user``'s entry into the container's own files
+    (not a bind mount over them), so ``adduser`` and ``passwd`` still work inside. Runs as the
+    container's root on its rootfs before any volume is mounted (a file the user bind-mounts over
+    /etc/passwd is never written). Neither /etc nor the file is followed if it is a symlink, only
+    a regular file is written, and what fails is skipped: the command then runs without a name.
+    """
+    if not entries:
+        return
+    try:
+        etc_fd = os.open(os.path.join(root, "etc"), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        for db, wanted, line in entries:
+            try:
+                fd = os.open(db, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644,
+                             dir_fd=etc_fd)
+            except OSError:
+                continue
+            with open(fd, "r+b") as f:
+                if not stat.S_ISREG(os.fstat(fd).st_mode) or _has_id(f, wanted.encode()):
+                    continue
+                end = f.seek(0, os.SEEK_END)
+                newline = end > 0 and os.pread(fd, 1, end - 1) != b"\n"
+                with contextlib.suppress(OSError):  # a full disk: the command runs without the name
+                    f.write((b"\n" if newline else b"") + line.encode() + b"\n")
+    finally:
+        os.close(etc_fd)
+
+
+def _has_id(f: BinaryIO, wanted: bytes) -> bool:
+    """Whether passwd/group file ``f`` has an entry whose third field is ``wanted`` (streamed, in
+    bounded pieces: a huge file costs no memory)."""
+    for raw in iter(lambda: f.readline(MAX_LINE + 1), b""):
+        fields = raw.split(b":", 3)
+        if len(fields) > 2 and fields[2].strip() == wanted:
+            return True
+    return False
 
 
 def resolve_user(user: str, additional_gids: tuple[int | str, ...] = (), etc: str = "/etc") -> tuple[int, int, list[int]]:

@@ -448,6 +448,21 @@ def test_keep_id_user_cannot_rewrite_the_etc_files_rootlet_provides(rootlet: Run
     assert proc.stdout.splitlines() == [f"0:0 {f}" for f in files], proc.stdout + proc.stderr
 
 
+def test_keep_id_entries_are_the_containers_own_so_adduser_works(rootlet: RunRootlet, alpine: str) -> None:
+    """keep-id's passwd/group entries go into the container's own files, as podman writes them (a
+    bind-mounted /etc/passwd makes adduser fail with EBUSY/EXDEV); a second start adds nothing.
+    adduser's way of writing: a new file renamed over the old one."""
+    add_bob = ("grep -q ^bob: /etc/passwd || { cat /etc/passwd > /etc/passwd+ && "
+               "echo 'bob:x:1234:1234::/:/bin/sh' >> /etc/passwd+ && mv /etc/passwd+ /etc/passwd; }")
+    script = (f"{add_bob}; grep -c ^bob: /etc/passwd; grep -c ':{os.getuid()}:{os.getgid()}:' /etc/passwd; "
+              "grep -c ' /etc/passwd ' /proc/self/mountinfo")
+    assert rootlet("create", "--name", "kid", "--userns", "keep-id", "-u", "0", alpine, "sh", "-c", script,
+                   check=True)
+    for _ in range(2):
+        proc = rootlet("start", "-a", "kid")
+        assert proc.stdout.split() == ["1", "1", "0"], proc.stdout + proc.stderr
+
+
 def test_keep_id_with_user_0_is_root(rootlet: RunRootlet, alpine: str) -> None:
     proc = rootlet("run", "--rm", "--userns", "keep-id", "-u", "0", alpine, "sh", "-c", "id -u; id -g; whoami")
     assert proc.stdout.split() == ["0", "0", "root"], proc.stderr
