@@ -14,23 +14,53 @@ from typing import TYPE_CHECKING, List, Optional
 import typer
 
 from rootlet.cli.context import AppContext
-from rootlet.cli.render import (ago, describe_status, dump_json, err, out, ports_text, print_docs,
-                                raise_collected, table)
+from rootlet.cli.render import (ago, describe_status, dump_json, err, go_time, human_size, out, ports_text,
+                                print_docs, raise_collected, table)
 from rootlet.registry.errors import UsageError
 
 if TYPE_CHECKING:
     from rootlet.runtime.engine.reports import ContainerResult, ContainerSummary
 
 
-def _report(results: list[ContainerResult], show: bool = True) -> None:
+def _report(results: list[ContainerResult], show: bool = True, codes: tuple[tuple[type, int], ...] = ()) -> None:
     """Print the name of each container the verb succeeded for (its warnings on stderr); raise
-    the failures at the end."""
+    the failures at the end (with the verb's exit ``codes``: ``raise_collected``)."""
     for r in results:
         for warning in r.warnings:
             err(f"Warning: {warning}")
-        if r.error is None and show:
+        if r.error is None and show and r.id:  # no id: a missing container that --ignore skipped
             out(r.name)
-    raise_collected([r.error for r in results if r.error is not None])
+    raise_collected([r.error for r in results if r.error is not None], codes)
+
+
+def _targets(app: AppContext, names: Optional[List[str]], cidfiles: Optional[List[str]] = None,
+             latest: bool = False, ignore: bool = False) -> tuple[str, ...]:
+    """The containers a verb names: its arguments, the ids in ``--cidfile`` files (a missing file
+    is skipped with ``--ignore``, as podman does) and, with ``--latest``, the newest container."""
+    targets = list(names or ())
+    for path in cidfiles or ():
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                cid = f.read(256).strip()
+        except FileNotFoundError:
+            if ignore:
+                continue
+            raise UsageError(f"reading CIDFile: open {path}: no such file or directory") from None
+        except OSError as exc:
+            raise UsageError(f"reading CIDFile {path}: {exc.strerror}") from None
+        if not cid:
+            raise UsageError(f"CIDFile {path} is empty")
+        targets.append(cid)
+    if latest:
+        from rootlet.runtime.engine.options import PsOptions
+
+        if targets:
+            raise UsageError("--latest and container names cannot be combined")
+        newest = app.engine().ps(PsOptions(all=True, last=1))
+        if not newest:
+            raise UsageError("no containers to use with --latest")
+        targets.append(newest[0].id)
+    return tuple(targets)
 
 
 def start(
@@ -39,13 +69,17 @@ def start(
     attach: bool = typer.Option(False, "--attach", "-a", help="Attach to the container's output and wait for it."),
     interactive: bool = typer.Option(False, "--interactive", "-i", help="Attach stdin (with -a)."),
     sig_proxy: bool = typer.Option(True, "--sig-proxy/--no-sig-proxy", help="Forward signals with -a."),
+    all_: bool = typer.Option(False, "--all", help="Start every container that is not running."),
+    filters: List[str] = typer.Option(None, "--filter", "-f", help="With --all: only those matching (ps's filters)."),
+    latest: bool = typer.Option(False, "--latest", "-l", help="The most recently created container."),
 ) -> None:
     """Start created or stopped containers (in the background unless -a)."""
     from rootlet.runtime.engine.options import StartOptions
 
     app: AppContext = ctx.obj
-    results = app.engine().start(StartOptions(tuple(names or ()), attach=attach, interactive=interactive,
-                                              sig_proxy=sig_proxy), notify=err)
+    results = app.engine().start(StartOptions(_targets(app, names, latest=latest), attach=attach,
+                                              interactive=interactive, sig_proxy=sig_proxy, all=all_,
+                                              filters=tuple(filters or ())), notify=err)
     if attach or interactive:
         raise typer.Exit(results[0].exit_code or 0)
     _report(results)
@@ -54,37 +88,51 @@ def start(
 def stop(
     ctx: typer.Context,
     names: List[str] = typer.Argument(None, metavar="CONTAINER..."),
-    time_: Optional[int] = typer.Option(None, "--time", "-t", help="Seconds to wait before SIGKILL (default: the container's, 10)."),
+    time_: Optional[int] = typer.Option(None, "--time", "-t", "--timeout",
+                                        help="Seconds to wait before SIGKILL (default: the container's, 10)."),
     all_: bool = typer.Option(False, "--all", "-a", help="Stop every running container."),
+    cidfiles: List[str] = typer.Option(None, "--cidfile", help="Read a container id from this file (repeatable)."),
+    ignore: bool = typer.Option(False, "--ignore", "-i", help="A container that does not exist is no error."),
+    latest: bool = typer.Option(False, "--latest", "-l", help="The most recently created container."),
 ) -> None:
     """Stop running containers: their stop signal, then SIGKILL after the timeout."""
     from rootlet.runtime.engine.options import StopOptions
 
     app: AppContext = ctx.obj
-    _report(app.engine().stop(StopOptions(tuple(names or ()), timeout=time_, all=all_)))
+    _report(app.engine().stop(StopOptions(_targets(app, names, cidfiles, latest, ignore), timeout=time_, all=all_,
+                                          ignore=ignore)))
 
 
 def kill(
     ctx: typer.Context,
     names: List[str] = typer.Argument(None, metavar="CONTAINER..."),
     sig: str = typer.Option("KILL", "--signal", "-s", help="Signal to send (name or number)."),
+    all_: bool = typer.Option(False, "--all", "-a", help="Signal every running container."),
+    cidfiles: List[str] = typer.Option(None, "--cidfile", help="Read a container id from this file (repeatable)."),
+    latest: bool = typer.Option(False, "--latest", "-l", help="The most recently created container."),
 ) -> None:
     """Send a signal to running containers (default SIGKILL)."""
     from rootlet.runtime.engine.options import KillOptions
 
     app: AppContext = ctx.obj
-    _report(app.engine().kill(KillOptions(tuple(names or ()), signal=sig)))
+    _report(app.engine().kill(KillOptions(_targets(app, names, cidfiles, latest), signal=sig, all=all_)))
 
 
 def wait(
     ctx: typer.Context,
     names: List[str] = typer.Argument(None, metavar="CONTAINER..."),
+    conditions: List[str] = typer.Option(None, "--condition", help="configured, created, exited, running or stopped "
+                                         "(repeatable; default stopped: not running, as podman)."),
+    interval: float = typer.Option(0.25, "--interval", "-i", help="Seconds between checks of a condition."),
+    ignore: bool = typer.Option(False, "--ignore", help="A container that does not exist prints -1, no error."),
+    latest: bool = typer.Option(False, "--latest", "-l", help="The most recently created container."),
 ) -> None:
-    """Wait for containers to exit and print their exit codes."""
+    """Wait until containers stop (podman's rule: one only created is not running) and print their exit codes."""
     from rootlet.runtime.engine.options import WaitOptions
 
     app: AppContext = ctx.obj
-    results = app.engine().wait(WaitOptions(tuple(names or ())))
+    results = app.engine().wait(WaitOptions(_targets(app, names, latest=latest), conditions=tuple(conditions or ()),
+                                            interval=interval, ignore=ignore))
     for r in results:
         if r.error is None:
             out(str(r.exit_code))
@@ -94,15 +142,27 @@ def wait(
 def rm(
     ctx: typer.Context,
     names: List[str] = typer.Argument(None, metavar="CONTAINER..."),
-    force: bool = typer.Option(False, "--force", "-f", help="Stop (SIGKILL) running containers first."),
+    force: bool = typer.Option(False, "--force", "-f", help="Stop running containers first (SIGKILL at once, as docker, "
+                               "unless -t)."),
     volumes: bool = typer.Option(False, "--volumes", "-v", help="Also remove their anonymous volumes."),
     all_: bool = typer.Option(False, "--all", "-a", help="Remove every container."),
+    time_: Optional[int] = typer.Option(None, "--time", "-t", help="With -f: the stop signal, then SIGKILL after "
+                                        "this many seconds."),
+    ignore: bool = typer.Option(False, "--ignore", "-i", help="A container that does not exist is no error."),
+    depend: bool = typer.Option(False, "--depend", help="Also remove the containers that depend on these (rootlet "
+                                "has none: no pods or --requires yet)."),
+    cidfiles: List[str] = typer.Option(None, "--cidfile", help="Read a container id from this file (repeatable)."),
+    latest: bool = typer.Option(False, "--latest", "-l", help="The most recently created container."),
 ) -> None:
-    """Remove containers."""
+    """Remove containers. Exit status as podman's: 1 when one did not exist, 2 when one is running."""
+    from rootlet.registry.errors import ContainerNotFound, ContainerRunning
     from rootlet.runtime.engine.options import RmOptions
 
+    del depend  # no container depends on another in rootlet: --depend removes exactly what is named
     app: AppContext = ctx.obj
-    _report(app.engine().rm(RmOptions(tuple(names or ()), force=force, volumes=volumes, all=all_)))
+    results = app.engine().rm(RmOptions(_targets(app, names, cidfiles, latest, ignore), force=force, volumes=volumes,
+                                        all=all_, timeout=time_, ignore=ignore))
+    _report(results, codes=((ContainerRunning, 2), (ContainerNotFound, 1)))
 
 
 def restart(
@@ -142,48 +202,61 @@ def prune(
         out(cid)
 
 
+#: podman's default ``ps`` table, and the header words that differ from the field names.
+PS_TABLE = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.CreatedHuman}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
+PS_HEADERS = {"ID": "CONTAINER ID", "CreatedHuman": "CREATED"}
+
+
 def ps(
     ctx: typer.Context,
     all_: bool = typer.Option(False, "--all", "-a", help="Also containers that are not running."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only container ids."),
     no_trunc: bool = typer.Option(False, "--no-trunc", help="Do not truncate ids and commands."),
-    fmt: Optional[str] = typer.Option(None, "--format", help="table, json, or a Go template such as '{{.Names}}'."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="json, or a Go template: '{{.Names}} {{.Status}}', "
+                                      "'table {{.ID}}\\t{{.Names}}' (with headers)."),
     filters: List[str] = typer.Option(None, "--filter", "-f", help="name=, status=, label=K[=V], ancestor=, id=, exited=."),
     last: Optional[int] = typer.Option(None, "--last", "-n", help="Only the N most recently created containers (implies -a)."),
     latest: bool = typer.Option(False, "--latest", "-l", help="Only the most recently created container (implies -a)."),
     noheading: bool = typer.Option(False, "--noheading", help="Omit the table header."),
+    size: bool = typer.Option(False, "--size", "-s", help="Show each container's own files' size (and with its image's)."),
+    sort: str = typer.Option("created", "--sort", help="command, created, id, image, names, runningfor, size or status."),
+    external: bool = typer.Option(False, "--external", help="Also containers of other tools (rootlet lists all it has "
+                                  "anyway: it keeps no containers outside its own store)."),
 ) -> None:
     """List containers (running ones, or all with -a)."""
+    from rootlet.cli.template import format_kind, render_rows
     from rootlet.runtime.engine.options import PsOptions
 
+    del external  # every container in the store is rootlet's own: there are no external ones to add
     app: AppContext = ctx.obj
     if latest:
         last = 1
-    rows = app.engine().ps(PsOptions(all=all_, filters=tuple(filters or ()), last=last))
+    kind = format_kind(fmt)
+    rows = app.engine().ps(PsOptions(all=all_, filters=tuple(filters or ()), last=last, size=size, sort=sort))
     if quiet:
         for r in rows:
             out(r.id if no_trunc else r.id[:12])
         return
-    if fmt == "json":
+    if kind == "json":
         dump_json([_ps_json(r) for r in rows])
         return
-    if fmt not in (None, "", "table"):
-        from rootlet.cli.template import render_template
-
-        template = fmt[len("table "):] if fmt.startswith("table ") else fmt
-        for r in rows:
-            doc = dict(_ps_json(r), ID=r.id if no_trunc else r.id[:12], Names=r.name,
-                       Command=_command(r, no_trunc), Ports=ports_text(r.ports),
-                       RunningFor=ago(r.created).removesuffix(" ago"))
-            out(render_template(template, doc))
-        return
-    body = [[r.id if no_trunc else r.id[:12], r.image, _command(r, no_trunc), ago(r.created), _status(r),
-             ports_text(r.ports), r.name] for r in rows]
-    text = table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], body)
-    if noheading:
-        text = text.split("\n", 1)[1] if "\n" in text else ""
+    template = fmt if kind in ("table", "template") else PS_TABLE + ("\t{{.Size}}" if size else "")
+    text = render_rows(template or "", [_ps_doc(r, no_trunc, size) for r in rows], PS_HEADERS, heading=not noheading)
     if text:
         out(text)
+
+
+def _ps_doc(r: ContainerSummary, no_trunc: bool, size: bool) -> dict:
+    """The fields a ``ps --format`` template sees: podman's names and texts. ``.State`` is the state
+    word (``running``), as docker and podman 5 print it (podman 4 printed the status text)."""
+    doc = dict(_ps_json(r), ID=r.id if no_trunc else r.id[:12], Names=r.name, ImageID=r.image_id if no_trunc
+               else r.image_id[:12], Command=_command(r, no_trunc), Ports=ports_text(r.ports),
+               CreatedAt=go_time(r.created), Created=go_time(r.created), CreatedHuman=ago(r.created),
+               RunningFor=ago(r.created), Status=_status(r), Mounts=list(r.mounts), Networks=[],
+               Pod="", PodName="")
+    if size:
+        doc["Size"] = f"{human_size(r.rw_size or 0)} (virtual {human_size(r.root_size or 0)})"
+    return doc
 
 
 def _status(r: ContainerSummary) -> str:
@@ -204,10 +277,9 @@ def _ps_json(r: ContainerSummary) -> dict:
 
 
 def _command(r: ContainerSummary, no_trunc: bool) -> str:
+    """podman's COMMAND: the words joined, unquoted, cut to 17 characters and "..." past 20."""
     cmd = " ".join(r.command)
-    if not no_trunc and len(cmd) > 20:
-        cmd = cmd[:19] + "…"
-    return f'"{cmd}"' if not no_trunc else cmd
+    return cmd[:17] + "..." if not no_trunc and len(cmd) > 20 else cmd
 
 
 def logs(
@@ -310,6 +382,15 @@ COMMANDS = (("start", start), ("stop", stop), ("kill", kill), ("wait", wait), ("
             ("rename", rename), ("ps", ps), ("logs", logs), ("port", port), ("top", top), ("cp", cp))
 
 
+def container_exists(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., metavar="CONTAINER"),
+) -> None:
+    """Exit 0 when the container exists, 1 when it does not (nothing is printed)."""
+    app: AppContext = ctx.obj
+    raise typer.Exit(0 if app.engine().container_exists(name) else 1)
+
+
 def register(app: typer.Typer) -> None:
     """Add the container commands at the top level and under ``container``."""
     for name, func in COMMANDS:
@@ -322,4 +403,5 @@ def register(app: typer.Typer) -> None:
     group.command("list")(ps)
     group.command("prune")(prune)
     group.command("inspect")(container_inspect)
+    group.command("exists")(container_exists)
     app.add_typer(group, name="container")

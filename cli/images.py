@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, List, Optional
 import typer
 
 from rootlet.cli.context import AppContext, stderr_is_tty
-from rootlet.cli.render import ago, dump_json, human_size, out, parse_time, raise_collected, table
+from rootlet.cli.render import ago, dump_json, go_time, human_size, out, parse_time, raise_collected
 from rootlet.registry.errors import UsageError
 
 if TYPE_CHECKING:
@@ -24,15 +24,6 @@ def parse_bool(value: Optional[str], flag: str) -> Optional[bool]:
     if low in ("false", "0", "no"):
         return False
     raise UsageError(f"invalid value {value!r} for {flag}", f"use {flag}=true or {flag}=false")
-
-
-def check_format(fmt: Optional[str]) -> str:
-    """The output format: ``table`` (default) or ``json``; anything else is refused, not ignored."""
-    if fmt in (None, "", "table"):
-        return "table"
-    if fmt == "json":
-        return "json"
-    raise UsageError(f"unsupported --format {fmt!r}", "rootlet supports --format json and --format table")
 
 
 def pull(
@@ -62,21 +53,28 @@ def pull(
     out(report.image_id)
 
 
+#: podman's default ``images`` table, and the header words that differ from the field names.
+IMAGES_TABLE = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+IMAGES_HEADERS = {"ID": "IMAGE ID", "CreatedSince": "CREATED"}
+
+
 def images(
     ctx: typer.Context,
     name: Optional[str] = typer.Argument(None, metavar="[REPOSITORY[:TAG]]", help="Only images with this name."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only image ids."),
     all_: bool = typer.Option(False, "--all", "-a", help="Also intermediate images (rootlet stores none)."),
-    fmt: Optional[str] = typer.Option(None, "--format", help="Output format: table or json."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="json, or a Go template: '{{.Repository}}:{{.Tag}} "
+                                      "{{.ID}}', 'table {{.ID}}\\t{{.Size}}' (with headers)."),
     no_trunc: bool = typer.Option(False, "--no-trunc", help="Do not truncate image ids."),
     digests: bool = typer.Option(False, "--digests", help="Show the manifest digest column."),
     noheading: bool = typer.Option(False, "--noheading", "-n", help="Omit the table header."),
 ) -> None:
     """List local images."""
+    from rootlet.cli.template import format_kind, render_rows
     from rootlet.runtime.engine.options import ImagesOptions
 
     app: AppContext = ctx.obj
-    kind = check_format(fmt)
+    kind = format_kind(fmt)
     rows = app.engine().images(ImagesOptions(name=name))
     if kind == "json":
         seen: dict[str, dict] = {}
@@ -88,14 +86,21 @@ def images(
         for i in dict.fromkeys(row.id if no_trunc else row.id[:12] for row in rows):
             out(i)
         return
-    headers = ["REPOSITORY", "TAG"] + (["DIGEST"] if digests else []) + ["IMAGE ID", "CREATED", "SIZE"]
-    body = []
-    for row in rows:
-        cells = [row.repository, row.tag] + ([row.digest] if digests else [])
-        cells += [row.id if no_trunc else row.id[:12], ago(parse_time(row.created) or row.pulled or None), human_size(row.size)]
-        body.append(cells)
-    text = table(headers, body)
-    out(text.split("\n", 1)[1] if noheading and "\n" in text else ("" if noheading and not body else text))
+    template = fmt if kind in ("table", "template") else \
+        IMAGES_TABLE.replace("{{.Tag}}", "{{.Tag}}\t{{.Digest}}" if digests else "{{.Tag}}")
+    text = render_rows(template or "", [_image_doc(row, no_trunc) for row in rows], IMAGES_HEADERS,
+                       heading=not noheading)
+    if text:
+        out(text)
+
+
+def _image_doc(row: ImageSummary, no_trunc: bool) -> dict:
+    """The fields an ``images --format`` template sees: podman's names and texts (``.Created`` is
+    the age there, as in podman; ``.CreatedAt`` the time)."""
+    created = parse_time(row.created) or row.pulled or None
+    return dict(image_json(row), ID=row.id if no_trunc else row.id[:12], Repository=row.repository, Tag=row.tag,
+                CreatedSince=ago(created), Created=ago(created), CreatedAt=go_time(created),
+                Size=human_size(row.size), ReadOnly=False, Dangling=row.repository == "<none>")
 
 
 def rmi(
@@ -106,7 +111,9 @@ def rmi(
 ) -> None:
     """Remove images (untagging names that are one of several tags) and free their layers.
 
-    An image a container uses is refused; -f removes those containers first (podman's rule)."""
+    An image a container uses is refused; -f removes those containers first (podman's rule).
+    Exit status as podman's: 1 when an image did not exist, 2 when one is in use."""
+    from rootlet.registry.errors import ImageInUse, ImageNotFound
     from rootlet.runtime.engine.options import RmiOptions
 
     app: AppContext = ctx.obj
@@ -115,7 +122,7 @@ def rmi(
         out(f"Untagged: {tag}")
     for image_id in report.deleted:
         out(f"Deleted: {image_id}")
-    raise_collected(report.errors)
+    raise_collected(report.errors, codes=((ImageInUse, 2), (ImageNotFound, 1)))
 
 
 def tag(
@@ -184,6 +191,15 @@ def image_json(row: ImageSummary) -> dict:
     }
 
 
+def image_exists(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., metavar="IMAGE"),
+) -> None:
+    """Exit 0 when the image is in local storage, 1 when it is not (nothing is printed)."""
+    app: AppContext = ctx.obj
+    raise typer.Exit(0 if app.engine().image_exists(name) else 1)
+
+
 def register(app: typer.Typer) -> None:
     """Add the image commands to *app* (top level and under ``image``)."""
     app.command("pull")(pull)
@@ -200,6 +216,7 @@ def register(app: typer.Typer) -> None:
     group.command("untag")(untag)
     group.command("inspect")(inspect_cmd)
     group.command("prune")(prune)
+    group.command("exists")(image_exists)
     app.add_typer(group, name="image")
 
 

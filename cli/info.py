@@ -2,26 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
 from rootlet.cli.context import AppContext
-from rootlet.cli.images import check_format
 from rootlet.cli.render import dump_json, human_size, out
+from rootlet.registry.errors import UsageError
 
 
 def info(
     ctx: typer.Context,
-    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="table (default) or json."),
+    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="json (rootlet's fields), or a Go template "
+                                      "over podman's names: '{{.Store.GraphRoot}}', '{{.Host.Security.Rootless}}'."),
 ) -> None:
     """Show the rootless set-up: id ranges, helpers, overlay support, /dev/fuse, the store."""
+    from rootlet.cli.template import format_kind, render_template
+
     app: AppContext = ctx.obj
-    kind = check_format(fmt)
+    kind = format_kind(fmt)
+    if kind == "table":
+        raise UsageError("info has no table format", "use --format json, or a template such as '{{.Host.Kernel}}'")
     report = app.engine().info()
     host, store = report.host, report.store
     if kind == "json":
         dump_json({"host": host.to_json(), "store": store.to_json()})
+        return
+    if kind == "template":
+        out(render_template(fmt or "", _podman_info(host, store, app.engine().version().arch)))
         return
     plan = host.plan
     out("host:")
@@ -49,6 +57,24 @@ def info(
                 out(f"       fix: {check.hint}")
     if problems:
         out(f"{problems} problem(s) found; see the fixes above.")
+
+
+def _podman_info(host: Any, store: Any, arch: str) -> dict:
+    """The fields of ``podman info`` that scripts read, under podman's names, from rootlet's report."""
+    import os
+
+    def ids(maps: Any) -> list[dict]:
+        return [{"ContainerID": m.inner, "HostID": m.outer, "Size": m.count} for m in maps]
+
+    return {
+        "Host": {"Arch": arch.split("/", 1)[0], "Os": "linux", "Kernel": host.kernel,
+                 "Hostname": os.uname().nodename, "CgroupVersion": host.cgroup_version,
+                 "IDMappings": {"UIDMap": ids(host.plan.uid_map), "GIDMap": ids(host.plan.gid_map)},
+                 "Security": {"Rootless": host.uid != 0, "SECCOMPEnabled": True},
+                 "OCIRuntime": {"Name": "rootlet"}},
+        "Store": {"GraphRoot": store.root, "GraphDriverName": "overlay",
+                  "ImageStore": {"Number": store.images}},
+    }
 
 
 def version(

@@ -39,14 +39,24 @@ def dump_json(obj: Any) -> None:
     out(json.dumps(obj, indent=4))
 
 
-def raise_collected(errors: Sequence[Any]) -> None:
+def raise_collected(errors: Sequence[Any], codes: Sequence[tuple[type, int]] = ()) -> None:
     """After a verb handled every name given: each failure but the last as an ``Error:`` line, in
     order, then the last one raised (the error boundary prints it with its hint and sets the exit
-    code), as podman reports failures of commands that take several names."""
+    code), as podman reports failures of commands that take several names.
+
+    ``codes`` are the verb's documented exit statuses as ``(error class, status)``, most important
+    first (podman's ``rm``: a running container 2, then a missing one 1). The exit status is the
+    first of them that some failure has; a failure of none of those classes makes it 125 (``rm``
+    exits 1 "when a container did not exist, and no other failures")."""
     for extra in errors[:-1]:
         err(f"Error: {extra.message}")
-    if errors:
-        raise errors[-1]
+    if not errors:
+        return
+    last = errors[-1]
+    if codes:
+        statuses = [next((code for cls, code in codes if isinstance(e, cls)), None) for e in errors]
+        last.exit_code = 125 if None in statuses else next(code for _, code in codes if code in statuses)
+    raise last
 
 
 def print_docs(docs: Sequence[Any], fmt: str | None) -> None:
@@ -61,15 +71,23 @@ def print_docs(docs: Sequence[Any], fmt: str | None) -> None:
 
 
 def human_size(n: int) -> str:
-    """docker's units: 1000-based, three significant digits (``7.8MB``, ``1.21GB``)."""
+    """podman's sizes (go-units HumanSizeWithPrecision, 3 digits): 1000-based, ``7.8 MB``, ``1.21 GB``."""
     size = float(n)
     for unit in ("B", "kB", "MB", "GB", "TB"):
         if size < 1000 or unit == "TB":
-            if unit == "B":
-                return f"{int(size)}B"
-            return f"{size:.3g}{unit}"
+            return f"{size:.3g} {unit}"
         size /= 1000
-    return f"{n}B"
+    return f"{n} B"
+
+
+def go_time(ts: float | None) -> str:
+    """A Unix time as Go prints a ``time.Time`` (podman's ``{{.CreatedAt}}``): local time with
+    nanoseconds, trailing zeros trimmed, the offset and the zone's name."""
+    if ts is None:
+        return "0001-01-01 00:00:00 +0000 UTC"
+    local = time.localtime(ts)
+    frac = f"{int((ts % 1) * 1e9):09d}".rstrip("0")
+    return time.strftime("%Y-%m-%d %H:%M:%S", local) + (f".{frac}" if frac else "") + time.strftime(" %z %Z", local)
 
 
 def parse_time(value: str | None) -> float | None:

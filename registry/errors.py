@@ -135,6 +135,10 @@ class ContainerStateError(ContainerError):
     """The container is in the wrong state for the request (running when it must be stopped…)."""
 
 
+class ContainerRunning(ContainerStateError):
+    """The verb needs a container that is not running (``rm`` without ``-f``: podman's exit 2)."""
+
+
 class CopyError(ContainerError):
     """A copy into or out of a container could not be completed."""
 

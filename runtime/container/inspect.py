@@ -52,7 +52,7 @@ def inspect_container(store: ImageStore, cid: str) -> dict[str, Any]:
         "Path": cfg.argv[0] if cfg.argv else "",
         "Args": cfg.argv[1:],
         "State": {
-            "Status": state.status,
+            "Status": state.shown_status,
             "Running": state.status == "running",
             "Paused": False,
             "Restarting": state.status == "restarting",
@@ -139,7 +139,7 @@ def _matches(filters: list[tuple[str, str]], cfg: ContainerConfig, state: Contai
         elif key == "id":
             ok = any(cfg.id.startswith(v) for v in values)
         elif key == "status":
-            ok = state.status in values
+            ok = state.status in values or state.shown_status in values
         elif key == "exited":
             ok = state.status == "exited" and str(state.exit_code) in values
         elif key == "label":

@@ -157,6 +157,12 @@ class ContainerState(Record):
     def running(self) -> bool:
         return self.status == "running"
 
+    @property
+    def shown_status(self) -> str:
+        """The status ``ps`` and ``inspect`` show: ``stopping`` while a ``stop`` waits for a
+        running container to exit (podman's state), else ``status``."""
+        return "stopping" if self.status == "running" and self.stop_requested else self.status
+
 
 def _from_v1(doc: dict[str, Any]) -> dict[str, Any]:
     """A version-1 config (typed head + a ``spec`` dict) as a version-2 document."""

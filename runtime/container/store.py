@@ -28,7 +28,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 
-from rootlet.registry.errors import ContainerNotFound, NameInUse, RootletError, UsageError
+from rootlet.registry.errors import ContainerError, ContainerNotFound, NameInUse, RootletError, UsageError
 from rootlet.registry.fsutil import atomic_write_json, flocked, read_json
 from rootlet.registry.store import ImageStore
 from rootlet.runtime.container.record import ContainerConfig, ContainerState
@@ -185,8 +185,9 @@ class ContainerStore:
         if len(hits) == 1:
             return hits[0]
         if len(hits) > 1:
-            raise ContainerNotFound(f"container id prefix {name_or_id!r} is ambiguous", "give more of the id")
-        raise ContainerNotFound(f"no container with name or ID {name_or_id!r} found",
+            raise ContainerError(f"container id prefix {name_or_id!r} is ambiguous", "give more of the id")
+        # podman's words: scripts grep for "no such container".
+        raise ContainerNotFound(f'no container with name or ID "{name_or_id}" found: no such container',
                                 "list containers with `rootlet ps -a`")
 
     def rename(self, cid: str, new_name: str) -> None:

@@ -12,8 +12,9 @@ from collections.abc import Callable, Iterator
 
 from rootlet.registry.errors import ContainerNotFound, ImageNotFound, RootletError, TransferError, UsageError
 from rootlet.runtime.engine.options import (
-    PULL_POLICIES, CopyOptions, ExecOptions, InspectOptions, KillOptions, LogsOptions, PortOptions, PsOptions,
-    RenameOptions, RestartOptions, RmOptions, RunOptions, StartOptions, StopOptions, TopOptions, WaitOptions)
+    PS_SORT_KEYS, PULL_POLICIES, CopyOptions, ExecOptions, InspectOptions, KillOptions, LogsOptions, PortOptions, PsOptions,
+    WAIT_CONDITIONS, RenameOptions, RestartOptions, RmOptions, RunOptions, StartOptions, StopOptions, TopOptions,
+    WaitOptions)
 from rootlet.runtime.engine.reports import (ContainerResult, ContainerSummary, CreateReport, InspectReport,
                                             PortReport, TopReport)
 
@@ -128,7 +129,14 @@ class ContainerVerbs:
             return [ContainerResult(opts.names[0], cid, exit_code=code)]
         from rootlet.runtime.lifecycle.monitor import start_detached
 
-        return self._each(opts.names, lambda cid: start_detached(self.images_store, cid))
+        names = opts.names
+        if opts.all:
+            if names:
+                raise UsageError("--all and container names cannot be combined")
+            names = tuple(s.id for s in self.ps(PsOptions(all=True, filters=opts.filters)) if s.status != "running")
+        elif opts.filters:
+            raise UsageError("start --filter needs --all", "rootlet start --all --filter status=exited")
+        return self._each(names, lambda cid: start_detached(self.images_store, cid), empty_ok=opts.all)
 
     def stop(self, opts: StopOptions) -> list[ContainerResult]:
         """Stop containers: their stop signal, then SIGKILL after the timeout."""
@@ -138,7 +146,8 @@ class ContainerVerbs:
             raise UsageError("--time must not be negative")
         names = self._all_or(opts.names, opts.all, running_only=True)
         return self._each(names, lambda cid, notes: stop_container(self.images_store, cid, timeout=opts.timeout,
-                                                                   notes=notes), empty_ok=opts.all, notes=True)
+                                                                   notes=notes), empty_ok=opts.all, notes=True,
+                          ignore_missing=opts.ignore)
 
     def kill(self, opts: KillOptions) -> list[ContainerResult]:
         """Send a signal (name or number) to running containers."""
@@ -146,21 +155,36 @@ class ContainerVerbs:
         from rootlet.runtime.lifecycle.stop import kill_container
 
         num = parse_signal(opts.signal, "--signal")
-        return self._each(opts.names, lambda cid: kill_container(self.images_store, cid, num))
+        names = self._all_or(opts.names, opts.all, running_only=True)
+        return self._each(names, lambda cid: kill_container(self.images_store, cid, num), empty_ok=opts.all)
 
     def wait(self, opts: WaitOptions) -> list[ContainerResult]:
-        """Wait for containers to exit; each result carries the exit code."""
+        """Wait until containers meet a condition (podman's; by default: not running); each result
+        carries the exit code (-1 for a missing container with ``ignore``, as podman prints)."""
         from rootlet.runtime.lifecycle.stop import wait_container
 
-        return self._each(opts.names, lambda cid: wait_container(self.images_store, cid), code=True)
+        conditions = opts.conditions or ("stopped",)
+        for condition in conditions:
+            if condition not in WAIT_CONDITIONS:
+                hint = "rootlet cannot pause containers" if condition == "paused" else None
+                raise UsageError(f"invalid --condition {condition!r}: use one of {', '.join(WAIT_CONDITIONS)}", hint)
+        if not opts.interval > 0:
+            raise UsageError(f"invalid --interval {opts.interval!r}: must be a positive number of seconds")
+        results = self._each(opts.names, lambda cid: wait_container(self.images_store, cid, conditions, opts.interval),
+                             code=True, ignore_missing=opts.ignore)
+        return [r.replace(exit_code=-1) if r.id == "" and r.error is None else r for r in results]
 
     def rm(self, opts: RmOptions) -> list[ContainerResult]:
         """Remove containers (``force`` stops running ones first; ``volumes`` removes anonymous volumes)."""
         from rootlet.runtime.lifecycle.stop import remove_container
 
+        if opts.timeout is not None and (not opts.force or opts.timeout < 0):
+            raise UsageError("--time needs --force and a number of seconds ≥ 0",
+                             "rootlet rm -f -t 5 CTR: the stop signal, then SIGKILL after 5 seconds")
         names = self._all_or(opts.names, opts.all, running_only=False)
         return self._each(names, lambda cid: remove_container(self.images_store, cid, force=opts.force,
-                                                              volumes=opts.volumes), empty_ok=opts.all)
+                                                              volumes=opts.volumes, timeout=opts.timeout),
+                          empty_ok=opts.all, ignore_missing=opts.ignore or opts.force)  # podman: -f ignores missing
 
     def restart(self, opts: RestartOptions) -> list[ContainerResult]:
         """Stop (if running) and start containers again, in the background."""
@@ -172,6 +196,14 @@ class ContainerVerbs:
             start_detached(self.images_store, cid)
 
         return self._each(opts.names, one, notes=True)
+
+    def container_exists(self, name: str) -> bool:
+        """Whether ``name`` (a name, id or unique id prefix) is a container (``container exists``)."""
+        try:
+            self.containers.resolve(name)
+        except ContainerNotFound:
+            return False
+        return True
 
     def rename(self, opts: RenameOptions) -> None:
         containers = self.containers
@@ -191,15 +223,41 @@ class ContainerVerbs:
 
         if not self.images_store.exists():
             return []
+        if opts.sort not in PS_SORT_KEYS:
+            raise UsageError(f"invalid --sort {opts.sort!r}", f"use one of {', '.join(PS_SORT_KEYS)}")
+        if opts.sort == "size" and not opts.size:
+            raise UsageError("--sort size needs --size")
         rows = list_containers(self.images_store, all_=opts.all or opts.last is not None, filters=opts.filters)
         if opts.last is not None:
             rows = rows[:max(0, opts.last)]
-        return [ContainerSummary(
+        summaries = [ContainerSummary(
             id=cfg.id, name=cfg.name, image=cfg.image_name, image_id=cfg.image_id, command=list(cfg.argv),
-            created=cfg.created, created_at=rfc3339(cfg.created), status=state.status, started_at=state.started_at, finished_at=state.finished_at,
-            exit_code=state.exit_code, pid=state.pid if state.status == "running" else 0,
-            ports=ports_of(cfg, state), labels=dict(cfg.labels), auto_remove=cfg.auto_remove,
-            restart_count=state.restart_count) for cfg, state in rows]
+            created=cfg.created, created_at=rfc3339(cfg.created), status=state.shown_status,
+            started_at=state.started_at, finished_at=state.finished_at, exit_code=state.exit_code,
+            pid=state.pid if state.status == "running" else 0, ports=ports_of(cfg, state), labels=dict(cfg.labels),
+            auto_remove=cfg.auto_remove, restart_count=state.restart_count,
+            mounts=[m.destination for m in cfg.mounts]) for cfg, state in rows]
+        if opts.size:
+            summaries = self._with_sizes(summaries)
+        key = {"command": lambda s: " ".join(s.command), "id": lambda s: s.id, "image": lambda s: s.image,
+               "names": lambda s: s.name, "status": lambda s: s.status, "size": lambda s: s.rw_size or 0}.get(opts.sort)
+        return summaries if key is None else sorted(summaries, key=key)  # created/runningfor: newest first
+
+    def _with_sizes(self, rows: list[ContainerSummary]) -> list[ContainerSummary]:
+        """``rows`` with their sizes: the upper directory's bytes (counted as root of a user namespace,
+        which may enter every directory of it), plus the image's for ``root_size``."""
+        from rootlet.runtime.linux.treesize import tree_size
+        from rootlet.runtime.oci.idmap import plan_userns
+        from rootlet.runtime.oci.userns import UsernsWorker
+
+        images = self.images_store.load()
+        with UsernsWorker(plan_userns()) as worker:
+            out = []
+            for r in rows:
+                rw = worker.call(tree_size, self.containers.path(r.id, "upper"))
+                image = images.get(r.image_id)
+                out.append(r.replace(rw_size=rw, root_size=rw + (image.size if image else 0)))
+        return out
 
     def logs(self, opts: LogsOptions) -> Iterator[LogRecord]:
         """The container's output records (then, with ``follow``, new ones until it stops)."""
@@ -281,9 +339,10 @@ class ContainerVerbs:
         return tuple(s.id for s in self.ps(PsOptions(all=not running_only)))
 
     def _each(self, names: tuple[str, ...], action: Callable[..., object], code: bool = False,
-              empty_ok: bool = False, notes: bool = False) -> list[ContainerResult]:
+              empty_ok: bool = False, notes: bool = False, ignore_missing: bool = False) -> list[ContainerResult]:
         """Apply ``action`` to each named container; one result per name, failures included. With
-        ``notes`` the action also gets a list to put warnings in."""
+        ``notes`` the action also gets a list to put warnings in. With ``ignore_missing`` a name
+        that is no container gives a result without id or error (podman's ``--ignore``)."""
         if not names and not empty_ok:
             raise UsageError("give at least one container name or id")
         containers = self.containers
@@ -296,6 +355,9 @@ class ContainerVerbs:
                 value = action(cid, warnings) if notes else action(cid)
                 results.append(ContainerResult(name, cid, exit_code=value if code else None,  # type: ignore[arg-type]
                                                warnings=warnings))
+            except ContainerNotFound as exc:
+                missing = ignore_missing and not cid
+                results.append(ContainerResult(name, cid, error=None if missing else exc, warnings=warnings))
             except RootletError as exc:
                 results.append(ContainerResult(name, cid, error=exc, warnings=warnings))
         return results

@@ -39,6 +39,16 @@ class ImageVerbs:
             return []
         return list_images(self.images_store, opts.name)
 
+    def image_exists(self, name: str) -> bool:
+        """Whether ``name`` (a name, id or id prefix) is a local image (``image exists``)."""
+        if not self.images_store.exists():
+            return False
+        try:
+            self.images_store.resolve(name)
+        except ImageNotFound:
+            return False
+        return True
+
     def image_inspect(self, names: tuple[str, ...]) -> InspectReport:
         """docker's ``image inspect`` documents; names that do not resolve become errors."""
         from rootlet.runtime.image.catalog import inspect_image

@@ -19,7 +19,7 @@ from rootlet.runtime.image.options import PullOptions
 __all__ = [
     "PULL_POLICIES", "CopyOptions", "ExecOptions", "RunOptions", "PullOptions", "ImagesOptions", "RmiOptions",
     "TagOptions", "UntagOptions", "ImagePruneOptions", "StartOptions", "StopOptions", "KillOptions",
-    "WaitOptions", "RmOptions", "RestartOptions", "RenameOptions", "PsOptions", "LogsOptions", "TopOptions",
+    "WAIT_CONDITIONS", "WaitOptions", "RmOptions", "RestartOptions", "RenameOptions", "PS_SORT_KEYS", "PsOptions", "LogsOptions", "TopOptions",
     "PortOptions", "InspectOptions", "LoginOptions", "LogoutOptions",
 ]
 
@@ -61,38 +61,60 @@ class ImagePruneOptions(Record):
 # --- containers --------------------------------------------------------------------------------
 
 class StartOptions(Record):
-    """``start``: in the background, or attached (``attach``, one container) with stdin (``interactive``)."""
+    """``start``: in the background, or attached (``attach``, one container) with stdin
+    (``interactive``); ``all`` every container that is not running, narrowed by ``filters`` (ps's)."""
 
     names: tuple[str, ...] = ()
     attach: bool = False
     interactive: bool = False
     sig_proxy: bool = True
+    all: bool = False
+    filters: tuple[str, ...] = ()
 
 
 class StopOptions(Record):
-    """``stop``: the stop signal, then SIGKILL after ``timeout`` seconds (None: the container's)."""
+    """``stop``: the stop signal, then SIGKILL after ``timeout`` seconds (None: the container's);
+    ``ignore``: a name that is no container is no error."""
 
     names: tuple[str, ...] = ()
     timeout: int | None = None
     all: bool = False
+    ignore: bool = False
 
 
 class KillOptions(Record):
     names: tuple[str, ...] = ()
     signal: str = "KILL"
+    all: bool = False
+
+
+#: ``wait --condition`` values: podman's, but ``paused`` (rootlet cannot pause a container).
+WAIT_CONDITIONS = ("configured", "created", "exited", "running", "stopped")
 
 
 class WaitOptions(Record):
+    """``wait``: until each container meets one of ``conditions`` (podman's; default ``stopped``:
+    not running, which a container that was only created already is); ``interval`` seconds
+    between polls of a condition other than the exit; ``ignore``: missing containers print -1."""
+
     names: tuple[str, ...] = ()
+    conditions: tuple[str, ...] = ()
+    interval: float = 0.25
+    ignore: bool = False
 
 
 class RmOptions(Record):
-    """``rm``: ``force`` stops running containers first; ``volumes`` removes anonymous volumes."""
+    """``rm``: ``force`` stops running containers first, with SIGKILL at once (docker's ``rm -f``)
+    or after ``timeout`` seconds of the stop signal, and (as podman's) takes a name that is no
+    container for one already removed; ``volumes`` removes anonymous volumes; ``ignore``: a name
+    that is no container is no error."""
 
     names: tuple[str, ...] = ()
     force: bool = False
     volumes: bool = False
     all: bool = False
+    timeout: int | None = None
+    ignore: bool = False
 
 
 class RestartOptions(Record):
@@ -105,13 +127,20 @@ class RenameOptions(Record):
     new_name: str
 
 
+#: ``ps --sort`` keys (podman's).
+PS_SORT_KEYS = ("command", "created", "id", "image", "names", "runningfor", "size", "status")
+
+
 class PsOptions(Record):
     """``ps``: running containers, or ``all``; ``filters`` are ``key=value`` (docker's keys);
-    ``last`` keeps the N newest (and implies ``all``)."""
+    ``last`` keeps the N newest (and implies ``all``); ``size`` counts each container's own files
+    (its upper directory); ``sort`` orders by one of PS_SORT_KEYS (``created``: newest first)."""
 
     all: bool = False
     filters: tuple[str, ...] = ()
     last: int | None = None
+    size: bool = False
+    sort: str = "created"
 
 
 class LogsOptions(Record):

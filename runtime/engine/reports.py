@@ -57,6 +57,9 @@ class ContainerSummary(Record):
     labels: dict[str, str] = {}
     auto_remove: bool = False
     restart_count: int = 0
+    mounts: list[str] = []
+    rw_size: int | None = None      # with ps --size: the container's own files
+    root_size: int | None = None    # with ps --size: those and its image's
 
 
 class InspectReport(Record):

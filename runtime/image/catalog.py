@@ -210,7 +210,8 @@ def remove_images(store: ImageStore, names: list[str], in_use: InUseFn, all_imag
                 continue
             if used.images.get(image_id):
                 report.errors.append(ImageInUse(
-                    f"image {image_id[:12]} is in use by container {', '.join(sorted(used.images[image_id]))}",
+                    f"image {image_id[:12]} used by {', '.join(sorted(used.images[image_id]))}: image is in use by a "
+                    "container",
                     "remove the container first, or use `rootlet rmi -f` to remove it with the image"))
                 continue
             report.untagged.extend(rec.repo_tags)

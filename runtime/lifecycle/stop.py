@@ -13,7 +13,7 @@ import os
 import signal
 import time
 
-from rootlet.registry.errors import ContainerNotFound, ContainerStateError, RootletError
+from rootlet.registry.errors import ContainerNotFound, ContainerRunning, ContainerStateError, RootletError
 from rootlet.registry.fsutil import atomic_write
 from rootlet.registry.store import ImageStore
 from rootlet.runtime.container.record import ContainerConfig, ContainerState
@@ -134,37 +134,51 @@ def kill_container(store: ImageStore, cid: str, sig: int) -> None:
     state = containers.refresh(cid)
     if state.status != "running" or not kill_checked(state.pid, state.pid_start, sig):
         cfg = containers.config(cid)
-        raise ContainerStateError(f"can only kill running containers: {cfg.name} is {state.status}",
+        raise ContainerStateError(f"can only kill running containers: {cfg.name} is in state {state.status}: "
+                                  "container state improper",
                                   "start it first with `rootlet start`")
 
 
-def wait_container(store: ImageStore, cid: str, timeout: float | None = None) -> int:
-    """Block until the container has exited; its exit code (docker's ``wait``).
+#: What each ``wait --condition`` accepts as a container's status.
+_CONDITION_STATUSES = {"configured": ("created",), "created": ("created",), "exited": ("exited",),
+                       "running": ("running",), "stopped": ("created", "exited")}
 
-    A container that was only created is waited for until it has run and exited.
+
+def wait_container(store: ImageStore, cid: str, conditions: tuple[str, ...] = ("stopped",),
+                   interval: float = 0.25, timeout: float | None = None) -> int:
+    """Block until the container meets one of ``conditions``; its exit code (0 when it never ran).
+
+    podman's ``wait``: ``stopped`` (the default) is any status but running, so a container that
+    was only created is returned at once, as is one whose start failed; ``exited`` waits for a
+    created container until it has run and exited; ``running``, ``created``/``configured`` as
+    named. A running container's exit is noticed as it happens; other conditions are polled
+    every ``interval`` seconds.
     """
     containers = ContainerStore(store)
+    wanted = {status for c in conditions for status in _CONDITION_STATUSES[c]}
     deadline = None if timeout is None else time.monotonic() + timeout
     delay = 0.005
     while True:
         state = containers.refresh(cid)
-        if state.status == "exited" and state.exit_code is not None:
-            return state.exit_code
+        if state.status in wanted:
+            return state.exit_code if state.exit_code is not None else 0
         if state.status == "unknown":
             kept = _kept_exit_code(store, cid)
-            if kept is not None:
-                return kept
+            if kept is not None and {"exited", "stopped"} & set(conditions):
+                return kept  # a --rm container gone meanwhile: it exited
             raise ContainerNotFound(f"container {cid[:12]} was removed while waiting for it")
         if deadline is not None and time.monotonic() > deadline:
             raise ContainerStateError(f"timed out waiting for container {cid[:12]}")
-        if state.status == "running" and state.pid:
+        if state.status == "running" and state.pid and "running" not in wanted:
             _wait_pid_gone(state.pid, state.pid_start, 1.0)
         time.sleep(delay)
-        delay = min(delay * 2, 0.1)
+        delay = min(delay * 2, interval)
 
 
-def remove_container(store: ImageStore, cid: str, force: bool = False, volumes: bool = False) -> str:
-    """Remove a container (stopping it first with ``force``); returns its name.
+def remove_container(store: ImageStore, cid: str, force: bool = False, volumes: bool = False,
+                     timeout: float | None = None) -> str:
+    """Remove a container (stopping it first with ``force``: SIGKILL at once, or after ``timeout``
+    seconds of its stop signal); returns its name.
 
     Its upper directory, logs and, with ``volumes``, its anonymous volumes go; named volumes stay.
     """
@@ -173,9 +187,10 @@ def remove_container(store: ImageStore, cid: str, force: bool = False, volumes: 
     state = containers.refresh(cid)
     if state.status in ("running", "restarting"):
         if not force:
-            raise ContainerStateError(f"cannot remove container {cfg.name} as it is running",
-                                      "stop it first (`rootlet stop`), or use `rootlet rm -f`")
-        stop_container(store, cid, timeout=0)
+            raise ContainerRunning(f"cannot remove container {cfg.name} as it is running - running or paused "
+                                   "containers cannot be removed without force: container state improper",
+                                   "stop it first (`rootlet stop`), or use `rootlet rm -f`")
+        stop_container(store, cid, timeout=timeout or 0)
     # The process that owned it (its monitor) records the exit and then ends: wait for that, so
     # nothing of the container is left running once `rm` returns (and it does not write into the
     # directory we are about to take away).

@@ -23,6 +23,7 @@ LONG_MODULES = {
     "rootlet.registry.client": "the registry HTTP protocol: requests, auth challenges, blobs, retries",
     "rootlet.runtime.image.tarstream": "the tar format: headers, PAX and GNU records, bounds",
     "rootlet.runtime.net.usermode": "the two user-mode network helpers, slirp4netns and pasta",
+    "rootlet.cli.template": "Go's text/template language: lexer, parser, evaluator, fmt verbs, podman's tables",
 }
 MAX_LINES = 450
 

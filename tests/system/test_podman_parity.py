@@ -1,0 +1,207 @@
+"""Scripts written for podman run unchanged: its flags, exit statuses, key phrases and states.
+
+Each expected line or status here is what podman 4.3 prints or returns for the same command on
+the same machine (checked side by side when these tests were written; podman-rm(1), podman-rmi(1)
+and podman-wait(1) document the statuses). The real ``rootlet`` command, a fresh store per test.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import RunRootlet
+from tests.system.test_lifecycle import IDLE, create, inspect, kill_everything, run_d, wait_until
+
+pytestmark = pytest.mark.system
+
+
+@pytest.fixture(autouse=True)
+def _nothing_outlives_the_test(store_root: Path) -> Iterator[None]:
+    yield
+    kill_everything(store_root)
+
+
+# --- wait ------------------------------------------------------------------------------------------
+
+def test_wait_returns_at_once_for_a_container_that_never_ran(rootlet: RunRootlet, busybox: str) -> None:
+    """podman: a created container is not running, so ``wait`` (condition "stopped") prints 0 at
+    once; so it does after a start that failed (the command does not exist)."""
+    create(rootlet, "--name", "w", busybox, "/no/such/command")
+    proc = rootlet("wait", "w", timeout=10)
+    assert (proc.returncode, proc.stdout) == (0, "0\n"), proc.stderr
+    assert rootlet("start", "w").returncode == 127
+    proc = rootlet("wait", "w", timeout=10)                          # still created, as in podman
+    assert (proc.returncode, proc.stdout) == (0, "0\n"), proc.stderr
+
+
+def test_wait_condition_exited_waits_for_a_created_container_to_run(rootlet: RunRootlet, busybox: str,
+                                                                     rootlet_env: dict[str, str]) -> None:
+    import subprocess
+
+    from tests.conftest import rootlet_command
+
+    create(rootlet, "--name", "later", busybox, "sh", "-c", "exit 4")
+    waiter = subprocess.Popen(rootlet_command() + ["wait", "--condition", "exited", "--interval", "0.05", "later"],
+                              env=rootlet_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    assert waiter.poll() is None, waiter.communicate()  # still waiting: it never ran
+    assert rootlet("start", "later").returncode == 0
+    out, err = waiter.communicate(timeout=30)
+    assert (waiter.returncode, out) == (0, "4\n"), err
+
+
+def test_wait_condition_running_and_the_refusals(rootlet: RunRootlet, busybox: str) -> None:
+    run_d(rootlet, "--name", "up", busybox, "sh", "-c", IDLE)
+    assert rootlet("wait", "--condition", "running", "up", timeout=10).stdout == "0\n"
+    paused = rootlet("wait", "--condition", "paused", "up")
+    assert paused.returncode == 125 and "invalid --condition 'paused'" in paused.stderr
+    assert "cannot pause" in paused.stderr
+    missing = rootlet("wait", "--ignore", "nope")
+    assert (missing.returncode, missing.stdout) == (0, "-1\n"), missing.stderr
+
+
+# --- rm, rmi: podman's exit statuses and words -------------------------------------------------------
+
+def test_rm_exit_status_is_1_for_a_missing_container_and_2_for_a_running_one(rootlet: RunRootlet,
+                                                                            busybox: str) -> None:
+    missing = rootlet("rm", "nope")
+    assert missing.returncode == 1
+    assert missing.stderr.splitlines()[0] == 'Error: no container with name or ID "nope" found: no such container'
+    run_d(rootlet, "--name", "busy", busybox, "sh", "-c", IDLE)
+    running = rootlet("rm", "busy")
+    assert running.returncode == 2 and "container state improper" in running.stderr, running.stderr
+    both = rootlet("rm", "nope", "busy")
+    assert both.returncode == 2, both.stderr                      # running outranks missing
+    for flag in ("--ignore", "-f"):                                # podman: -f ignores missing ones too
+        ignored = rootlet("rm", flag, "nope")
+        assert (ignored.returncode, ignored.stdout, ignored.stderr) == (0, "", ""), flag
+    assert rootlet("stop", "nope").returncode == 125               # stop and kill keep 125
+    assert rootlet("kill", "nope").returncode == 125
+
+
+def test_rm_force_with_time_gives_the_stop_signal_first(rootlet: RunRootlet, busybox: str, tmp_path: Path) -> None:
+    """``rm -f -t N``: the container's stop signal, SIGKILL only after N seconds (its trap runs);
+    ``-t`` without ``-f`` is refused, as podman does."""
+    out = tmp_path / "out"
+    out.mkdir()
+    out.chmod(0o777)
+    run_d(rootlet, "--name", "graceful", "-v", f"{out}:/out", busybox, "sh", "-c",
+          f"trap 'echo stopped > /out/trap; exit 0' TERM; {IDLE}")
+    assert rootlet("rm", "-t", "5", "graceful").returncode == 125
+    proc = rootlet("rm", "-f", "-t", "5", "graceful")
+    assert (proc.returncode, proc.stdout) == (0, "graceful\n"), proc.stderr
+    assert (out / "trap").read_text() == "stopped\n"
+
+
+def test_rmi_exit_status_is_1_for_a_missing_image_and_2_for_one_in_use(rootlet: RunRootlet, busybox: str) -> None:
+    missing = rootlet("rmi", "nope:1")
+    assert missing.returncode == 1 and missing.stderr.startswith("Error: nope:1: image not known"), missing.stderr
+    create(rootlet, "--name", "user", busybox, "true")
+    used = rootlet("rmi", busybox)
+    assert used.returncode == 2 and "image is in use by a container" in used.stderr, used.stderr
+
+
+def test_container_and_image_exists_answer_with_their_status_alone(rootlet: RunRootlet, busybox: str) -> None:
+    create(rootlet, "--name", "there", busybox, "true")
+    for args, code in ((("container", "exists", "there"), 0), (("container", "exists", "nope"), 1),
+                       (("image", "exists", busybox), 0), (("image", "exists", "nope:1"), 1)):
+        proc = rootlet(*args)
+        assert (proc.returncode, proc.stdout, proc.stderr) == (code, "", ""), args
+
+
+# --- the flags scripts use ---------------------------------------------------------------------------
+
+def test_stop_timeout_long_form_cidfile_and_ignore(rootlet: RunRootlet, busybox: str, tmp_path: Path) -> None:
+    cid = run_d(rootlet, "--name", "s1", busybox, "sh", "-c", IDLE)
+    cidfile = tmp_path / "cid"
+    cidfile.write_text(cid + "\n")
+    proc = rootlet("stop", "--timeout", "0", "--cidfile", str(cidfile))
+    assert (proc.returncode, proc.stdout) == (0, cid + "\n"), proc.stderr   # as named: the id
+    assert inspect(rootlet, "s1")["State"]["Status"] == "exited"
+    gone = rootlet("stop", "--ignore", "--cidfile", str(tmp_path / "absent"), "nope")
+    assert (gone.returncode, gone.stdout) == (0, ""), gone.stderr
+    absent = rootlet("stop", "--cidfile", str(tmp_path / "absent"))
+    assert absent.returncode == 125 and "reading CIDFile" in absent.stderr
+
+
+def test_kill_all_and_start_all_with_a_filter(rootlet: RunRootlet, busybox: str) -> None:
+    ids = {name: run_d(rootlet, "--name", name, "--label", f"who={name}", busybox, "sh", "-c", IDLE)
+           for name in ("k1", "k2")}
+    proc = rootlet("kill", "-a")                                   # podman prints the full ids
+    assert proc.returncode == 0 and sorted(proc.stdout.split()) == sorted(ids.values()), proc.stderr
+    wait_until(lambda: rootlet("ps", "-q").stdout == "", what="both to exit")
+    proc = rootlet("start", "--all", "--filter", "label=who=k2")
+    assert (proc.returncode, proc.stdout) == (0, ids["k2"] + "\n"), proc.stderr
+    assert rootlet("ps", "--format", "{{.Names}}").stdout == "k2\n"
+    assert rootlet("start", "--filter", "label=who=k1").returncode == 125  # --filter needs --all
+
+
+def test_a_container_being_stopped_shows_as_stopping(rootlet: RunRootlet, busybox: str,
+                                                     rootlet_env: dict[str, str]) -> None:
+    """podman's ``stopping`` state: between the stop signal and the exit (here, a container that
+    ignores SIGTERM, for the 3 seconds of ``-t 3``)."""
+    import subprocess
+
+    from tests.conftest import rootlet_command
+
+    run_d(rootlet, "--name", "slow", busybox, "sh", "-c", f"trap '' TERM; {IDLE}")
+    stopper = subprocess.Popen(rootlet_command() + ["stop", "-t", "3", "slow"], env=rootlet_env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: inspect(rootlet, "slow")["State"]["Status"] == "stopping", what="the stopping state")
+        assert rootlet("ps", "--format", "{{.Status}}").stdout == "Stopping\n"
+    finally:
+        stopper.communicate(timeout=30)
+    assert inspect(rootlet, "slow")["State"]["Status"] == "exited"
+
+
+# --- --format: Go templates, podman's fields and tables ---------------------------------------------
+
+def test_images_format_template_the_most_common_ci_line(rootlet: RunRootlet, busybox: str) -> None:
+    image_id = rootlet("images", "-q", busybox, check=True).stdout.strip()
+    repo, tag = busybox.rsplit(":", 1)
+    proc = rootlet("images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}")
+    assert (proc.returncode, proc.stdout) == (0, f"{repo}:{tag} {image_id}\n"), proc.stderr
+    table = rootlet("images", "--format", "table {{.Repository}}\t{{.ID}}", check=True).stdout.splitlines()
+    assert table[0].split() == ["REPOSITORY", "IMAGE", "ID"] and table[1].split() == [repo, image_id], table
+    unknown = rootlet("images", "--format", "{{.Nope}}")
+    assert unknown.returncode == 125 and "can't evaluate field Nope" in unknown.stderr, unknown.stderr
+
+
+def test_ps_default_table_is_podmans_and_templates_see_podmans_fields(rootlet: RunRootlet, busybox: str) -> None:
+    cid = run_d(rootlet, "--name", "fmt", "--label", "tier=web", busybox, "sh", "-c", f"echo a long command; {IDLE}")
+    lines = rootlet("ps", check=True).stdout.splitlines()
+    assert lines[0] == ("CONTAINER ID  IMAGE" + " " * (len(busybox) - 3) + "COMMAND               CREATED"
+                        + lines[0].split("CREATED", 1)[1]), lines      # podman's tabwriter: min 12, pad 2
+    assert lines[1].startswith(f"{cid[:12]}  {busybox}  sh -c echo a long...  "), lines   # no quotes, cut at 17
+    proc = rootlet("ps", "--format", "{{.ID}} {{.Names}} {{.State}} {{index .Labels \"tier\"}} {{.Mounts}}")
+    assert proc.stdout == f"{cid[:12]} fmt running web []\n", proc.stderr
+    proc = rootlet("ps", "--format", "table {{.Names}}\t{{.Status}}", "--noheading")
+    assert proc.stdout.startswith("fmt         Up "), proc.stdout
+
+
+def test_ps_size_and_sort(rootlet: RunRootlet, busybox: str) -> None:
+    for name in ("b-big", "a-small"):
+        run_d(rootlet, "--name", name, busybox, "sh", "-c",
+              f"head -c {20000 if name == 'b-big' else 10} /dev/zero > /f; touch /ready; {IDLE}")
+    wait_until(lambda: all(rootlet("exec", n, "test", "-e", "/ready").returncode == 0 for n in ("b-big", "a-small")),
+               what="the files to be written")
+    by_name = rootlet("ps", "--sort", "names", "--format", "{{.Names}}", check=True).stdout.split()
+    assert by_name == ["a-small", "b-big"]
+    sized = rootlet("ps", "--size", "--sort", "size", "--format", "{{.Names}} {{.Size}}", check=True).stdout
+    small, big = sized.splitlines()
+    assert small.startswith("a-small ") and big.startswith("b-big 20 kB (virtual "), sized
+    assert rootlet("ps", "--sort", "size").returncode == 125           # size needs --size
+    assert rootlet("ps", "--sort", "colour").returncode == 125
+
+
+def test_info_format_templates_read_podmans_names(rootlet: RunRootlet, store_root: Path) -> None:
+    import os
+
+    proc = rootlet("info", "--format", "{{.Store.GraphRoot}} {{.Host.Security.Rootless}} {{.Store.GraphDriverName}}")
+    assert proc.stdout == f"{store_root} {'true' if os.getuid() else 'false'} overlay\n", proc.stderr
+
