@@ -151,3 +151,16 @@ def test_run_rm_with_a_published_port_does_not_import_tempfile(rootlet_env: dict
     assert not {"tempfile", "typer", "subprocess", "shutil", "dataclasses"} & modules, \
         sorted({"tempfile", "typer", "subprocess", "shutil", "dataclasses"} & modules)
     assert os.listdir(Path(rootlet_env["ROOTLET_ROOT"]) / "containers") == []
+
+
+def test_a_warm_run_imports_neither_socket_nor_typing(rootlet_env: dict[str, str], rootlet: RunRootlet,
+                                                      busybox: str) -> None:
+    """Each costs milliseconds at import (socket's enums, typing): the most common command has no
+    use for them (host.containers.internal comes from /proc, not a socket)."""
+    rootlet("run", "--rm", busybox, "true", check=True)  # warm: the seccomp program is compiled once per store
+    proc, modules = _imported_modules(rootlet_env, "run", "--rm", busybox, "true")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "rootlet.runtime.container.create" in modules
+    assert not {"socket", "typing", "tempfile", "subprocess"} & modules, \
+        sorted({"socket", "typing", "tempfile", "subprocess"} & modules)
+

@@ -171,3 +171,39 @@ def test_etc_files_dns_options(tmp_path: Path, host_resolv: str) -> None:
     with pytest.raises(NetworkError, match="--dns"):
         write_etc_files(str(tmp_path), hostname="h", mode="slirp4netns", info=None, dns=["dns.google"],
                         host_resolv_conf=host_resolv)
+
+
+_FIB_TRIE = """Main:
+  +-- 0.0.0.0/0 3 0 5
+     +-- 127.0.0.0/8 2 0 2
+        +-- 127.0.0.0/31 1 0 0
+           |-- 127.0.0.0
+              /8 host LOCAL
+           |-- 127.0.0.1
+              /32 host LOCAL
+        |-- 127.255.255.255
+           /32 link BROADCAST
+     +-- 172.17.0.0/16 2 0 2
+        |-- 172.17.0.0
+           /16 link UNICAST
+     +-- 192.0.2.0/24 2 0 2
+        |-- 192.0.2.0
+           /24 link UNICAST
+        |-- 192.0.2.2
+           /32 host LOCAL
+        |-- 192.0.2.255
+           /32 link BROADCAST
+"""
+
+
+def test_host_address_is_the_first_local_address_beyond_loopback(tmp_path: Path) -> None:
+    """From the kernel's routing trie: a /32 host LOCAL entry that is not 127/8 (a network
+    address such as 172.17.0.0/16 is no host address)."""
+    from rootlet.runtime.net.addresses import host_address
+
+    trie = tmp_path / "fib_trie"
+    trie.write_text(_FIB_TRIE)
+    assert host_address(str(trie)) == "192.0.2.2"
+    trie.write_text(_FIB_TRIE.split("     +-- 172.17")[0])
+    assert host_address(str(trie)) is None                      # loopback only
+    assert host_address(str(tmp_path / "absent")) is None
