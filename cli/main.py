@@ -44,6 +44,12 @@ def build_app() -> "typer.Typer":
                                            show_default=False),
         debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
         version: bool = typer.Option(False, "--version", "-v", help="Print the version and exit.", is_eager=True),
+        # Taken by main() before typer runs (they apply to run/exec too); declared for --help.
+        _log_level: Optional[str] = typer.Option(None, "--log-level", help="podman's levels; debug and trace "
+                                                 "print tracebacks (rootlet logs only warnings and errors)."),
+        _storage_driver: Optional[str] = typer.Option(None, "--storage-driver", help="overlay (the only one)."),
+        _noout: bool = typer.Option(False, "--noout", help="Send rootlet's own output to /dev/null (a "
+                                    "container's still shows)."),
     ) -> None:
         if version:
             from importlib.metadata import version as pkg_version
@@ -81,20 +87,46 @@ def _register_fast(app: "typer.Typer", name: str, summary: str) -> None:
         raise typer.Exit(_fast(name, ctx.obj.root, list(ctx.args)))
 
 
+#: ``--log-level`` values (podman's); rootlet logs nothing but warnings and errors, so only
+#: debug and trace change anything: they also print tracebacks, as ``--debug``.
+LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "fatal", "panic")
+#: Global flags that take a value, as podman spells them.
+VALUE_GLOBALS = ("--root", "--log-level", "--storage-driver")
+
+
 def _split_globals(args: list[str]) -> tuple[str | None, bool, int]:
-    """The global ``--root``/``--debug`` flags before the command word, and where the command starts."""
+    """The global flags before the command word (``--root``, ``--debug``, and podman's
+    ``--log-level``, ``--storage-driver``, ``--noout``), and where the command starts.
+
+    ``--noout`` takes effect here (rootlet's own stdout goes to /dev/null; a container's output,
+    written to the descriptor, still shows, as in podman); a value rootlet cannot honour is a
+    UsageError."""
+    from rootlet.registry.errors import UsageError
+
     root: str | None = None
     debug = False
     i = 0
     while i < len(args):
         arg = args[i]
-        if arg == "--debug":
+        name, eq, value = arg.partition("=")
+        if name in VALUE_GLOBALS:
+            if not eq:
+                if i + 1 >= len(args):
+                    raise UsageError(f"flag needs an argument: {name}", "see 'rootlet --help'")
+                i += 1
+                value = args[i]
+            if name == "--root":
+                root = value
+            elif name == "--log-level":
+                if value.lower() not in LOG_LEVELS:
+                    raise UsageError(f"invalid --log-level {value!r}", f"use one of {', '.join(LOG_LEVELS)}")
+                debug = debug or value.lower() in ("trace", "debug")
+            elif value != "overlay":
+                raise UsageError(f"unsupported --storage-driver {value!r}", "rootlet stores layers for overlay only")
+        elif arg == "--debug":
             debug = True
-        elif arg == "--root" and i + 1 < len(args):
-            root = args[i + 1]
-            i += 1
-        elif arg.startswith("--root="):
-            root = arg.split("=", 1)[1]
+        elif arg == "--noout":
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
         else:
             break
         i += 1
@@ -116,9 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     from rootlet.registry.errors import RootletError
 
     raw = list(sys.argv[1:] if argv is None else argv)
-    root, debug, start = _split_globals(raw)
-    debug = debug or "--debug" in raw
+    debug = "--debug" in raw
     try:
+        root, debug_flag, start = _split_globals(raw)
+        debug = debug or debug_flag
         if start < len(raw) and raw[start] in ("--version", "-v"):
             from importlib.metadata import version as pkg_version
 
@@ -129,7 +162,9 @@ def main(argv: list[str] | None = None) -> int:
 
             code = _fast(raw[start], os.path.abspath(root) if root else default_root(), raw[start + 1:])
         else:
-            code = _typer_main(_normalise_argv(raw))
+            # typer sees the global flags it declares (those of podman's that it does not are done).
+            kept = (["--root", root] if root else []) + (["--debug"] if debug_flag else [])
+            code = _typer_main(_normalise_argv(kept + raw[start:]))
     except RootletError as exc:
         if debug:
             import traceback

@@ -38,11 +38,12 @@ RUN_FLAGS: tuple[Flag, ...] = (
     Flag(("--cap-drop",), "cap_drop", "multi", "Drop a capability (or ALL).", "CAP"),
     Flag(("--security-opt",), "security_opt", "multi", "Security options: no-new-privileges[=true|false].", "OPT"),
     Flag(("--ulimit",), "ulimit", "multi", "Resource limit NAME=SOFT[:HARD].", "LIMIT"),
-    Flag(("--network", "--net"), "network", "value", "none, host, slirp4netns or pasta (default: a user-mode network).", "MODE"),
+    Flag(("--network", "--net"), "network", "value", "none, host, slirp4netns[:allow_host_loopback=true,cidr=…,mtu=…,"
+         "enable_ipv6=true] or pasta (default: a user-mode network).", "MODE"),
     Flag(("-p", "--publish"), "publish", "multi", "Publish [IP:]HOSTPORT:CTRPORT[/PROTO] on the host.", "PORT"),
     Flag(("--dns",), "dns", "multi", "DNS server for the container.", "IP"),
     Flag(("--dns-search",), "dns_search", "multi", "DNS search domain.", "DOMAIN"),
-    Flag(("--dns-option",), "dns_option", "multi", "resolv.conf option.", "OPT"),
+    Flag(("--dns-option", "--dns-opt"), "dns_option", "multi", "resolv.conf option.", "OPT"),
     Flag(("--add-host",), "add_host", "multi", "Add NAME:IP to /etc/hosts.", "HOST:IP"),
     Flag(("-l", "--label"), "label", "multi", "Set a label KEY=VALUE.", "LABEL"),
     Flag(("--pull",), "pull", "value", "Pull policy: always, missing, never, newer.", "POLICY", "missing"),
@@ -56,12 +57,22 @@ RUN_FLAGS: tuple[Flag, ...] = (
     Flag(("--creds",), "creds", "value", "Registry credentials USER[:PASS] for pulling.", "CREDS"),
     Flag(("--authfile",), "authfile", "value", "auth.json to use when pulling.", "FILE"),
     Flag(("-q", "--quiet"), "quiet", "bool", "Do not show pull progress."),
+    Flag(("--cidfile",), "cidfile", "value", "Write the container id to this new file.", "FILE"),
+    Flag(("--replace",), "replace_existing", "bool", "Remove a container of the same --name first."),
+    Flag(("--timeout",), "timeout", "value", "Kill the container this many seconds after it starts (podman's).", "N"),
+    Flag(("--privileged",), "privileged", "bool", "Every capability, no seccomp filter, /proc and /sys unmasked "
+         "(rootless: no host devices)."),
+    Flag(("--preserve-fds",), "preserve_fds", "value", "Pass descriptors 3 to 3+N-1 to the container (foreground).",
+         "N"),
+    Flag(("-a", "--attach"), "attach", "multi", "Attach only these streams: stdin, stdout, stderr (foreground).",
+         "STREAM"),
     Flag(("--help",), "help", "bool", "Show this message and exit."),
 )
 
 
-#: ``create`` takes every ``run`` flag but -d (a created container is started by ``start``).
-CREATE_FLAGS: tuple[Flag, ...] = tuple(f for f in RUN_FLAGS if f.dest != "detach")
+#: ``create`` takes every ``run`` flag but those of the run itself: -d (a created container is
+#: started by ``start``), and the descriptors and streams of this process (-a, --preserve-fds).
+CREATE_FLAGS: tuple[Flag, ...] = tuple(f for f in RUN_FLAGS if f.dest not in ("detach", "attach", "preserve_fds"))
 
 
 def build_options(argv: list[str], command: str = "run"):  # -> (RunOptions, quiet) | None (None: --help printed)
@@ -87,6 +98,11 @@ def build_options(argv: list[str], command: str = "run"):  # -> (RunOptions, qui
         if not p.stop_timeout.lstrip("-").isdigit():
             raise UsageError(f"invalid --stop-timeout {p.stop_timeout!r}", "give whole seconds")
         stop_timeout = max(0, int(p.stop_timeout))
+    numbers = {}
+    for flag, value in (("--timeout", p.timeout), ("--preserve-fds", p.values.get("preserve_fds"))):
+        if value is not None and not (value.isascii() and value.isdigit() and len(value) < 10):
+            raise UsageError(f"invalid {flag} {value!r}", "give a whole number")
+        numbers[flag] = int(value) if value is not None else None
     opts = RunOptions(
         image=p.positional[0], command=tuple(p.positional[1:]), rm=p.rm, interactive=p.interactive, tty=p.tty,
         name=p.name, hostname=p.hostname, env=tuple(p.env), env_files=tuple(p.env_file), workdir=p.workdir,
@@ -99,6 +115,8 @@ def build_options(argv: list[str], command: str = "run"):  # -> (RunOptions, qui
         memory=p.memory, cpus=p.cpus, pids_limit=p.pids_limit, tls_verify=p.tls_verify, creds=p.creds,
         authfile=p.authfile, detach=detach, restart=p.restart, stop_signal=p.stop_signal,
         stop_timeout=stop_timeout, log_driver=p.log_driver, log_opts=tuple(p.log_opt),
+        cidfile=p.cidfile, replace=p.replace_existing, timeout=numbers["--timeout"], privileged=p.privileged,
+        preserve_fds=numbers["--preserve-fds"] or 0, attach=tuple(p.values.get("attach", ())),
     )
     return opts, bool(p.quiet)
 
@@ -120,11 +138,10 @@ def run_command(root: str, argv: list[str], command: str = "run") -> int:
 
     engine = Engine(root, os.environ)
     with pull_progress(quiet) as progress:
-        if command == "create":
-            sys.stdout.write(engine.create(opts, progress).id + "\n")
-            return 0
-        result = engine.run(opts, progress, notify=_notice)
+        result = engine.create(opts, progress) if command == "create" else engine.run(opts, progress, notify=_notice)
     if isinstance(result, int):
         return result
+    for warning in result.warnings:
+        _notice(f"Warning: {warning}")
     sys.stdout.write(result.id + "\n")
     return 0

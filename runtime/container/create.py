@@ -45,12 +45,19 @@ class Prepared(Record):
     restart: RestartPolicy
     log: LogConfig
     stop_signal: int | None
+    network: str = "private"
+    network_options: dict[str, str] = {}
+    warnings: tuple[str, ...] = ()
+
+
+#: What ``--memory``, ``--cpus`` and ``--pids-limit`` take for "no limit" in docker and podman.
+NO_LIMIT = ("0", "-1")
 
 
 def check_unsupported(opts: RunOptions) -> None:
     """Refuse what this host cannot do, loudly: never a silent no-op."""
     for flag, value in (("--memory", opts.memory), ("--cpus", opts.cpus), ("--pids-limit", opts.pids_limit)):
-        if value is not None:
+        if value is not None and value.strip().lower().rstrip("bkmg") not in NO_LIMIT:
             from rootlet.runtime.system.hostinfo import cgroup_version
 
             # Refused on every host: rootlet has no cgroup code, even where a delegated cgroup v2
@@ -71,11 +78,21 @@ def prepare(opts: RunOptions, host_env: Mapping[str, str]) -> Prepared:
     before anything is pulled or written."""
     from rootlet.runtime.net.ports import parse_publish
 
+    from rootlet.runtime.net.usermode import parse_network
+
     check_unsupported(opts)
     if opts.name:
         check_name(opts.name)
     volumes = tuple([flags.parse_volume(v) for v in opts.volumes] + [flags.parse_mount(m) for m in opts.mounts]
                     + [flags.parse_tmpfs(t) for t in opts.tmpfs])
+    destinations = [os.path.normpath(v.destination) for v in volumes]
+    duplicates = sorted({d for d in destinations if destinations.count(d) > 1})
+    if duplicates:
+        raise UsageError(f"{duplicates[0]}: duplicate mount destination", "give each mount its own destination")
+    warnings = ["the :z/:Z relabel options do nothing here: rootlet sets no SELinux labels"] \
+        if any(v.relabel for v in volumes) else []
+    network, network_options = parse_network(opts.network or "private")
+    _check_run_only_options(opts)
     for g in opts.group_add:
         if not g or ":" in g or "," in g or (g.isdigit() and int(g) > flags.MAX_ID):
             raise UsageError(f"invalid --group-add {g!r}", "give a group name or number")
@@ -103,7 +120,34 @@ def prepare(opts: RunOptions, host_env: Mapping[str, str]) -> Prepared:
         no_new_privs=security.no_new_privs, seccomp="custom" if profile is not None else security.seccomp,
         seccomp_profile=profile, restart=restart,
         log=flags.parse_log_options(opts.log_driver, opts.log_opts),
-        stop_signal=flags.parse_signal(opts.stop_signal, "--stop-signal") if opts.stop_signal else None)
+        stop_signal=flags.parse_signal(opts.stop_signal, "--stop-signal") if opts.stop_signal else None,
+        network=network, network_options=network_options, warnings=tuple(warnings))
+
+
+def _check_run_only_options(opts: RunOptions) -> None:
+    """``--cidfile``, ``--timeout``, ``--preserve-fds`` and ``--attach``, checked before anything
+    is pulled or written."""
+    if opts.cidfile is not None and (not opts.cidfile or os.path.lexists(opts.cidfile)):
+        raise UsageError(f"container id file {opts.cidfile!r} exists: ensure another container is not using it "
+                         "or delete it")
+    if opts.timeout is not None and opts.timeout < 0:
+        raise UsageError(f"invalid --timeout {opts.timeout}", "give whole seconds (0: no timeout)")
+    if opts.preserve_fds:
+        if opts.detach:
+            raise UsageError("--preserve-fds needs a foreground run", "drop -d: the descriptors are this process's")
+        for fd in range(3, 3 + opts.preserve_fds):
+            try:
+                os.fstat(fd)
+            except OSError:
+                raise UsageError(f"--preserve-fds {opts.preserve_fds}: descriptor {fd} is not open",
+                                 "open descriptors 3 to 3+N-1 before running rootlet") from None
+    if opts.preserve_fds < 0:
+        raise UsageError(f"invalid --preserve-fds {opts.preserve_fds}", "give a number of descriptors")
+    for stream in opts.attach:
+        if stream not in ("stdin", "stdout", "stderr"):
+            raise UsageError(f"invalid --attach {stream!r}", "give stdin, stdout or stderr (repeatable)")
+    if opts.attach and opts.detach:
+        raise UsageError("-a and -d cannot be used together", "a detached container's output is in `rootlet logs`")
 
 
 def read_image_config(store: ImageStore, image: ImageRecord) -> dict[str, object]:
@@ -193,19 +237,23 @@ def _numeric_user_entries(user: str) -> list[list[str]]:
 
 
 def create_container(store: ImageStore, opts: RunOptions, prepared: Prepared, image: ImageRecord,
-                     overlay: str) -> ContainerConfig:
-    """Record a new container made from ``image`` with ``opts``; returns its config as written.
+                     overlay: str) -> tuple[ContainerConfig, list[str]]:
+    """Record a new container made from ``image`` with ``opts``; returns its config as written and
+    what the user should be told (the warnings of ``prepare``, ports a network mode discards…).
 
     Nothing runs yet. Fails before anything is listed when an option cannot be honoured; the
     half-made directory is removed then.
     """
-    from rootlet.runtime.net.usermode import check_network_mode, default_network_mode
+    from rootlet.runtime.net.usermode import check_network_mode, default_network_mode, network_warnings
     from rootlet.runtime.oci.caps import CAPABILITIES
 
-    mode = opts.network or "private"
+    mode = prepared.network
     if mode in ("private", "default", "bridge"):
         mode = default_network_mode()
     check_network_mode(mode)
+    warnings = [*prepared.warnings, *network_warnings(mode, prepared.ports,
+                                                      prepared.network_options.get("allow_host_loopback") == "true")]
+    ports = [] if mode in ("host", "none") else list(prepared.ports)  # discarded, as podman says
     config = read_image_config(store, image)
     argv = flags.compose_argv(opts.entrypoint, opts.command, config)
     lowers = lower_dirs(store, image.layers)
@@ -224,13 +272,16 @@ def create_container(store: ImageStore, opts: RunOptions, prepared: Prepared, im
         if opts.user is None:
             user = f"{os.getuid()}:{os.getgid()}"
         home = _host_home()
-    caps = flags.compose_caps(opts.cap_add, opts.cap_drop, tuple(CAPABILITIES))
+    caps = tuple(CAPABILITIES) if opts.privileged else flags.compose_caps(opts.cap_add, opts.cap_drop,
+                                                                           tuple(CAPABILITIES))
     stop_signal = prepared.stop_signal if prepared.stop_signal is not None else \
         flags.parse_signal(str(config.get("StopSignal") or "SIGTERM"), "the image's StopSignal")
     containers = ContainerStore(store)
     if opts.name:
         containers.check_name_free(opts.name)
     mounts = _mounts(store, prepared.volumes)
+    if any(v.chown for v in prepared.volumes):
+        _give_to_user(lowers, user, keep_id, [m.source for m, v in zip(mounts, prepared.volumes) if v.chown])
     cid = containers.new_dir()
     try:
         hostname = opts.hostname or cid[:12]
@@ -252,18 +303,19 @@ def create_container(store: ImageStore, opts: RunOptions, prepared: Prepared, im
             no_new_privs=prepared.no_new_privs, seccomp=prepared.seccomp, rlimits=list(prepared.rlimits), tty=opts.tty,
             interactive=opts.interactive, init=opts.init, overlay=overlay,
             userns="keep-id" if keep_id else "", keep_uid=os.getuid() if keep_id else 0,
-            keep_gid=os.getgid() if keep_id else 0, network=mode, ports=list(prepared.ports),
-            restart=prepared.restart, stop_signal=stop_signal,
+            keep_gid=os.getgid() if keep_id else 0, network=mode, network_options=dict(prepared.network_options),
+            ports=ports, restart=prepared.restart, stop_signal=stop_signal,
             stop_timeout=opts.stop_timeout if opts.stop_timeout is not None else 10,
-            log=prepared.log, auto_remove=opts.rm)
+            log=prepared.log, auto_remove=opts.rm, timeout=opts.timeout or 0, privileged=opts.privileged)
+        if opts.privileged:
+            cfg = cfg.replace(seccomp="unconfined", no_new_privs=False)
         # /etc/hosts names the container too: written once its name is settled, before it is listed.
-        cfg = containers.commit(cfg, opts.name, before_listing=lambda c: _write_etc_files(etc, opts, hostname, mode,
-                                                                                          c.name))
+        cfg = containers.commit(cfg, opts.name, before_listing=lambda c: _write_etc_files(etc, opts, c))
     except BaseException:
         _discard(containers, cid)
         raise
     _check_image_kept(store, containers, cfg)
-    return cfg
+    return cfg, warnings
 
 
 def _image_name(image: ImageRecord, given: str) -> str:
@@ -274,17 +326,60 @@ def _image_name(image: ImageRecord, given: str) -> str:
         return given
 
 
-def _write_etc_files(etc: str, opts: RunOptions, hostname: str, mode: str, name: str) -> None:
-    from rootlet.runtime.net.addresses import SLIRP_DNS, SLIRP_GATEWAY, SLIRP_IP, NetworkInfo, host_address
+def write_cidfile(path: str, cid: str) -> None:
+    """``--cidfile``: the container's id in a new file (an existing one is never overwritten:
+    another container may own it)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError as e:
+        raise UsageError(f"cannot write the container id file {path}: {e.strerror}",
+                         "give a path to a new file in a writable directory") from None
+    with open(fd, "w") as f:
+        f.write(cid)
+
+
+def _give_to_user(lowers: tuple[str, ...], user: str, keep_id: bool, paths: list[str]) -> None:
+    """``-v SRC:DST:U``: give each source tree to the container's user (its ids resolved in the
+    image, then mapped through the container's user namespace), as podman does at create."""
+    from rootlet.runtime.container.imagefiles import image_ids
+    from rootlet.runtime.linux.trees import chown_tree
+    from rootlet.runtime.oci.idmap import keep_id_plan, plan_userns
+    from rootlet.runtime.oci.userns import UsernsWorker
+
+    uid, gid = image_ids(lowers, user)
+    plan = plan_userns()
+    if keep_id:
+        plan = keep_id_plan(plan, os.getuid(), os.getgid())
+    with UsernsWorker(plan) as worker:
+        for path in paths:
+            try:
+                worker.call(chown_tree, path, uid, gid)
+            except OSError as e:
+                raise UsageError(f"cannot give {path} to the container's user {uid}:{gid} (:U): {e.strerror or e}",
+                                 "the user's subordinate ids must cover it; see `rootlet info`") from None
+
+
+def _write_etc_files(etc: str, opts: RunOptions, cfg: ContainerConfig) -> None:
+    """hosts, resolv.conf and hostname (``rootlet.runtime.net.etcfiles``), and /run/.containerenv:
+    empty, or under ``--privileged`` what podman writes there (engine, name, id, image)."""
+    from rootlet.runtime.net.addresses import NetworkInfo, host_address, slirp_addresses
     from rootlet.runtime.net.etcfiles import write_etc_files
 
-    slirp = mode == "slirp4netns"
-    info = NetworkInfo("slirp4netns", SLIRP_IP, SLIRP_GATEWAY, (SLIRP_DNS,)) if slirp else None
+    slirp = cfg.network == "slirp4netns"
+    info = None
+    if slirp:
+        guest, gateway, dns = slirp_addresses(cfg.network_options.get("cidr"))
+        info = NetworkInfo("slirp4netns", guest, gateway, (dns,))
     # Only slirp4netns reaches the host at its own address: pasta gives the container a copy of
     # that address, so from inside it names the container itself.
-    write_etc_files(etc, hostname=hostname, mode=mode, info=info, dns=opts.dns, dns_search=opts.dns_search,
-                    dns_options=opts.dns_option, add_hosts=opts.add_host, name=name,
+    write_etc_files(etc, hostname=cfg.hostname, mode=cfg.network, info=info, dns=opts.dns,
+                    dns_search=opts.dns_search, dns_options=opts.dns_option, add_hosts=opts.add_host, name=cfg.name,
                     host_ip=host_address() if slirp else None)
+    env = ""
+    if cfg.privileged:
+        env = (f'engine="rootlet"\nname="{cfg.name}"\nid="{cfg.id}"\nimage="{cfg.image_name}"\n'
+               f'imageid="{cfg.image_id}"\nrootless={int(os.getuid() != 0)}\n')
+    atomic_write(os.path.join(etc, "containerenv"), env.encode(), 0o644, durable=False)
 
 
 def _check_image_kept(store: ImageStore, containers: ContainerStore, cfg: ContainerConfig) -> None:

@@ -151,6 +151,8 @@ class VolumeSpec(Record):
     destination: str
     readonly: bool = False
     options: tuple[str, ...] = ()   # tmpfs data options such as size=64m, mode=1777
+    chown: bool = False             # ``:U``: the source is given to the container's user
+    relabel: bool = False           # ``:z``/``:Z`` asked for (there is no SELinux labelling here)
 
 
 def _check_destination(dest: str, flag: str) -> str:
@@ -171,24 +173,30 @@ def parse_volume(spec: str) -> VolumeSpec:
         raise UsageError(f"invalid -v {spec!r}", "use -v SOURCE:DESTINATION[:ro|rw]")
     source, dest = parts[0], parts[1]
     opts = parts[2].split(",") if len(parts) == 3 and parts[2] else []
-    readonly = False
+    readonly = chown = relabel = False
     for opt in opts:
         if opt in ("ro", "readonly"):
             readonly = True
-        elif opt in ("rw", "z", "Z", "rprivate", "private", "rslave", "slave", "rshared", "shared", "rbind", "bind"):
-            # SELinux labels and propagation modes have no effect rootless on this host; they are
-            # accepted because they are everywhere in docker scripts and change nothing here.
-            continue
+        elif opt == "U":
+            chown = True
+        elif opt in ("z", "Z"):
+            relabel = True  # said once at create: there are no SELinux labels to set here
+        elif opt in ("rw", "rprivate", "private", "rbind", "bind"):
+            continue  # what rootlet does anyway: read-write, private, recursive binds
+        elif opt in ("rslave", "slave", "rshared", "shared"):
+            raise UsageError(f"unsupported -v option {opt!r} in {spec!r}: a rootless container's mounts are "
+                             "private", "drop it: mounts the host makes later do not appear in the container")
         else:
-            raise UsageError(f"invalid -v option {opt!r} in {spec!r}", "supported: ro, rw")
+            raise UsageError(f"invalid -v option {opt!r} in {spec!r}", "supported: ro, rw, U, z, Z")
     dest = _check_destination(dest, "-v")
     if not source:
         raise UsageError(f"invalid -v {spec!r}: empty source")
     if source.startswith("/") or source.startswith(".") or source.startswith("~"):
-        return VolumeSpec("bind", os.path.abspath(os.path.expanduser(source)), dest, readonly)
+        return VolumeSpec("bind", os.path.abspath(os.path.expanduser(source)), dest, readonly, chown=chown,
+                          relabel=relabel)
     if not _VOLUME_NAME.match(source):
         raise UsageError(f"invalid volume name {source!r}", "names use letters, digits, '_', '.', '-'")
-    return VolumeSpec("volume", source, dest, readonly)
+    return VolumeSpec("volume", source, dest, readonly, chown=chown, relabel=relabel)
 
 
 def parse_mount(spec: str) -> VolumeSpec:
@@ -219,19 +227,24 @@ def parse_mount(spec: str) -> VolumeSpec:
             options.append(f"size={fields.pop('tmpfs-size')}")
         if "tmpfs-mode" in fields:
             options.append(f"mode={fields.pop('tmpfs-mode')}")
-    fields.pop("bind-propagation", None)
-    fields.pop("relabel", None)
+    if fields.pop("bind-propagation", "rprivate") not in ("rprivate", "private"):
+        raise UsageError(f"unsupported bind-propagation in --mount {spec!r}: a rootless container's mounts are "
+                         "private", "drop bind-propagation, or give rprivate")
+    relabel_value = fields.pop("relabel", None)
+    if relabel_value not in (None, "shared", "private"):
+        raise UsageError(f"invalid relabel={relabel_value} in --mount {spec!r}", "use relabel=shared or relabel=private")
+    relabel = relabel_value is not None
     if fields or flags:
         raise UsageError(f"unsupported --mount option(s) {', '.join(sorted(set(fields) | flags))} in {spec!r}")
     dest = _check_destination(dest, "--mount")
     if kind == "bind":
         if not source:
             raise UsageError(f"--mount type=bind needs source=HOSTPATH ({spec!r})")
-        return VolumeSpec("bind", os.path.abspath(os.path.expanduser(source)), dest, readonly)
+        return VolumeSpec("bind", os.path.abspath(os.path.expanduser(source)), dest, readonly, relabel=relabel)
     if kind == "volume":
         if source and not _VOLUME_NAME.match(source):
             raise UsageError(f"invalid volume name {source!r}")
-        return VolumeSpec("volume", source, dest, readonly)
+        return VolumeSpec("volume", source, dest, readonly, relabel=relabel)
     if source:
         raise UsageError("--mount type=tmpfs takes no source")
     return VolumeSpec("tmpfs", "", dest, readonly, tuple(options))

@@ -67,20 +67,24 @@ def runtime_spec(store: ImageStore, cfg: ContainerConfig) -> RuntimeSpec:
         tmpfs += [TmpfsMount(t, "rw,nosuid,nodev,mode=1777") for t in READ_ONLY_TMPFS if t not in taken]
     network = cfg.network
     seccomp = None
-    if cfg.seccomp != "unconfined":
+    if cfg.seccomp != "unconfined" and not cfg.privileged:
         seccomp = seccomp_program(store, cfg, cfg.caps)
+    etc_files = {f"/etc/{n}": os.path.join(etc, n) for n in ETC_FILES
+                 if n in ("hosts", "resolv.conf", "hostname") or os.path.exists(os.path.join(etc, n))}
+    if os.path.exists(os.path.join(etc, "containerenv")):  # containers made before rootlet wrote it have none
+        etc_files["/run/.containerenv"] = os.path.join(etc, "containerenv")
     return RuntimeSpec(
         lower_dirs=lower_dirs(store, cfg.layers), upper_dir=os.path.join(d, "upper"),
         work_dir=os.path.join(d, "work"), merged_dir=os.path.join(d, "merged"), overlay=overlay,
         argv=tuple(cfg.argv), env=tuple(cfg.env), cwd=cfg.cwd, user=cfg.user,
         additional_gids=tuple(cfg.additional_gids), hostname=cfg.hostname,
         user_entries=tuple((db, wanted, line) for db, wanted, line in cfg.user_entries),
-        etc_files={f"/etc/{n}": os.path.join(etc, n) for n in ETC_FILES
-                   if n in ("hosts", "resolv.conf", "hostname") or os.path.exists(os.path.join(etc, n))},
+        etc_files=etc_files,
         binds=tuple(binds), tmpfs=tuple(tmpfs), readonly_rootfs=cfg.readonly_rootfs, caps=tuple(cfg.caps),
         ambient_caps=tuple(cfg.ambient_caps), no_new_privs=cfg.no_new_privs, seccomp=seccomp,
         rlimits=tuple(cfg.rlimits),
         network="host" if network == "host" else ("none" if network == "none" else "private"),
         tty=cfg.tty, init=cfg.init,
-        plan=plan, fuse_options=fuse_options, volatile=cfg.auto_remove,
+        plan=plan, fuse_options=fuse_options, volatile=cfg.auto_remove, timeout=cfg.timeout,
+        privileged=cfg.privileged,
     )

@@ -16,7 +16,11 @@ class RunOptions(Record):
 
     ``volumes`` are ``-v`` values, ``mounts`` ``--mount`` values, ``tmpfs`` ``--tmpfs`` values,
     ``ulimits`` ``--ulimit``, ``security_opt`` ``--security-opt``, ``labels`` ``K=V``.
-    ``overlay`` None takes the engine's default (``ROOTLET_OVERLAY``, else auto).
+    ``overlay`` None takes the engine's default (``ROOTLET_OVERLAY``, else auto). ``cidfile``
+    receives the new container's id; ``replace`` removes a container of the same name first;
+    ``timeout`` seconds after the start the container is killed; ``preserve_fds`` N passes our
+    descriptors 3 to 3+N-1 to a foreground container; ``attach`` the streams a foreground run
+    relays (stdin, stdout, stderr; none given: stdout and stderr, stdin with ``interactive``).
     """
 
     image: str
@@ -65,6 +69,12 @@ class RunOptions(Record):
     stop_timeout: int | None = None
     log_driver: str | None = None
     log_opts: tuple[str, ...] = ()
+    cidfile: str | None = None
+    replace: bool = False
+    timeout: int | None = None
+    privileged: bool = False
+    preserve_fds: int = 0
+    attach: tuple[str, ...] = ()
 
     def pull_options(self):  # -> PullOptions
         """How to pull the image when ``pull`` says so."""

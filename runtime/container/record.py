@@ -70,7 +70,10 @@ class ContainerConfig(Record):
     ``default`` (podman's profile), ``unconfined``, or ``custom`` (the profile given at create,
     kept in the container's directory as ``seccomp.json``). ``user_entries`` are ``[db, id, line]``
     lines for the container's /etc/passwd and /etc/group, added at start when no entry has that id
-    (keep-id's user, a numeric ``--user`` the image does not list).
+    (keep-id's user, a numeric ``--user`` the image does not list). ``network_options`` are
+    ``--network slirp4netns:…``'s; ``timeout`` (seconds, 0: none) kills the container after its
+    start (podman's ``--timeout``); ``privileged``: every capability, no seccomp filter, nothing
+    of /proc or /sys masked.
     """
 
     _nested = {"mounts": Mount, "ports": PortMapping, "rlimits": Rlimit, "restart": RestartPolicy,
@@ -108,12 +111,15 @@ class ContainerConfig(Record):
     keep_uid: int = 0
     keep_gid: int = 0
     network: str = "none"
+    network_options: dict[str, str] = {}
     ports: list[PortMapping] = []
     restart: RestartPolicy = RestartPolicy()
     stop_signal: int = SIGTERM
     stop_timeout: int = DEFAULT_STOP_TIMEOUT
     log: LogConfig = LogConfig()
     auto_remove: bool = False
+    timeout: int = 0
+    privileged: bool = False
 
     @property
     def anonymous_volumes(self) -> list[str]:

@@ -45,12 +45,22 @@ class ContainerVerbs:
 
     def create(self, opts: RunOptions, progress: PullProgress | None = None) -> CreateReport:
         """Create a container (pulling its image as ``opts.pull`` says); nothing runs yet."""
-        from rootlet.runtime.container.create import create_container, prepare
+        from rootlet.runtime.container.create import create_container, prepare, write_cidfile
 
         prepared = prepare(opts, self.env)
         image = self._find_or_pull(opts, progress)
-        cfg = create_container(self.images_store, opts, prepared, image, opts.overlay or self.overlay)
-        return CreateReport(cfg.id, cfg.name)
+        if opts.replace and opts.name and self.container_exists(opts.name):
+            from rootlet.runtime.lifecycle.stop import remove_container
+
+            remove_container(self.images_store, self.containers.resolve(opts.name), force=True)
+        cfg, warnings = create_container(self.images_store, opts, prepared, image, opts.overlay or self.overlay)
+        if opts.cidfile:
+            try:
+                write_cidfile(opts.cidfile, cfg.id)
+            except BaseException:
+                self._remove_quietly(cfg.id)
+                raise
+        return CreateReport(cfg.id, cfg.name, warnings)
 
     def run(self, opts: RunOptions, progress: PullProgress | None = None,
             notify: Callable[[str], None] | None = None) -> CreateReport | int:
@@ -69,8 +79,12 @@ class ContainerVerbs:
                 return created
             from rootlet.runtime.lifecycle.foreground import run_foreground
 
-            return run_foreground(self.images_store, cid, interactive=opts.interactive, sig_proxy=opts.sig_proxy,
-                                  keep_log=not opts.rm, notify=notify)
+            for warning in (created.warnings if notify is not None else ()):
+                notify(f"Warning: {warning}")
+            streams = opts.attach or (("stdin",) if opts.interactive else ()) + ("stdout", "stderr")
+            return run_foreground(self.images_store, cid, interactive="stdin" in streams, sig_proxy=opts.sig_proxy,
+                                  keep_log=not opts.rm, notify=notify, streams=streams,
+                                  keep_fds=tuple(range(3, 3 + opts.preserve_fds)))
         except BaseException:
             if opts.rm and opts.detach:  # it never ran: nothing is left to remove it
                 self._remove_quietly(cid)
@@ -246,7 +260,7 @@ class ContainerVerbs:
     def _with_sizes(self, rows: list[ContainerSummary]) -> list[ContainerSummary]:
         """``rows`` with their sizes: the upper directory's bytes (counted as root of a user namespace,
         which may enter every directory of it), plus the image's for ``root_size``."""
-        from rootlet.runtime.linux.treesize import tree_size
+        from rootlet.runtime.linux.trees import tree_size
         from rootlet.runtime.oci.idmap import plan_userns
         from rootlet.runtime.oci.userns import UsernsWorker
 

@@ -8,6 +8,7 @@ stdio, copying its output into its log on the way, and record its exit, also aft
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -33,13 +34,18 @@ CTRL_C_GRACE = 5.0
 
 
 def run_foreground(store: ImageStore, cid: str, *, interactive: bool, sig_proxy: bool, keep_log: bool = True,
-                   notify: Callable[[str], None] | None = None) -> int:
+                   notify: Callable[[str], None] | None = None,
+                   streams: tuple[str, ...] = ("stdout", "stderr"), keep_fds: tuple[int, ...] = ()) -> int:
     """Start created container ``cid``, relay its stdio to ours, and wait for it; its exit code.
 
     The container gets pipes (or, with ``-t``, a pty) that this process copies to and from its own
     stdin, stdout and stderr: never our descriptors themselves. With ``keep_log`` (a container that
     outlives the run: not ``--rm``) its output also goes into its log, as docker does, so
     ``rootlet logs`` shows a foreground run too; it is written through at once, nothing held back.
+
+    Only the output ``streams`` named are copied to ours (``run -a``); the others still reach the
+    log. ``keep_fds`` (``--preserve-fds``) are our descriptors the command gets at the same numbers:
+    the user hands them over; nothing else of ours reaches the container.
 
     Ctrl-C is forwarded to the container (a PID 1 without a handler ignores it, as in docker); a
     second one within a few seconds stops the container, its stop signal then SIGKILL after a short
@@ -99,10 +105,13 @@ def run_foreground(store: ImageStore, cid: str, *, interactive: bool, sig_proxy:
                 # docker and podman ignore these when not proxying, rather than die of them.
                 for sig in (signal.SIGUSR1, signal.SIGUSR2):
                     old_handlers[sig] = signal.signal(sig, signal.SIG_IGN)
+            for fd in keep_fds:
+                # Not into the helpers we start (slirp4netns, newuidmap): only the container gets them.
+                os.set_inheritable(fd, False)
             try:
                 started = launch(store, containers, cfg, detached=False,
                                  stdio=pipes.child if pipes is not None else (None, None, None),
-                                 winsize=terminal_size() if cfg.tty else None)
+                                 winsize=terminal_size() if cfg.tty else None, keep_fds=keep_fds)
             finally:
                 if pipes is not None:
                     pipes.close_child()
@@ -113,7 +122,8 @@ def run_foreground(store: ImageStore, cid: str, *, interactive: bool, sig_proxy:
         if proc.pty_master is not None:
             relay_pty(proc.pty_master, proc.status_fd, interactive)
         elif pipes is not None:
-            relay([(pipes.stdout, "stdout", 1), (pipes.stderr, "stderr", 2)], proc.status_fd, sink=log,
+            relay([(pipes.stdout, "stdout", 1 if "stdout" in streams else None),
+                   (pipes.stderr, "stderr", 2 if "stderr" in streams else None)], proc.status_fd, sink=log,
                   stdin=(0, pipes.stdin) if pipes.stdin is not None else None)
             pipes = None  # relay closed them
         code = proc.wait()

@@ -39,7 +39,7 @@ class Launched:
 
 def launch(store: ImageStore, containers: ContainerStore, cfg: ContainerConfig, *, detached: bool,
            stdio: tuple[int | None, int | None, int | None] = (None, None, None), restart_count: int | None = None,
-           winsize: bytes | None = None) -> Launched:
+           winsize: bytes | None = None, keep_fds: tuple[int, ...] = ()) -> Launched:
     """Spawn ``cfg``'s container as our descendant, attach its network, record it running.
 
     With a user-mode network the command is held at the start gate until slirp4netns or pasta
@@ -47,7 +47,7 @@ def launch(store: ImageStore, containers: ContainerStore, cfg: ContainerConfig, 
     """
     mode = cfg.network
     gated = mode in ("slirp4netns", "pasta")
-    spec = runtime_spec(store, cfg).replace(stdio=stdio, winsize=winsize, gate=gated)
+    spec = runtime_spec(store, cfg).replace(stdio=stdio, winsize=winsize, gate=gated, keep_fds=keep_fds)
     proc = spawn(spec)
     network = None
     try:
@@ -55,7 +55,8 @@ def launch(store: ImageStore, containers: ContainerStore, cfg: ContainerConfig, 
             from rootlet.runtime.net.usermode import attach_network
 
             try:
-                network = attach_network(mode, proc.pid, cfg.ports)
+                network = attach_network(mode, proc.pid, cfg.ports, options=cfg.network_options,
+                                         allow_host_loopback=cfg.network_options.get("allow_host_loopback") == "true")
             except RootletError:
                 if proc.failed_at_gate():
                     proc.release()  # raises the container's own start failure

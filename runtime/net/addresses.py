@@ -27,6 +27,17 @@ class NetworkInfo(Record):
     dns: tuple[str, ...]
 
 
+def slirp_addresses(cidr: str | None) -> tuple[str, str, str]:
+    """(container, gateway, DNS) addresses slirp4netns gives in ``cidr`` (its default 10.0.2.0/24):
+    the network's .100, .2 and .3, as ``slirp4netns --configure --cidr`` assigns them."""
+    if not cidr:
+        return SLIRP_IP, SLIRP_GATEWAY, SLIRP_DNS
+    import ipaddress
+
+    net = ipaddress.IPv4Network(cidr, strict=False)
+    return str(net.network_address + 100), str(net.network_address + 2), str(net.network_address + 3)
+
+
 def is_loopback(address: str) -> bool:
     """Whether a nameserver address is the host's loopback (unreachable from another netns)."""
     return address.startswith("127.") or address in ("::1", "0:0:0:0:0:0:0:1")

@@ -31,13 +31,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from rootlet.registry.errors import NetworkError, NetworkUsageError, RootletError
 from rootlet.registry.fsutil import make_temp_dir
 from rootlet.registry.record import Record
-from rootlet.runtime.net.addresses import (PASTA_DNS_FORWARD, SLIRP_DNS, SLIRP_GATEWAY, SLIRP_IFNAME, SLIRP_IP,
-                                           NetworkInfo, host_resolv, is_loopback)
+from rootlet.runtime.net.addresses import (PASTA_DNS_FORWARD, SLIRP_IFNAME, NetworkInfo, host_resolv, is_loopback,
+                                           slirp_addresses)
 from rootlet.runtime.linux.proc import find_program
 from rootlet.runtime.linux.rmtree import remove_tree
 from rootlet.runtime.net.ports import PortMapping, reserve_ports
@@ -89,6 +89,70 @@ def default_network_mode(tun_path: str = TUN_PATH) -> str:
         if _helper_path(mode):
             return mode
     return "none"
+
+
+#: ``--network slirp4netns:OPTIONS`` that rootlet honours, with what each takes.
+SLIRP_OPTIONS = {"allow_host_loopback": "true or false", "cidr": "an IPv4 network of /24 or larger, e.g. 10.0.3.0/24",
+                 "mtu": "a number from 1280 to 65520", "enable_ipv6": "true or false",
+                 "port_handler": "slirp4netns"}
+
+
+def parse_network(value: str) -> tuple[str, dict[str, str]]:
+    """``--network MODE[:OPTIONS]`` → (mode, options): podman's ``slirp4netns:allow_host_loopback=
+    true,cidr=10.0.3.0/24,mtu=1500,enable_ipv6=true,port_handler=slirp4netns``. Every option is
+    checked here (NetworkUsageError naming it); what rootlet does not do is refused, not ignored."""
+    mode, _, rest = value.partition(":")
+    if not rest:
+        return mode, {}
+    if mode != "slirp4netns":
+        raise NetworkUsageError(f"--network {mode} takes no options in rootlet ({value!r})",
+                                "options are supported for slirp4netns: " + ", ".join(SLIRP_OPTIONS))
+    options: dict[str, str] = {}
+    for item in rest.split(","):
+        key, eq, val = item.partition("=")
+        if key not in SLIRP_OPTIONS or not eq:
+            raise NetworkUsageError(f"unsupported slirp4netns option {item!r}",
+                                    "supported: " + ", ".join(f"{k}=" for k in SLIRP_OPTIONS))
+        ok = {"allow_host_loopback": val in ("true", "false"), "enable_ipv6": val in ("true", "false"),
+              "mtu": val.isdigit() and 1280 <= int(val) <= 65520, "port_handler": val == "slirp4netns",
+              "cidr": _valid_cidr(val)}[key]
+        if not ok:
+            hint = SLIRP_OPTIONS[key]
+            if key == "port_handler" and val == "rootlesskit":
+                hint = "rootlet publishes ports through slirp4netns itself; use port_handler=slirp4netns or drop it"
+            raise NetworkUsageError(f"invalid slirp4netns option {item!r}", hint)
+        options[key] = val
+    return mode, options
+
+
+def _valid_cidr(text: str) -> bool:
+    import ipaddress
+
+    try:
+        net = ipaddress.IPv4Network(text, strict=False)
+    except ValueError:
+        return False
+    return net.prefixlen <= 24 and not net.is_loopback
+
+
+def network_warnings(mode: str, ports: Sequence[PortMapping], allow_host_loopback: bool = False) -> tuple[str, ...]:
+    """What the user should hear about ``ports`` on ``mode``: discarded with host or none (podman's
+    words), and the UDP limits of each helper. Known at create, told before the container runs."""
+    mode = _resolve_mode(mode)
+    if not ports:
+        return ()
+    if mode in ("none", "host"):
+        return ("Port mappings have been discarded as one of the Host, Container, Pod, and None network modes "
+                "are in use",)
+    if mode == "slirp4netns" and not allow_host_loopback and any(p.protocol == "udp" for p in ports):
+        return ("slirp4netns drops UDP replies to clients on this host's loopback (127.0.0.1) unless host "
+                "loopback is allowed; other clients are answered. Use --network pasta for UDP services used "
+                "from this host",)
+    if mode == "pasta" and any(p.protocol == "udp" and p.host_port != p.container_port for p in ports):
+        return ("older pasta releases (Debian 12's passt 2023-03-09) drop UDP replies to clients on this host "
+                "when the host port differs from the container port; publish UDP with equal port numbers "
+                "(-p 5353:5353/udp) for local clients",)
+    return ()
 
 
 def _resolve_mode(mode: str, tun_path: str = TUN_PATH) -> str:
@@ -292,15 +356,21 @@ def _slirp_request(api_socket: str, request: dict[str, object]) -> dict[str, obj
     return answer if isinstance(answer, dict) else {}
 
 
-def _attach_slirp4netns(pid: int, ports: tuple[PortMapping, ...], allow_host_loopback: bool) -> NetworkHandle:
-    """Start slirp4netns on ``pid``'s namespaces, wait until tap0 is configured, add port forwards."""
+def _attach_slirp4netns(pid: int, ports: tuple[PortMapping, ...], allow_host_loopback: bool,
+                        options: Mapping[str, str]) -> NetworkHandle:
+    """Start slirp4netns on ``pid``'s namespaces, wait until tap0 is configured, add port forwards.
+    ``options`` are ``parse_network``'s (cidr, mtu, enable_ipv6)."""
     helper = _helper_path("slirp4netns") or "slirp4netns"
     ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
     exit_r, exit_w = os.pipe2(os.O_CLOEXEC)
-    handle = NetworkHandle(info=NetworkInfo("slirp4netns", SLIRP_IP, SLIRP_GATEWAY, (SLIRP_DNS,)),
-                           ports=ports, exit_fd=exit_w)
-    argv = [helper, "--configure", "--mtu=65520", "--enable-sandbox", "--enable-seccomp",
+    guest, gateway, dns = slirp_addresses(options.get("cidr"))
+    handle = NetworkHandle(info=NetworkInfo("slirp4netns", guest, gateway, (dns,)), ports=ports, exit_fd=exit_w)
+    argv = [helper, "--configure", f"--mtu={options.get('mtu', '65520')}", "--enable-sandbox", "--enable-seccomp",
             f"--ready-fd={ready_w}", f"--exit-fd={exit_r}"]
+    if options.get("cidr"):
+        argv.append(f"--cidr={options['cidr']}")
+    if options.get("enable_ipv6") == "true":
+        argv.append("--enable-ipv6")
     if not allow_host_loopback:
         argv.append("--disable-host-loopback")
     api_socket = None
@@ -309,10 +379,7 @@ def _attach_slirp4netns(pid: int, ports: tuple[PortMapping, ...], allow_host_loo
         api_socket = os.path.join(handle.state_dir, "slirp4netns.sock")
         argv.append(f"--api-socket={api_socket}")
     argv += [str(pid), SLIRP_IFNAME]
-    if not allow_host_loopback and any(p.protocol == "udp" for p in ports):
-        handle.warnings = ("slirp4netns drops UDP replies to clients on this host's loopback (127.0.0.1) unless "
-                           "host loopback is allowed; other clients are answered. Use --network pasta for "
-                           "UDP services used from this host",)
+    handle.warnings = network_warnings("slirp4netns", ports, allow_host_loopback)
     try:
         with _log_file("slirp4netns") as log:
             # slirp4netns creates its API socket as root of the container's user namespace, which
@@ -333,7 +400,7 @@ def _attach_slirp4netns(pid: int, ports: tuple[PortMapping, ...], allow_host_loo
             assert api_socket is not None
             request = {"execute": "add_hostfwd", "arguments": {
                 "proto": port.protocol, "host_addr": port.host_ip or "0.0.0.0", "host_port": port.host_port,
-                "guest_addr": SLIRP_IP, "guest_port": port.container_port}}
+                "guest_addr": guest, "guest_port": port.container_port}}
             answer = _slirp_request(api_socket, request)
             if "error" in answer:
                 error = answer["error"]
@@ -403,10 +470,7 @@ def _attach_pasta(pid: int, ports: tuple[PortMapping, ...], allow_host_loopback:
         argv += ["--runas", "0"]  # as root pasta drops to nobody, who may not join the container's namespaces
     argv.append(str(pid))
     handle = NetworkHandle(info=NetworkInfo("pasta", None, None, dns), ports=ports)
-    if any(p.protocol == "udp" and p.host_port != p.container_port for p in ports):
-        handle.warnings = ("older pasta releases (Debian 12's passt 2023-03-09) drop UDP replies to clients on "
-                           "this host when the host port differs from the container port; publish UDP with "
-                           "equal port numbers (-p 5353:5353/udp) for local clients",)
+    handle.warnings = network_warnings("pasta", ports)
     try:
         with _log_file("pasta") as log:
             try:
@@ -427,7 +491,8 @@ def _attach_pasta(pid: int, ports: tuple[PortMapping, ...], allow_host_loopback:
 
 
 def attach_network(mode: str, pid: int, ports: Sequence[PortMapping] = (), *,
-                   allow_host_loopback: bool = False, tun_path: str = TUN_PATH) -> NetworkHandle:
+                   allow_host_loopback: bool = False, tun_path: str = TUN_PATH,
+                   options: Mapping[str, str] | None = None) -> NetworkHandle:
     """Attach slirp4netns/pasta to the net namespace of host pid ``pid`` and publish ``ports``.
 
     ``pid``'s user namespace must own its net namespace and belong to the caller (as a
@@ -435,7 +500,8 @@ def attach_network(mode: str, pid: int, ports: Sequence[PortMapping] = (), *,
     command can use the network from its first instruction. Requested host ports are checked
     to be free first (NetworkError naming the port otherwise); host_port 0 is replaced by a
     free port, and the handle's ``ports`` carry the real ones. ``allow_host_loopback`` lets
-    the container reach the host's loopback through the gateway address (off, as in podman).
+    the container reach the host's loopback through the gateway address (off, as in podman);
+    ``options`` are the other ``--network slirp4netns:…`` options (``parse_network``).
 
     For "none" and "host" nothing runs: the handle's ``stop()`` does nothing and published
     ports are discarded with a warning, as podman does. Call from the thread that will outlive
@@ -444,14 +510,14 @@ def attach_network(mode: str, pid: int, ports: Sequence[PortMapping] = (), *,
     """
     mode = _resolve_mode(mode, tun_path)
     if mode in ("none", "host"):
-        warnings = (f"port mappings are discarded with --network {mode}",) if ports else ()
+        warnings = network_warnings(mode, ports)
         if mode == "none":
             return NetworkHandle(NetworkInfo("none", None, None, ()), warnings=warnings)
         return NetworkHandle(NetworkInfo("host", None, None, tuple(host_resolv()[0])), warnings=warnings)
     check_network_mode(mode, tun_path)
     reserved = reserve_ports(ports)
     if mode == "slirp4netns":
-        return _attach_slirp4netns(pid, reserved, allow_host_loopback)
+        return _attach_slirp4netns(pid, reserved, allow_host_loopback, options or {})
     return _attach_pasta(pid, reserved, allow_host_loopback)
 
 

@@ -123,7 +123,13 @@ def keeper_main(spec: RuntimeSpec, plan: UsernsPlan, flags: int, parent: int, er
             os.close(fd)
         except OSError:
             pass
+    if spec.timeout:
+        # podman's --timeout: the container's PID 1 (and with it its namespace) is killed once the
+        # time is up; waitpid below is resumed after the handler (PEP 475).
+        signal.signal(signal.SIGALRM, lambda _sig, _frame: os.kill(c2, signal.SIGKILL))
+        signal.alarm(spec.timeout)
     _, status = os.waitpid(c2, 0)
+    signal.alarm(0)
     unmount_overlay(spec.merged_dir, fuse_pid)
     try:
         os.write(info_w, b"S%d\n" % status)

@@ -21,8 +21,13 @@ from collections.abc import Iterable
 from rootlet.registry.errors import ContainerStartError
 from rootlet.runtime.linux import syscalls as linux
 from rootlet.runtime.oci.idmap import UsernsPlan
+from rootlet.runtime.oci.mountpoints import fd_path, open_mount_point
 from rootlet.runtime.oci.spec import RuntimeSpec, TmpfsMount
 from rootlet.runtime.oci.user import add_user_entries
+
+TYPE_CHECKING = False  # typing costs milliseconds to import; only type checkers need it
+if TYPE_CHECKING:
+    from typing import Any
 
 
 #: podman's masked paths: files get /dev/null bound over them, directories an empty read-only tmpfs.
@@ -40,7 +45,6 @@ _DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", 
 
 _NOSUID_NODEV_NOEXEC = linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC
 _PATH_DIR = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
-_MAX_SYMLINKS = 40
 
 # mount words → (flag, set it?)
 _FLAG_WORDS: dict[str, tuple[int, bool]] = {
@@ -143,104 +147,6 @@ def make_readonly(path: str, recursive: bool = False) -> None:
     remount_bind(path, linux.MS_RDONLY)
 
 
-# --- paths inside the rootfs ----------------------------------------------------------------------
-
-def resolve_in_root(root: str, path: str) -> str:
-    """The absolute in-container path of ``path`` with every existing symlink resolved.
-
-    Resolution is confined to ``root``: an absolute link target starts again at the rootfs, as
-    in a chroot. A ``..`` of a link target that would climb above the rootfs is refused — such a
-    link exists only to point a mount at the host. Missing components are kept as they are.
-    """
-    clean = os.path.normpath("/" + path)
-    todo = [c for c in reversed(clean.split("/")) if c]
-    done: list[str] = []
-    links = 0
-    missing = False
-    while todo:
-        comp = todo.pop()
-        if comp in ("", "."):
-            continue
-        if comp == "..":
-            if not done:
-                raise _fail(f"mount destination {path} is a symlink pointing outside the container rootfs",
-                            "use a destination inside the container")
-            done.pop()
-            continue
-        if missing:
-            done.append(comp)
-            continue
-        host = root + "/" + "/".join([*done, comp])
-        try:
-            st = os.lstat(host)
-        except (FileNotFoundError, NotADirectoryError):
-            missing = True
-            done.append(comp)
-            continue
-        if not stat.S_ISLNK(st.st_mode):
-            done.append(comp)
-            continue
-        links += 1
-        if links > _MAX_SYMLINKS:
-            raise _fail(f"mount destination {path}: too many levels of symbolic links")
-        target = os.readlink(host)
-        if target.startswith("/"):
-            done = []
-        todo.extend(c for c in reversed(target.split("/")) if c)
-    return "/" + "/".join(done)
-
-
-def open_mount_point(root: str, dest: str, is_dir: bool) -> int:
-    """An O_PATH descriptor of mount destination ``dest`` in ``root``, created when missing.
-
-    ``dest`` is resolved inside the rootfs first (``resolve_in_root``); then the resolved path is
-    walked from the root one component at a time, relative to open directory descriptors, with
-    O_NOFOLLOW: a component that has become a symlink meanwhile (another container sharing a
-    volume swapped it: CVE-2021-30465) makes the walk fail instead of leading out. Missing parents
-    become 0755 directories; a missing final component becomes a directory or an empty file to
-    match what is mounted on it. The mount then goes onto ``/proc/self/fd/N``, never onto a path.
-    """
-    inner = resolve_in_root(root, dest)
-    parts = [c for c in inner.split("/") if c]
-    fd = os.open(root, _PATH_DIR)
-    try:
-        for i, comp in enumerate(parts):
-            last = i == len(parts) - 1
-            flags = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC | (0 if last else os.O_DIRECTORY)
-            try:
-                nfd = os.open(comp, flags, dir_fd=fd)
-            except FileNotFoundError:
-                try:
-                    if last and not is_dir:
-                        os.close(os.open(comp, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                                         0o644, dir_fd=fd))
-                    else:
-                        os.mkdir(comp, 0o755, dir_fd=fd)
-                except FileExistsError:
-                    pass
-                nfd = os.open(comp, flags, dir_fd=fd)
-            os.close(fd)
-            fd = nfd
-            if stat.S_ISLNK(os.fstat(fd).st_mode):
-                raise _fail(f"mount destination {dest} changed into a symlink while the container was set up",
-                            "something else writes to the container's files (a shared volume?); try again")
-        return fd
-    except OSError as e:
-        os.close(fd)
-        if e.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise _fail(f"mount destination {dest} changed into a symlink while the container was set up",
-                        "something else writes to the container's files (a shared volume?); try again") from e
-        raise _os_fail(e, f"cannot create mount point {dest}") from e
-    except BaseException:
-        os.close(fd)
-        raise
-
-
-def _fd_path(fd: int) -> str:
-    """The magic link that names what ``fd`` refers to, for mount(2)."""
-    return f"/proc/self/fd/{fd}"
-
-
 # --- the container's mounts (PID 1 side) ----------------------------------------------------------
 
 def _check_special_dir(root: str, name: str) -> str:
@@ -322,7 +228,7 @@ def _bind(root: str, source: str, dest: str, readonly: bool, options: tuple[str,
     recursive = 0 if "bind" in options else linux.MS_REC
     target = open_mount_point(root, dest, is_dir)
     try:
-        linux.mount(source, _fd_path(target), None, linux.MS_BIND | recursive, None)
+        linux.mount(source, fd_path(target), None, linux.MS_BIND | recursive, None)
     except OSError as e:
         raise _os_fail(e, f"cannot bind mount {source} on {dest}") from e
     finally:
@@ -338,9 +244,9 @@ def _adjust(root: str, dest: str, is_dir: bool, flags: int, propagation: int) ->
     target = open_mount_point(root, dest, is_dir)
     try:
         if flags:
-            remount_bind(_fd_path(target), flags)
+            remount_bind(fd_path(target), flags)
         if propagation:
-            linux.mount(None, _fd_path(target), None, propagation, None)
+            linux.mount(None, fd_path(target), None, propagation, None)
     except OSError as e:
         raise _os_fail(e, f"cannot set the mount options of {dest}") from e
     finally:
@@ -352,7 +258,7 @@ def _tmpfs(root: str, mount: TmpfsMount) -> None:
     flags, propagation, data = parse_mount_options(mount.options.split(","), allow_data=True)
     target = open_mount_point(root, mount.destination, True)
     try:
-        linux.mount("tmpfs", _fd_path(target), "tmpfs", flags, data or None)
+        linux.mount("tmpfs", fd_path(target), "tmpfs", flags, data or None)
     except OSError as e:
         raise _os_fail(e, f"cannot mount a tmpfs on {mount.destination}") from e
     finally:
@@ -419,15 +325,21 @@ def setup_rootfs(spec: RuntimeSpec, plan: UsernsPlan) -> None:
         _ensure_mtab(root)
         step = "/etc/passwd"
         add_user_entries(root, spec.user_entries)
-        for dest, source in spec.etc_files.items():
+        # Shallower destinations first, as podman sorts them: a tmpfs on /run (--read-only) must not
+        # hide /run/.containerenv. Equal depths keep their order: rootlet's files, then the user's.
+        mounts: list[tuple[str, Any]] = [(dest, (source, dest, False, ("bind",)))
+                                         for dest, source in spec.etc_files.items()]
+        mounts += [(b.destination, (b.source, b.destination, b.readonly, b.options)) for b in spec.binds]
+        mounts += [(t.destination, t) for t in spec.tmpfs]
+        for dest, what in sorted(mounts, key=lambda m: os.path.normpath(m[0]).count("/")):
             step = dest
-            _bind(root, source, dest, False, ("bind",))
-        for bind in spec.binds:
-            _bind(root, bind.source, bind.destination, bind.readonly, bind.options)
-        for tmpfs in spec.tmpfs:
-            _tmpfs(root, tmpfs)
-        step = "masked paths"
-        _mask(root)
+            if isinstance(what, TmpfsMount):
+                _tmpfs(root, what)
+            else:
+                _bind(root, *what)
+        if not spec.privileged:
+            step = "masked paths"
+            _mask(root)
         step = "pivot_root"
         os.chdir(root)
         linux.pivot_root(".", ".")

@@ -65,6 +65,8 @@ class RuntimeSpec(Record):
     command has it from its first instruction). ``volatile``: the upper dir is thrown away after
     the run (``--rm``), so the kernel overlay need not sync it. ``seccomp`` is the compiled filter
     (``rootlet.runtime.oci.seccomp``) the command runs under; None runs it unconfined.
+    ``timeout`` (seconds, 0: none) kills the command that long after it started; ``privileged``
+    leaves /proc and /sys unmasked.
     """
 
     lower_dirs: tuple[str, ...]
@@ -98,3 +100,5 @@ class RuntimeSpec(Record):
     winsize: bytes | None = None
     gate: bool = False
     volatile: bool = False
+    timeout: int = 0
+    privileged: bool = False

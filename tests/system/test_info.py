@@ -51,19 +51,23 @@ def test_version_command_matches_the_flag_and_the_installed_distribution(rootlet
 
 def _bash_complete(rootlet_env: dict[str, str], words: str) -> list[str]:
     """What bash completes for the command line ``words`` (the last word is being typed), with the
-    script of ``rootlet completion bash`` loaded: the real shell, calling the real command back."""
+    script of ``rootlet completion bash`` loaded: the real shell, calling the real command back.
+    The script runs ``rootlet`` from PATH (through env), as an installed rootlet is found."""
+    import os
     import shlex
     import subprocess
 
     from tests.conftest import rootlet_command
 
-    command = " ".join(shlex.quote(w) for w in rootlet_command())
-    script = (f"rootlet() {{ {command} \"$@\"; }}\n"                       # `rootlet` as the tests run it
-              f"source <({command} completion bash)\n"
+    command = rootlet_command()
+    if len(command) != 1 or os.path.basename(command[0]) != "rootlet":
+        pytest.skip("the completion script calls `rootlet` from PATH: needs the installed command")
+    env = dict(rootlet_env, PATH=os.path.dirname(command[0]) + os.pathsep + rootlet_env["PATH"])
+    script = (f"source <({shlex.quote(command[0])} completion bash)\n"
               f"COMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1))\n"
               "_rootlet_completion rootlet\n"
               "printf '%s\\n' \"${COMPREPLY[@]}\"\n")
-    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=rootlet_env, timeout=60)
+    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.split()
 

@@ -7,6 +7,7 @@ and podman-wait(1) document the statuses). The real ``rootlet`` command, a fresh
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -205,3 +206,104 @@ def test_info_format_templates_read_podmans_names(rootlet: RunRootlet, store_roo
     proc = rootlet("info", "--format", "{{.Store.GraphRoot}} {{.Host.Security.Rootless}} {{.Store.GraphDriverName}}")
     assert proc.stdout == f"{store_root} {'true' if os.getuid() else 'false'} overlay\n", proc.stderr
 
+
+
+# --- run: the flags scripts use ----------------------------------------------------------------------
+
+def test_run_refuses_a_duplicate_mount_destination(rootlet: RunRootlet, busybox: str, tmp_path: Path) -> None:
+    proc = rootlet("run", "--rm", "-v", f"{tmp_path}:/x", "-v", "vol:/x/", busybox, "true")
+    assert proc.returncode == 125 and proc.stderr.startswith("Error: /x: duplicate mount destination"), proc.stderr
+
+
+def test_run_says_ports_are_discarded_with_the_host_network_and_accepts_no_limit_values(rootlet: RunRootlet,
+                                                                                      busybox: str) -> None:
+    proc = rootlet("run", "--rm", "--network", "host", "-p", "8080:80", "--memory", "0", "--pids-limit", "-1",
+                   busybox, "echo", "ran")
+    assert proc.returncode == 0 and proc.stdout == "ran\n", proc.stderr
+    assert "Port mappings have been discarded" in proc.stderr, proc.stderr
+    assert rootlet("run", "--rm", "--memory", "64m", busybox, "true").returncode == 125   # a real limit: refused
+
+
+def test_run_cidfile_and_replace(rootlet: RunRootlet, busybox: str, tmp_path: Path) -> None:
+    cidfile = tmp_path / "cid"
+    first = run_d(rootlet, "--name", "same", "--cidfile", str(cidfile), busybox, "sh", "-c", IDLE)
+    assert cidfile.read_text() == first
+    again = rootlet("run", "-d", "--name", "same", "--cidfile", str(cidfile), busybox, "true")
+    assert again.returncode == 125 and "container id file" in again.stderr, again.stderr
+    assert rootlet("run", "-d", "--name", "same", busybox, "true").returncode == 125     # the name is taken
+    second = run_d(rootlet, "--name", "same", "--replace", busybox, "sh", "-c", IDLE)
+    assert second != first and rootlet("ps", "-a", "-q", "--no-trunc").stdout == second + "\n"
+
+
+def test_run_timeout_kills_the_container(rootlet: RunRootlet, busybox: str) -> None:
+    proc = rootlet("run", "--rm", "--timeout", "1", busybox, "sleep", "30", timeout=20)
+    assert proc.returncode == 137, proc.stderr
+
+
+def test_run_privileged_has_every_capability_no_seccomp_and_a_containerenv(rootlet: RunRootlet,
+                                                                           busybox: str) -> None:
+    script = "grep -E '^(CapEff|Seccomp):' /proc/self/status; cat /run/.containerenv; echo end"
+    plain = rootlet("run", "--rm", busybox, "sh", "-c", script).stdout.splitlines()
+    assert plain[0] != "CapEff:\t000001ffffffffff" and plain[1] == "Seccomp:\t2" and plain[2] == "end", plain
+    lines = rootlet("run", "--rm", "--name", "priv", "--privileged", busybox, "sh", "-c", script).stdout.splitlines()
+    assert lines[0].startswith("CapEff:\t") and int(lines[0].split()[1], 16) >= 0x1ffffffffff, lines
+    assert lines[1] == "Seccomp:\t0" and 'engine="rootlet"' in lines and 'name="priv"' in lines, lines
+
+
+def test_run_attach_only_stderr_and_preserve_fds(rootlet_env: dict[str, str], busybox: str) -> None:
+    import subprocess
+
+    from tests.conftest import rootlet_command
+
+    proc = subprocess.run(rootlet_command() + ["run", "--rm", "-a", "stderr", busybox, "sh", "-c",
+                                               "echo out; echo err >&2"], env=rootlet_env, capture_output=True,
+                          text=True, timeout=60)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "err\n")
+    r, w = os.pipe()
+    try:
+        if r != 3:
+            os.dup2(r, 3)
+        os.write(w, b"through fd 3\n")
+        os.close(w)
+        proc = subprocess.run(rootlet_command() + ["run", "--rm", "--preserve-fds", "1", busybox, "cat", "/proc/self/fd/3"],
+                              env=rootlet_env, capture_output=True, text=True, timeout=60, pass_fds=(3,))
+    finally:
+        os.close(r)
+    assert (proc.returncode, proc.stdout) == (0, "through fd 3\n"), proc.stderr
+    missing = subprocess.run(rootlet_command() + ["run", "--rm", "--preserve-fds", "5", busybox, "true"],
+                             env=rootlet_env, capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 125 and "is not open" in missing.stderr, missing.stderr
+
+
+def test_volume_U_gives_the_source_to_the_container_user_and_z_is_said_once(rootlet: RunRootlet, busybox: str,
+                                                                           tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    (data / "sub" / "f").write_text("x")
+    proc = rootlet("run", "--rm", "-u", "1234:1234", "-v", f"{data}:/data:U,z", busybox, "sh", "-c",
+                   "stat -c '%u:%g' /data /data/sub/f; touch /data/mine && echo wrote")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["1234:1234", "1234:1234", "wrote"], proc.stdout
+    assert proc.stderr.count("relabel") == 1, proc.stderr
+    assert rootlet("run", "--rm", "-v", f"{data}:/data:rshared", busybox, "true").returncode == 125
+
+
+def test_network_slirp4netns_options(rootlet: RunRootlet, busybox: str) -> None:
+    proc = rootlet("run", "--rm", "--network", "slirp4netns:cidr=10.0.7.0/24,mtu=1500,port_handler=slirp4netns",
+                   busybox, "sh", "-c", "ip -4 -o addr show tap0; cat /sys/class/net/tap0/mtu; grep -c 10.0.7.100 /etc/hosts")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert "inet 10.0.7.100/24" in lines[0] and lines[1:] == ["1500", "1"], proc.stdout
+    for bad in ("slirp4netns:port_handler=rootlesskit", "slirp4netns:cidr=nope", "slirp4netns:colour=red",
+                "pasta:-t,80"):
+        refused = rootlet("run", "--rm", "--network", bad, busybox, "true")
+        assert refused.returncode == 125 and refused.stderr.startswith("Error: "), (bad, refused.stderr)
+
+
+def test_global_flags_podman_scripts_pass(rootlet: RunRootlet, busybox: str) -> None:
+    proc = rootlet("--log-level", "error", "--storage-driver", "overlay", "--noout", "run", "-d", busybox, "true")
+    assert (proc.returncode, proc.stdout) == (0, ""), proc.stderr                    # the id went to /dev/null
+    shown = rootlet("--noout", "run", "--rm", busybox, "echo", "the container's")
+    assert shown.stdout == "the container's\n"                                        # its output still shows
+    assert rootlet("--storage-driver", "vfs", "ps").returncode == 125
+    assert rootlet("--log-level", "loud", "ps").returncode == 125
