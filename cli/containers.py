@@ -284,14 +284,17 @@ def _command(r: ContainerSummary, no_trunc: bool) -> str:
 
 def logs(
     ctx: typer.Context,
-    container: str = typer.Argument(..., metavar="CONTAINER"),
+    containers: List[str] = typer.Argument(..., metavar="CONTAINER..."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new output until the container exits."),
     tail: Optional[str] = typer.Option(None, "--tail", "-n", help="Only the last N lines ('all' for every line)."),
     since: Optional[str] = typer.Option(None, "--since", help="Only output after this time (RFC 3339, Unix time, or 10m)."),
     until: Optional[str] = typer.Option(None, "--until", help="Only output before this time."),
     timestamps: bool = typer.Option(False, "--timestamps", "-t", help="Prefix each line with its time."),
+    names: bool = typer.Option(False, "--names", help="With several containers, prefix lines with the name, "
+                               "not the short id. (-n is --tail, as in docker; podman's -n is --names.)"),
 ) -> None:
-    """Print a container's output: its stdout on stdout, its stderr on stderr."""
+    """Print containers' output: their stdout on stdout, their stderr on stderr (several: each line
+    prefixed with the container's short id, or name with --names, as podman does)."""
     from rootlet.runtime.engine.options import LogsOptions
 
     app: AppContext = ctx.obj
@@ -300,10 +303,14 @@ def logs(
         if not tail.isdigit():
             raise UsageError(f"invalid --tail {tail!r}", "give a number of lines, or 'all'")
         tail_n = int(tail)
-    records = app.engine().logs(LogsOptions(container, follow=follow, tail=tail_n, since=since, until=until))
+    records = app.engine().logs(LogsOptions(tuple(containers), follow=follow, tail=tail_n, since=since,
+                                            until=until))
     streams = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
-    for rec in records:
+    several = len(containers) > 1
+    for cid, name, rec in records:
         stream = streams[rec.stream]
+        if several:
+            stream.write((name if names else cid[:12]).encode() + b" ")
         if timestamps:
             stream.write(rec.ts.encode() + b" ")
         stream.write(rec.data + (b"" if rec.partial else b"\n"))

@@ -67,7 +67,9 @@ def print_docs(docs: Sequence[Any], fmt: str | None) -> None:
     from rootlet.cli.template import render_template
 
     for doc in docs:
-        out(render_template(fmt, doc))
+        # podman's templates also read ``.ID`` (the bare hex id) beside the JSON's ``Id``.
+        extra = {"ID": doc["Id"].removeprefix("sha256:")} if isinstance(doc, dict) and "Id" in doc else {}
+        out(render_template(fmt, {**doc, **extra} if extra else doc))
 
 
 def human_size(n: int) -> str:

@@ -383,9 +383,11 @@ def parse_restart(value: str | None) -> RestartPolicy:
     return RestartPolicy(name, 0)
 
 
-def parse_size(text: str, flag: str) -> int:
-    """``10m``, ``1g``, ``512k``, ``4096`` → bytes (docker's units, powers of 1024)."""
-    units = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "g": 1 << 30, "gb": 1 << 30}
+def parse_size(text: str, flag: str, decimal: bool = False) -> int:
+    """``10m``, ``1g``, ``512k``, ``4096`` → bytes: powers of 1024 (docker's RAMInBytes), or of
+    1000 with ``decimal`` (go-units FromHumanSize, what docker and podman take for log sizes)."""
+    base = 1000 if decimal else 1024
+    units = {"": 1, "b": 1, "k": base, "kb": base, "m": base ** 2, "mb": base ** 2, "g": base ** 3, "gb": base ** 3}
     low = text.strip().lower()
     num = low.rstrip("bkmg")
     unit = low[len(num):]
@@ -409,7 +411,7 @@ def parse_log_options(driver: str | None, options: Sequence[str]) -> LogConfig:
         if not eq:
             raise UsageError(f"invalid --log-opt {opt!r}", "use KEY=VALUE, e.g. --log-opt max-size=10m")
         if key == "max-size":
-            max_size = 0 if value in ("-1", "0") else parse_size(value, "--log-opt max-size")
+            max_size = 0 if value in ("-1", "0") else parse_size(value, "--log-opt max-size", decimal=True)
         else:
             raise UsageError(f"unsupported --log-opt {key!r}", "rootlet supports --log-opt max-size=SIZE")
     return LogConfig("k8s-file" if driver == "json-file" else driver, max_size)

@@ -4,6 +4,7 @@ the containers ``ps`` lists (filtered as docker filters them)."""
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import time
 from collections.abc import Sequence
@@ -46,6 +47,7 @@ def inspect_container(store: ImageStore, cid: str) -> dict[str, Any]:
     containers = ContainerStore(store)
     cfg = containers.config(cid)
     state = containers.refresh(cid)
+    directory = containers.dir(cid)
     return {
         "Id": cfg.id,
         "Created": rfc3339(cfg.created),
@@ -89,11 +91,23 @@ def inspect_container(store: ImageStore, cid: str) -> dict[str, Any]:
             "AutoRemove": cfg.auto_remove,
             "NetworkMode": cfg.network,
             "RestartPolicy": {"Name": cfg.restart.name, "MaximumRetryCount": cfg.restart.max},
-            "LogConfig": {"Type": cfg.log.driver, "Config": {"max-size": str(cfg.log.max_size)}},
+            "LogConfig": {"Type": cfg.log.driver, "Config": {"max-size": str(cfg.log.max_size)},
+                          "Path": "" if cfg.log.driver == "none" else os.path.join(directory, "ctr.log"),
+                          "Tag": "", "Size": _size_text(cfg.log.max_size)},
             "ReadonlyRootfs": cfg.readonly_rootfs,
             "CapAdd": [], "Init": cfg.init,
         },
     }
+
+
+def _size_text(n: int) -> str:
+    """A log size limit as podman prints it (``0B``: none; ``10MB``: go-units, 1000-based)."""
+    size, unit = float(n), "B"
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if size < 1000:
+            break
+        size /= 1000
+    return f"{size:.4g}{unit}"
 
 
 def _mount_doc(m: Mount) -> dict[str, Any]:

@@ -273,17 +273,24 @@ class ContainerVerbs:
                 out.append(r.replace(rw_size=rw, root_size=rw + (image.size if image else 0)))
         return out
 
-    def logs(self, opts: LogsOptions) -> Iterator[LogRecord]:
-        """The container's output records (then, with ``follow``, new ones until it stops)."""
+    def logs(self, opts: LogsOptions) -> Iterator[tuple[str, str, LogRecord]]:
+        """The containers' output records as (container id, name, record), then, with ``follow``,
+        new ones until they stop: several containers one after the other, or as their records
+        come with ``follow``. Every name is resolved before anything is read."""
         from rootlet.runtime.lifecycle.logfile import parse_since
-        from rootlet.runtime.lifecycle.logs import stream_logs
+        from rootlet.runtime.lifecycle.logs import stream_many
 
         if opts.tail is not None and opts.tail < 0:
             raise UsageError(f"invalid --tail {opts.tail}", "give a number of lines, or 'all'")
         since = parse_since(opts.since, "--since") if opts.since else None
         until = parse_since(opts.until, "--until") if opts.until else None
-        cid = self.containers.resolve(opts.container)
-        return stream_logs(self.images_store, cid, follow=opts.follow, tail=opts.tail, since=since, until=until)
+        if not opts.containers:
+            raise UsageError("give at least one container name or id")
+        containers = self.containers
+        names = {cid: containers.config(cid).name for cid in (containers.resolve(n) for n in opts.containers)}
+        records = stream_many(self.images_store, list(names), follow=opts.follow, tail=opts.tail, since=since,
+                              until=until)
+        return ((cid, names[cid], rec) for cid, rec in records)
 
     def exec(self, opts: ExecOptions) -> int:
         """Run a command in a running container, attached to this process's stdio; its exit code

@@ -144,9 +144,10 @@ class PsOptions(Record):
 
 
 class LogsOptions(Record):
-    """``logs``: ``since``/``until`` as docker takes them (RFC 3339, Unix time, or ``10m``)."""
+    """``logs`` of one or more ``containers`` (podman's; docker takes one): ``since``/``until`` as
+    docker takes them (RFC 3339, Unix time, or ``10m``)."""
 
-    container: str
+    containers: tuple[str, ...]
     follow: bool = False
     tail: int | None = None
     since: str | None = None

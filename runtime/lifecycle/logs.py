@@ -51,3 +51,46 @@ def stream_logs(store: ImageStore, cid: str, *, follow: bool = False, tail: int 
             time.sleep(POLL_INTERVAL)
     finally:
         follower.close()
+
+
+def stream_many(store: ImageStore, cids: list[str], *, follow: bool = False, tail: int | None = None,
+                since: int | None = None, until: int | None = None) -> Iterator[tuple[str, LogRecord]]:
+    """``stream_logs`` of several containers as (container id, record): one after the other, or
+    with ``follow`` as their records come (a reader thread per container; the records of one
+    container stay in order). An error of one container (no log kept) ends the stream with it."""
+    if not follow or len(cids) == 1:
+        for cid in cids:
+            for rec in stream_logs(store, cid, follow=follow, tail=tail, since=since, until=until):
+                yield cid, rec
+        return
+    import queue
+    import threading
+
+    records: queue.Queue[tuple[str, LogRecord | BaseException | None]] = queue.Queue(maxsize=1024)
+    stop = threading.Event()
+
+    def read(cid: str) -> None:
+        try:
+            for rec in stream_logs(store, cid, follow=True, tail=tail, since=since, until=until):
+                if stop.is_set():
+                    return
+                records.put((cid, rec))
+            records.put((cid, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+            records.put((cid, exc))
+
+    readers = [threading.Thread(target=read, args=(cid,), daemon=True) for cid in cids]
+    for t in readers:
+        t.start()
+    running = len(readers)
+    try:
+        while running:
+            cid, item = records.get()
+            if item is None:
+                running -= 1
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                yield cid, item
+    finally:
+        stop.set()

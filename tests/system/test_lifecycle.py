@@ -847,7 +847,7 @@ def test_log_driver_none_keeps_no_log(rootlet: RunRootlet, busybox: str, store_r
 
 def test_log_max_size_bounds_a_container_that_writes_without_end(rootlet: RunRootlet, busybox: str,
                                                                    store_root: Path) -> None:
-    max_size = 64 * 1024
+    max_size = 64 * 1000  # docker's and podman's log sizes are decimal
     line = "0123456789abcdefghijklmnopqrstuvwxyz" * 2
     cid = run_d(rootlet, "--name", "chatty", "--log-opt", "max-size=64k", busybox, "yes", line)
     assert inspect(rootlet, "chatty")["HostConfig"]["LogConfig"]["Config"]["max-size"] == str(max_size)

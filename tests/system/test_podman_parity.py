@@ -307,3 +307,28 @@ def test_global_flags_podman_scripts_pass(rootlet: RunRootlet, busybox: str) -> 
     assert shown.stdout == "the container's\n"                                        # its output still shows
     assert rootlet("--storage-driver", "vfs", "ps").returncode == 125
     assert rootlet("--log-level", "loud", "ps").returncode == 125
+
+
+def test_logs_of_several_containers_prefix_each_line_as_podman(rootlet: RunRootlet, busybox: str) -> None:
+    one = create(rootlet, "--name", "l1", busybox, "sh", "-c", "echo one; echo e1 >&2")
+    two = create(rootlet, "--name", "l2", busybox, "echo", "two")
+    for name in ("l1", "l2"):
+        assert rootlet("start", "-a", name).returncode == 0
+    ids = rootlet("logs", "l1", "l2")
+    assert (ids.stdout, ids.stderr) == (f"{one[:12]} one\n{two[:12]} two\n", f"{one[:12]} e1\n"), ids.stderr
+    named = rootlet("logs", "--names", "l1", "l2")
+    assert (named.stdout, named.stderr) == ("l1 one\nl2 two\n", "l1 e1\n")
+    assert rootlet("logs", "--names", "l1").stdout == "one\n"          # one container: no prefix
+    follow = rootlet("logs", "-f", "--names", "l1", "l2", timeout=30)  # both exited: follow ends
+    assert sorted(follow.stdout.splitlines()) == ["l1 one", "l2 two"], follow.stderr
+
+
+def test_inspect_templates_read_podmans_fields(rootlet: RunRootlet, busybox: str, store_root: Path) -> None:
+    cid = create(rootlet, "--name", "ins", "--log-opt", "max-size=10m", busybox, "true")
+    proc = rootlet("inspect", "--format", "{{.ID}} {{.ImageName}} {{.HostConfig.LogConfig.Type}} "
+                   "{{.HostConfig.LogConfig.Path}} {{.HostConfig.LogConfig.Size}}", "ins")
+    assert proc.stdout.split() == [cid, busybox, "k8s-file", str(store_root / "containers" / cid / "ctr.log"),
+                                   "10MB"], proc.stderr
+    image_id = rootlet("images", "-q", "--no-trunc", busybox, check=True).stdout.strip()
+    proc = rootlet("image", "inspect", "--format", "{{.ID}} {{.Id}}", busybox)
+    assert proc.stdout == f"{image_id} sha256:{image_id}\n", proc.stderr   # .Id stays docker's

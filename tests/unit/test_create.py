@@ -50,7 +50,7 @@ def test_signals_by_name_or_number() -> None:
 
 def test_sizes_and_log_options() -> None:
     assert parse_size("10m", "x") == 10 << 20 and parse_size("512k", "x") == 512 << 10 and parse_size("7", "x") == 7
-    assert parse_log_options(None, ("max-size=1k",)) == LogConfig("k8s-file", 1024)
+    assert parse_log_options(None, ("max-size=1k",)) == LogConfig("k8s-file", 1000)   # decimal, as docker's
     assert parse_log_options("none", ()) == LogConfig("none", 0)
     for bad in (("max-size=lots",), ("max-file=3",), ("nokey",)):
         with pytest.raises(UsageError):
