@@ -77,7 +77,6 @@ def prepare(opts: RunOptions, host_env: Mapping[str, str]) -> Prepared:
     """Parse and check every option whose syntax alone can be wrong (UsageError naming the flag),
     before anything is pulled or written."""
     from rootlet.runtime.net.ports import parse_publish
-
     from rootlet.runtime.net.usermode import parse_network
 
     check_unsupported(opts)
