@@ -156,20 +156,17 @@ def plan_userns(uid: int | None = None, gid: int | None = None, user: str | None
         return UsernsPlan(identity, identity, single_id=False, reason=None, hint=None, rootful=True)
     user = _user_name(uid) if user is None else user
     problems: list[str] = []
-    try:
-        subuids = read_subids(subuid_path, user, uid)
-        if not subuids:
-            problems.append(f"no range for {user} in {subuid_path}")
-    except UsernsError as e:
-        subuids = []
-        problems.append(e.message)
-    try:
-        subgids = read_subids(subgid_path, user, uid)
-        if not subgids:
-            problems.append(f"no range for {user} in {subgid_path}")
-    except UsernsError as e:
-        subgids = []
-        problems.append(e.message)
+    ranges = []
+    for path in (subuid_path, subgid_path):
+        try:
+            found = read_subids(path, user, uid)
+            if not found:
+                problems.append(f"no range for {user} in {path}")
+        except UsernsError as e:
+            found = []
+            problems.append(e.message)
+        ranges.append(found)
+    subuids, subgids = ranges
     if problems:
         end = SUGGESTED_START + SUGGESTED_COUNT - 1
         hint = (f"grant subordinate ids: sudo usermod --add-subuids {SUGGESTED_START}-{end} "
