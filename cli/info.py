@@ -83,16 +83,20 @@ def version(
                                       "'{{.Client.Version}}'."),
 ) -> None:
     """Show rootlet's version, the Python it runs on and the platform (as podman version does)."""
+    from rootlet.cli.template import format_kind, render_template
+
     app: AppContext = ctx.obj
+    kind = format_kind(fmt)
+    if kind == "table":
+        raise UsageError("version has no table format", "use --format json, or a template such as "
+                                                        "'{{.Client.Version}}'")
     report = app.engine().version()
     doc = {"Client": {"Version": report.version, "PythonVersion": report.python_version,
                       "OsArch": f"{report.os}/{report.arch}", "Os": report.os}}
-    if fmt == "json":
+    if kind == "json":
         dump_json(doc)
-    elif fmt not in (None, "", "table"):
-        from rootlet.cli.template import render_template
-
-        out(render_template(fmt, doc))
+    elif kind == "template":
+        out(render_template(fmt or "", doc))
     else:
         out(f"Version:        {report.version}")
         out(f"Python Version: {report.python_version}")

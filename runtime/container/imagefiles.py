@@ -143,30 +143,19 @@ def home_for(lowers: tuple[str, ...], user: str) -> str:
 
 
 def image_ids(lowers: tuple[str, ...], user: str) -> tuple[int, int]:
-    """The (uid, gid) a ``--user`` value names in the image, as the container will resolve it
-    (``rootlet.runtime.oci.user.resolve_user``'s rules): numbers as they are, names looked up
-    in the image's /etc/passwd and /etc/group; a name the image lacks is a UsageError."""
-    from rootlet.registry.errors import UsageError
+    """The (uid, gid) a ``--user`` value names in the image, resolved by the container's own rules
+    (``rootlet.runtime.oci.user.resolve_user``) over the image's /etc/passwd and /etc/group; a
+    name the image lacks is a UsageError."""
+    from rootlet.registry.errors import ContainerStartError, UsageError
+    from rootlet.runtime.oci.user import resolve_user
 
-    name, _, group = user.partition(":")
-    uid, gid = 0, 0
-    if name and not name.isdigit():
-        entry = next((p for p in (line.split(":") for line in layered_lines(lowers, "/etc/passwd"))
-                      if len(p) >= 4 and p[0] == name and p[2].isdigit()), None)
-        if entry is None:
-            raise UsageError(f"unable to find user {name}: no matching entries in the image's passwd file")
-        uid, gid = int(entry[2]), int(entry[3]) if entry[3].isdigit() else 0
-    elif name:
-        uid = int(name)
-        entry = next((p for p in (line.split(":") for line in layered_lines(lowers, "/etc/passwd"))
-                      if len(p) >= 4 and p[2] == name), None)
-        gid = int(entry[3]) if entry is not None and entry[3].isdigit() else 0
-    if group.isdigit():
-        gid = int(group)
-    elif group:
-        entry = next((p for p in (line.split(":") for line in layered_lines(lowers, "/etc/group"))
-                      if len(p) >= 3 and p[0] == group and p[2].isdigit()), None)
-        if entry is None:
-            raise UsageError(f"unable to find group {group}: no matching entries in the image's group file")
-        gid = int(entry[2])
+    def records(db: str) -> Iterator[list[str]]:
+        for line in layered_lines(lowers, f"/etc/{db}"):
+            if line and not line.startswith("#"):
+                yield line.split(":")
+
+    try:
+        uid, gid, _ = resolve_user(user, records=records)
+    except ContainerStartError as e:
+        raise UsageError(f"{e.message} (in the image)", e.hint) from None
     return uid, gid

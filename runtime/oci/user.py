@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 TYPE_CHECKING = False  # typing costs milliseconds to import; the run path must not pay for it
 if TYPE_CHECKING:
@@ -84,8 +84,11 @@ def _has_id(f: BinaryIO, wanted: bytes) -> bool:
     return False
 
 
-def resolve_user(user: str, additional_gids: tuple[int | str, ...] = (), etc: str = "/etc") -> tuple[int, int, list[int]]:
-    """(uid, gid, supplementary gids) for a podman ``--user`` value, from ``etc``/passwd and group.
+def resolve_user(user: str, additional_gids: tuple[int | str, ...] = (), etc: str = "/etc",
+                 records: Callable[[str], Iterable[list[str]]] | None = None) -> tuple[int, int, list[int]]:
+    """(uid, gid, supplementary gids) for a podman ``--user`` value, from ``etc``/passwd and group
+    (or from ``records``: the entries of "passwd" or "group" as field lists, e.g. an image's read
+    from the host before the container exists).
 
     Follows runc/podman: "" is uid 0; a numeric uid needs no passwd entry (its gid is then 0); a
     name must exist. Supplementary groups are the primary group (as podman and docker set them, so
@@ -93,17 +96,18 @@ def resolve_user(user: str, additional_gids: tuple[int | str, ...] = (), etc: st
     explicitly; ``additional_gids`` (numbers, or group names looked up in ``etc``/group:
     ``--group-add``) are added in both cases.
     """
+    read = records or (lambda db: _records(f"{etc}/{db}"))
     name, _, group = user.partition(":")
     uid, gid, login = 0, 0, None
     if name == "" or name.isdigit():
         uid = int(name or 0)
-        for rec in _records(f"{etc}/passwd"):
+        for rec in read("passwd"):
             if len(rec) >= 4 and rec[2] == str(uid):
                 login = rec[0]
                 gid = int(rec[3]) if rec[3].isdigit() else 0
                 break
     else:
-        for rec in _records(f"{etc}/passwd"):
+        for rec in read("passwd"):
             if len(rec) >= 4 and rec[0] == name and rec[2].isdigit():
                 login, uid = name, int(rec[2])
                 gid = int(rec[3]) if rec[3].isdigit() else 0
@@ -114,7 +118,7 @@ def resolve_user(user: str, additional_gids: tuple[int | str, ...] = (), etc: st
         if group.isdigit():
             gid = int(group)
         else:
-            for rec in _records(f"{etc}/group"):
+            for rec in read("group"):
                 if len(rec) >= 3 and rec[0] == group and rec[2].isdigit():
                     gid = int(rec[2])
                     break
@@ -123,7 +127,7 @@ def resolve_user(user: str, additional_gids: tuple[int | str, ...] = (), etc: st
                                           None, 126)
     supplementary = [gid]
     if not group and login:
-        for rec in _records(f"{etc}/group"):
+        for rec in read("group"):
             if len(rec) >= 4 and rec[2].isdigit() and login in rec[3].split(",") and int(rec[2]) not in supplementary:
                 supplementary.append(int(rec[2]))
     for extra in additional_gids:
@@ -131,7 +135,7 @@ def resolve_user(user: str, additional_gids: tuple[int | str, ...] = (), etc: st
             if extra.isdigit():
                 extra = int(extra)
             else:
-                gids = [int(rec[2]) for rec in _records(f"{etc}/group")
+                gids = [int(rec[2]) for rec in read("group")
                         if len(rec) >= 3 and rec[0] == extra and rec[2].isdigit()]
                 if not gids:
                     raise ContainerStartError(f"unable to find group {extra}: no matching entries in group file",
