@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 FAST_COMMANDS = ("run", "create", "exec")
 
 #: Options that, as in podman (Go's pflag), may be given bare or as ``--opt=true|false``.
-OPTIONAL_BOOL_OPTIONS = ("--tls-verify",)
+OPTIONAL_BOOL_OPTIONS = ("--tls-verify", "--pause")
 
 
 def build_app() -> "typer.Typer":
@@ -60,14 +60,18 @@ def build_app() -> "typer.Typer":
 
         ctx.obj = AppContext(root=os.path.abspath(root) if root else default_root(), debug=debug)
 
-    from rootlet.cli import auth, completion, containers, images, info
+    from rootlet.cli import archives, auth, commit, completion, containers, images, info, push
 
     images.register(app)
+    containers.register(app)
+    # After images and containers: they add to the ``image`` and ``container`` groups too.
+    commit.register(app)
+    push.register(app)
+    archives.register(app)
     auth.register(app)
     info.register(app)
     completion.register(app)
 
-    containers.register(app)
     for name, summary in (("run", "Run a command in a new container."),
                           ("create", "Create a container without starting it."),
                           ("exec", "Run a command in a running container.")):

@@ -32,7 +32,7 @@ def lower_dirs(store: ImageStore, layers: list[str]) -> tuple[str, ...]:
     return tuple(diffs.diff_dir(c) for c in reversed(layers))
 
 
-def _lookup(lowers: tuple[str, ...], parts: list[str]) -> tuple[str, os.stat_result] | None:
+def lookup_layered(lowers: tuple[str, ...], parts: list[str]) -> tuple[str, os.stat_result] | None:
     """The host path and lstat of merged path ``parts`` (its ancestors known to be directories of
     the merged view), or None when it does not exist there."""
     for layer in lowers:
@@ -83,7 +83,7 @@ def resolve_layered(lowers: tuple[str, ...], path: str) -> str | None:
             if done:
                 done.pop()
             continue  # at the image's root, as in a chroot
-        found = _lookup(lowers, [*done, comp])
+        found = lookup_layered(lowers, [*done, comp])
         if found is None:
             return None
         host, st = found

@@ -21,8 +21,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from rootlet.runtime.engine.archives import ArchiveVerbs
+from rootlet.runtime.engine.commit import CommitVerbs
 from rootlet.runtime.engine.containers import ContainerVerbs
 from rootlet.runtime.engine.images import ImageVerbs
+from rootlet.runtime.engine.push import PushVerbs
 from rootlet.runtime.engine.system import SystemVerbs
 
 __all__ = ["Engine", "default_root"]
@@ -36,7 +39,7 @@ def default_root(env: Mapping[str, str] | None = None) -> str:
     return default_store_root(dict(os.environ if env is None else env))
 
 
-class Engine(ImageVerbs, ContainerVerbs, SystemVerbs):
+class Engine(ImageVerbs, CommitVerbs, PushVerbs, ArchiveVerbs, ContainerVerbs, SystemVerbs):
     """rootlet's containers and images under one store root.
 
     ``env`` is the caller's environment: ``-e NAME`` and ``--env-file`` pass values through from

@@ -190,3 +190,40 @@ class LogoutOptions(Record):
     server: str | None = None
     all: bool = False
     authfile: str | None = None
+
+
+# --- commit, diff, history -----------------------------------------------------------------------
+
+class CommitOptions(Record):
+    """``commit``: the container ``container`` as a new image named ``image`` (none: untagged).
+
+    ``changes`` are ``--change`` instructions (``runtime/image/changes.py``); ``format`` ``oci`` or
+    ``docker`` (podman's ``-f``); ``pause`` None unless given: rootlet cannot pause a container
+    (no cgroup freezer), so only ``False`` is accepted; ``timestamp`` (seconds) sets the layer's
+    mtimes and the image's created time (``SOURCE_DATE_EPOCH`` does the same)."""
+
+    container: str
+    image: str | None = None
+    author: str | None = None
+    message: str | None = None
+    changes: tuple[str, ...] = ()
+    format: str = "oci"
+    pause: bool | None = None
+    squash: bool = False
+    include_volumes: bool = False
+    iidfile: str | None = None
+    timestamp: int | None = None
+
+
+class DiffOptions(Record):
+    """``diff``: a container's changes to its image, or an image's top layer's to the layers below.
+    ``kind`` ``container``, ``image`` or ``auto`` (a container first, as podman looks)."""
+
+    name: str
+    kind: str = "auto"
+
+
+class HistoryOptions(Record):
+    """``history``: the image's build steps, newest first."""
+
+    image: str

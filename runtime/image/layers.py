@@ -2,7 +2,14 @@
 
 ``layers/<chain hex>/diff`` holds the layer's files exactly as the overlay reads them (whiteouts as
 char 0/0 devices, opaque directories marked with ``user.overlay.opaque``); ``info.json`` beside it
-records the diff_id and size. A layer is built in ``tmp/layer-<pid>-…`` inside the user namespace
+records the diff_id and size; ``blob`` is the compressed layer exactly as it was pulled, loaded or
+committed (a hard link to the verified download, so keeping it costs no copy).
+
+Keeping the blob is containerd's choice, not podman's: podman keeps only the unpacked files plus
+tar-split metadata and recompresses on push, so a pushed or saved image gets new layer digests.
+rootlet pushes and saves the very bytes it verified: a pulled image pushed elsewhere keeps its
+manifest digest, ``save``/``load`` keep every digest, and a push costs no compression. The price is
+disk: the compressed size again (about a third of the unpacked size for typical images). A layer is built in ``tmp/layer-<pid>-…`` inside the user namespace
 and renamed into place only when complete and verified, so a crash never leaves a half layer under
 ``layers/``; leftovers in ``tmp/`` from dead processes are removed by the next pull.
 
@@ -34,6 +41,16 @@ class LayerInfo(Record):
     compressed_digest: str | None = None
 
 
+class LayerBlob(Record):
+    """A layer's kept blob: the bytes whose digest a manifest names."""
+
+    path: str
+    digest: str        # sha256:… of the file as stored (compressed)
+    size: int
+    compression: str   # "gzip", "zstd" or "none"
+    diff_id: str       # sha256:… of the uncompressed tar
+
+
 class LayerStore:
     """Unpacked layers under ``<root>/layers``; unpacking and deletion run in a user-namespace worker."""
 
@@ -55,6 +72,17 @@ class LayerStore:
         if doc is None:
             raise StoreError(f"layer {chain_hex[:12]} is missing", "pull the image again to repair it")
         return LayerInfo(chain_hex, doc["diff_id"], int(doc["size"]), doc.get("compressed_digest"))
+
+    def blob(self, chain_hex: str) -> LayerBlob | None:
+        """The layer's kept blob, or None for a layer unpacked by a rootlet that did not keep them."""
+        doc = read_json(os.path.join(self.layer_dir(chain_hex), "info.json"))
+        path = os.path.join(self.layer_dir(chain_hex), "blob")
+        if doc is None or not doc.get("compressed_digest") or not os.path.exists(path):
+            return None
+        size = doc.get("compressed_size")
+        return LayerBlob(path=path, digest=doc["compressed_digest"],
+                         size=int(size) if size is not None else os.stat(path).st_size,
+                         compression=doc.get("compression") or "gzip", diff_id=doc["diff_id"])
 
     def lock(self, chain_hex: str) -> contextlib.AbstractContextManager[bool]:
         """Serialise unpacking of one layer across processes (two pulls store it once)."""
@@ -116,8 +144,9 @@ def unpack_job(tmp_root: str, layers_root: str, owner_pid: int, blob_path: str, 
             raise DigestMismatch(
                 f"layer {compressed_digest} unpacks to {result.diff_id}, but the image config says {diff_id}",
                 "the image is corrupt or was tampered with; nothing of it was kept")
+        _keep_blob(blob_path, os.path.join(staging, "blob"))
         info = {"diff_id": diff_id, "size": result.size, "compressed_digest": compressed_digest,
-                "entries": result.entries}
+                "compressed_size": compressed_size, "compression": compression, "entries": result.entries}
         with open(os.path.join(staging, "info.json"), "w") as f:
             json.dump(info, f)
             f.flush()
@@ -138,3 +167,16 @@ def unpack_job(tmp_root: str, layers_root: str, owner_pid: int, blob_path: str, 
         with contextlib.suppress(OSError):
             remove_tree(staging)
         raise
+
+
+def _keep_blob(blob_path: str, dest: str) -> None:
+    """Hard-link the verified blob into the layer (a copy only when it lives on another filesystem)."""
+    try:
+        os.link(blob_path, dest)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        import shutil
+
+        shutil.copyfile(blob_path, dest)
+    os.chmod(dest, 0o600)
