@@ -130,8 +130,10 @@ def check_options(opts: CommitOptions) -> None:
 
 def commit_container(store: ImageStore, opts: CommitOptions, env: Mapping[str, str]) -> CommitReport:
     """Commit the container *opts.container*; returns the new image's id (and name)."""
-    from rootlet.runtime.image.layerwriter import LayerWriteOptions, write_layer
-    from rootlet.runtime.image.newimage import add_image, add_layers, local_name
+    from rootlet.runtime.container.imagefiles import lower_dirs
+    from rootlet.runtime.image.layers import LayerStore, write_and_unpack_job
+    from rootlet.runtime.image.layerwriter import LayerWriteOptions
+    from rootlet.runtime.image.newimage import add_image, local_name
     from rootlet.runtime.oci.idmap import plan_userns
     from rootlet.runtime.oci.userns import UsernsWorker
 
@@ -150,18 +152,20 @@ def commit_container(store: ImageStore, opts: CommitOptions, env: Mapping[str, s
         raise ImageNotFound(f"the image of container {cfg.name} ({cfg.image_id[:12]}) is no longer in the store")
     base_doc = json.loads(store.read_blob(image.config_digest))
     store.ensure()
-    blob = os.path.join(store.tmp, f"commit-{os.getpid()}-{cid[:12]}.layer")
+    # Named like a layer's staging dir, so that the next pull removes it if this process dies.
+    blob = os.path.join(store.tmp, f"layer-{os.getpid()}-commit-{cid[:12]}.blob")
     plan = plan_userns()
+    layers = LayerStore(store)
     try:
         with UsernsWorker(plan) as worker:
-            layer = worker.call(write_layer, containers.path(cid, "upper"), blob,
-                                LayerWriteOptions(compression="gzip", timestamp=timestamp,
-                                                  placeholders=MOUNT_PLACEHOLDERS))
-            layer = layer.replace(path=blob)
-            chains = add_layers(store, worker, list(image.diff_ids), [layer], plan.single_id, plan.rootful)
+            made = worker.call(
+                write_and_unpack_job, store.tmp, layers.root, os.getpid(), containers.path(cid, "upper"), blob,
+                LayerWriteOptions(compression="gzip", timestamp=timestamp, placeholders=MOUNT_PLACEHOLDERS),
+                image.layers[-1] if image.layers else None, lower_dirs(store, image.layers), plan.single_id,
+                plan.rootful)
         created = float(timestamp) if timestamp is not None else time.time()
-        config = new_config(base_doc, cfg, opts, layer.diff_id, cfg.image_name, created)
-        rec = add_image(store, config, chains, [name] if name else [])
+        config = new_config(base_doc, cfg, opts, str(made["diff_id"]), cfg.image_name, created)
+        rec = add_image(store, config, [*image.layers, str(made["chain"])], [name] if name else [])
     finally:
         try:
             os.unlink(blob)

@@ -144,29 +144,135 @@ def unpack_job(tmp_root: str, layers_root: str, owner_pid: int, blob_path: str, 
             raise DigestMismatch(
                 f"layer {compressed_digest} unpacks to {result.diff_id}, but the image config says {diff_id}",
                 "the image is corrupt or was tampered with; nothing of it was kept")
-        _keep_blob(blob_path, os.path.join(staging, "blob"))
         info = {"diff_id": diff_id, "size": result.size, "compressed_digest": compressed_digest,
                 "compressed_size": compressed_size, "compression": compression, "entries": result.entries}
-        with open(os.path.join(staging, "info.json"), "w") as f:
-            json.dump(info, f)
-            f.flush()
-            os.fsync(f.fileno())
-        if os.path.isdir(final):
-            # A directory without info.json is debris of an old crash; never trust it.
-            os.rename(final, staging + ".old")
-            remove_tree(staging + ".old")
-        try:
-            os.rename(staging, final)
-        except OSError as exc:
-            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-                raise
-            remove_tree(staging)
-            return {"size": result.size, "status": "exists"}
-        return {"size": result.size, "status": "unpacked"}
+        return {"size": result.size, "status": _place(staging, final, blob_path, info)}
     except BaseException:
         with contextlib.suppress(OSError):
             remove_tree(staging)
         raise
+
+
+def _place(staging: str, final: str, blob_path: str, info: dict[str, object]) -> str:
+    """Finish a staged layer: keep its blob, write info.json, rename it into place (in the user
+    namespace). Returns "unpacked", or "exists" when another process placed the same layer first."""
+    _keep_blob(blob_path, os.path.join(staging, "blob"))
+    with open(os.path.join(staging, "info.json"), "w") as f:
+        json.dump(info, f)
+        f.flush()
+        os.fsync(f.fileno())
+    if os.path.isdir(final):
+        # A directory without info.json is debris of an old crash; never trust it.
+        os.rename(final, staging + ".old")
+        remove_tree(staging + ".old")
+    try:
+        os.rename(staging, final)
+    except OSError as exc:
+        if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+            raise
+        remove_tree(staging)
+        return "exists"
+    return "unpacked"
+
+
+def write_and_unpack_job(tmp_root: str, layers_root: str, owner_pid: int, src_dir: str, blob_path: str,
+                         write_opts: object, parent_chain: str | None, lower_dirs: tuple[str, ...],
+                         single_id: bool, privileged: bool) -> dict[str, object]:
+    """Runs inside the user namespace: write the tree *src_dir* as a layer blob (the layer writer)
+    and, in the same pass, unpack it as a stored layer on top of *parent_chain* (hex).
+
+    The uncompressed tar goes from the writer straight into an applier in a forked child through
+    a pipe, so the layer is neither decompressed again nor read twice, and the two run on two
+    cores. The applier's own diff_id is checked against the writer's before the layer is placed.
+    Returns the layer's chain (hex), diff_id, digest, size, compression and status.
+    """
+    import hashlib
+    import pickle
+
+    from rootlet.runtime.image.applier import ApplyOptions, apply_layer
+    from rootlet.runtime.image.layerwriter import write_layer
+
+    staging = make_temp_dir(tmp_root, f"layer-{owner_pid}-")
+    read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    with contextlib.suppress(OSError):
+        import fcntl
+
+        # A pipe as large as an unprivileged process may make (1 MiB by default): the writer
+        # hands over whole chunks instead of 64 KiB at a time, so the two processes switch less.
+        fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 1 << 20)
+    result_r, result_w = os.pipe2(os.O_CLOEXEC)
+    pid = -1
+    try:
+        os.chmod(staging, 0o700)
+        diff = os.path.join(staging, "diff")
+        os.mkdir(diff, 0o755)
+        pid = os.fork()
+        if pid == 0:  # the applier
+            status = 1
+            try:
+                os.close(write_end)
+                os.close(result_r)
+                opts = ApplyOptions(single_id=single_id, privileged_xattrs=privileged, lower_dirs=lower_dirs)
+                # Our own writer's output: no bomb guard needed beyond the disk itself.
+                outcome: object = apply_layer(f"/proc/self/fd/{read_end}", "none", diff, opts,
+                                              compressed_size=1 << 50)
+                status = 0
+            except BaseException as exc:  # reported to the parent, which raises it
+                outcome = exc
+            try:
+                data = pickle.dumps(outcome)
+            except Exception:
+                data = pickle.dumps(StoreError(f"unpacking the new layer failed: {outcome}"))
+            with contextlib.suppress(OSError):
+                os.write(result_w, data)
+            os._exit(status)
+        os.close(read_end)
+        read_end = -1
+        os.close(result_w)
+        result_w = -1
+        try:
+            layer = write_layer(src_dir, blob_path, write_opts, tee=write_end)  # type: ignore[arg-type]
+        except BrokenPipeError:
+            layer = None  # the applier failed: its error says why
+        os.close(write_end)
+        write_end = -1
+        chunks = []
+        while chunk := os.read(result_r, 1 << 16):
+            chunks.append(chunk)
+        os.waitpid(pid, 0)
+        pid = -1
+        applied = pickle.loads(b"".join(chunks)) if chunks else StoreError("the layer applier died")
+        if isinstance(applied, BaseException):
+            raise applied
+        if layer is None or applied.diff_id != layer.diff_id:
+            raise StoreError("the new layer unpacked differently from how it was written",
+                             "the tree changed under the writer in a way it could not follow; try again")
+        chain = layer.diff_id if parent_chain is None else \
+            "sha256:" + hashlib.sha256(f"sha256:{parent_chain} {layer.diff_id}".encode()).hexdigest()
+        chain_hex = chain.split(":", 1)[1]
+        info = {"diff_id": layer.diff_id, "size": applied.size, "compressed_digest": layer.digest,
+                "compressed_size": layer.size, "compression": layer.compression, "entries": applied.entries}
+        final = os.path.join(layers_root, chain_hex)
+        if os.path.exists(os.path.join(final, "info.json")):
+            remove_tree(staging)
+            status = "exists"
+        else:
+            status = _place(staging, final, blob_path, info)
+        return {"chain": chain_hex, "diff_id": layer.diff_id, "digest": layer.digest, "size": layer.size,
+                "compression": layer.compression, "status": status}
+    except BaseException:
+        with contextlib.suppress(OSError):
+            remove_tree(staging)
+        raise
+    finally:
+        for fd in (read_end, write_end, result_r, result_w):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        if pid > 0:
+            with contextlib.suppress(OSError):
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
 
 
 def _keep_blob(blob_path: str, dest: str) -> None:

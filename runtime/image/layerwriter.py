@@ -29,7 +29,6 @@ import tarfile
 
 from rootlet.registry.errors import UsageError
 from rootlet.registry.record import Record
-from rootlet.runtime.image.newimage import NewLayer
 
 #: xattrs that belong to the overlay implementation, never to the layer.
 PRIVATE_XATTR_PREFIXES = ("trusted.overlay.", "user.overlay.", "user.fuseoverlayfs.", "security.selinux")
@@ -48,6 +47,17 @@ ZSTD_LEVEL = 3
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 
+class NewLayer(Record):
+    """A layer blob made or received here, verified: ``digest``/``size`` of the file as it is,
+    ``diff_id`` of its uncompressed tar (checked again when it is unpacked)."""
+
+    path: str
+    digest: str
+    size: int
+    compression: str
+    diff_id: str
+
+
 class LayerWriteOptions(Record):
     """``compression`` gzip|zstd|none; ``timestamp`` (seconds) replaces every mtime; ``overlay``
     translates overlay markers (an upper directory) rather than writing a plain tree;
@@ -64,8 +74,9 @@ class LayerWriteOptions(Record):
 class _Sink:
     """Hashes the tar, compresses it, hashes and writes the result to *fd*."""
 
-    def __init__(self, fd: int, compression: str) -> None:
+    def __init__(self, fd: int, compression: str, tee: int | None = None) -> None:
         self.fd = fd
+        self.tee = tee
         self.tar_hash = hashlib.sha256()
         self.out_hash = hashlib.sha256()
         self.tar_size = 0
@@ -96,6 +107,8 @@ class _Sink:
         self.pending_size = 0
         self.tar_hash.update(data)
         self.tar_size += len(data)
+        if self.tee is not None:
+            _write_all(self.tee, data)
         self._out(self.comp.compress(data) if self.comp is not None else data)
 
     def _out(self, data: bytes) -> None:
@@ -103,14 +116,18 @@ class _Sink:
             return
         self.out_hash.update(data)
         self.out_size += len(data)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self.fd, view):]
+        _write_all(self.fd, data)
 
     def close(self) -> None:
         self._feed()
         if self.comp is not None:
             self._out(self.comp.flush())
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 class _Writer:
@@ -253,15 +270,17 @@ def _xattrs(fd: int) -> dict[str, bytes]:
     return out
 
 
-def write_layer(src_dir: str, out: str | int, opts: LayerWriteOptions = LayerWriteOptions()) -> NewLayer:
+def write_layer(src_dir: str, out: str | int, opts: LayerWriteOptions = LayerWriteOptions(),
+                tee: int | None = None) -> NewLayer:
     """Write the tree at *src_dir* as a layer to *out* (a path, created 0600 and fsynced, or an open
-    descriptor, left open); returns what the layer is. Runs inside the user namespace."""
+    descriptor, left open); returns what the layer is. *tee* also gets the uncompressed tar (a
+    pipe to an applier that stores the layer in the same pass). Runs inside the user namespace."""
     if opts.compression not in COMPRESSIONS:
         raise UsageError(f"unknown compression {opts.compression!r}", "use gzip, zstd or none")
     root = os.open(src_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     fd = out if isinstance(out, int) else os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
-        sink = _Sink(fd, opts.compression)
+        sink = _Sink(fd, opts.compression, tee)
         _Writer(sink, opts).directory(root, "")
         sink.write(bytes(1024))  # the tar's end: two zero blocks
         sink.close()

@@ -14,27 +14,19 @@ import time
 from rootlet.registry import mediatypes as mt
 from rootlet.registry.errors import StoreError, UsageError
 from rootlet.registry.manifest import chain_ids
-from rootlet.registry.record import Record
 from rootlet.registry.reference import Reference, parse_reference
 from rootlet.registry.store import ImageRecord, ImageStore
 from rootlet.runtime.image.layers import LayerBlob, LayerStore
+from rootlet.runtime.image.layerwriter import NewLayer
+
+__all__ = ["NewLayer", "OCI_LAYER_TYPES", "DOCKER_LAYER_TYPES", "local_name", "add_layers", "layer_blobs",
+           "manifest_for", "add_image"]
 
 #: Compression → the OCI layer media type.
 OCI_LAYER_TYPES = {"gzip": mt.OCI_LAYER_GZIP, "zstd": mt.OCI_LAYER_ZSTD, "none": mt.OCI_LAYER}
 #: Compression → the Docker schema 2 layer media type (zstd is not in Docker's schema 2).
 DOCKER_LAYER_TYPES = {"gzip": mt.DOCKER_LAYER_GZIP, "none": "application/vnd.docker.image.rootfs.diff.tar",
                       "zstd": "application/vnd.docker.image.rootfs.diff.tar.zstd"}
-
-
-class NewLayer(Record):
-    """A layer blob made or received here, verified: ``digest``/``size`` of the file as it is,
-    ``diff_id`` of its uncompressed tar (checked again when it is unpacked)."""
-
-    path: str
-    digest: str
-    size: int
-    compression: str
-    diff_id: str
 
 
 def local_name(name: str) -> Reference:
