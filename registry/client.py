@@ -8,7 +8,9 @@ Policy, and why:
   sent only to the registry's own scheme+host+port, never to a CDN a blob GET redirects to.
 - Auth is docker's: try, and on 401 read ``WWW-Authenticate``; for ``Bearer`` fetch a token for
   ``repository:NAME:pull`` from the realm (with Basic credentials when we have some, anonymously
-  otherwise) and cache it; for ``Basic`` send the credentials.
+  otherwise) and cache it; for ``Basic`` send the credentials. The uploader (``upload.py``) asks
+  for its own scopes (``pull,push``) and sends to absolute upload URLs, which get the credentials
+  only on the registry's own origin; a 401 from another origin is never answered.
 - TLS: https first. An insecure endpoint (registries.conf, or loopback as docker does) or
   ``--tls-verify=false`` skips verification and falls back to plain http when TLS fails; the
   scheme that worked is remembered per host. ``--tls-verify=true`` always verifies. CAs and client
@@ -215,6 +217,11 @@ def _error_text(resp: requests.Response) -> str:
     return "; ".join(p[:200] for p in parts if p)
 
 
+def error_text(resp: requests.Response) -> str:
+    """The registry's JSON error body in one line (``CODE: message; …``), or '' (for the uploader)."""
+    return _error_text(resp)
+
+
 def _status_error(err: _E, status: int | None, answer: str | None = None) -> _E:
     """*err* with the HTTP *status* and the source's short *answer* attached (see ``RegistryError``)."""
     err.status = status
@@ -394,7 +401,8 @@ class RegistryClient:
             self._creds[key] = creds
         return creds
 
-    def _auth_header(self, endpoint: Endpoint, repository: str, fresh: bool) -> str | None:
+    def _auth_header(self, endpoint: Endpoint, repository: str, fresh: bool,
+                     scopes: tuple[str, ...] | None = None) -> str | None:
         """The Authorization value for the host's known challenge (None before any challenge)."""
         with self._lock:
             challenge = self._challenges.get(endpoint.host)
@@ -407,15 +415,17 @@ class RegistryClient:
                                 f"log in with `rootlet login {_display_host(endpoint.host)}` or pass --creds")
             return creds.basic_header()
         if challenge.scheme == "bearer":
-            return "Bearer " + self._token(challenge, endpoint, repository, creds, fresh)
+            return "Bearer " + self._token(challenge, endpoint, repository, creds, fresh, scopes)
         raise AuthError(f"{_display_host(endpoint.host)} asks for unsupported authentication {challenge.scheme!r}",
                         "rootlet supports Basic and Bearer token authentication")
 
     def _token(self, challenge: Challenge, endpoint: Endpoint, repository: str, creds: Credentials | None,
-               fresh: bool) -> str:
+               fresh: bool, scopes: tuple[str, ...] | None = None) -> str:
         realm = challenge.params.get("realm", "")
         service = challenge.params.get("service", "")
-        scope = f"repository:{repository}:pull" if repository else challenge.params.get("scope", "")
+        if scopes is None:
+            scopes = (f"repository:{repository}:pull",) if repository else (challenge.params.get("scope", ""),)
+        scope = " ".join(s for s in scopes if s)
         display = _display_host(endpoint.host)
         if not realm.startswith(("https://", "http://")):
             raise AuthError(f"{display} sent a token challenge without a usable realm",
@@ -427,7 +437,7 @@ class RegistryClient:
             cached = self._tokens.get(key)
             if cached:
                 return cached
-        params = [(k, v) for k, v in (("service", service), ("scope", scope)) if v]
+        params = [(k, v) for k, v in (("service", service), *(("scope", s) for s in scopes)) if v]
         if creds:
             params.append(("account", creds.username))
         headers = {"Authorization": creds.basic_header()} if creds else {}
@@ -471,7 +481,8 @@ class RegistryClient:
         self._tokens.put(key, token, expires_in if isinstance(expires_in, (int, float)) else None)
         return token
 
-    def _with_retries(self, display: str, send: Callable[[], requests.Response], origin: str) -> requests.Response:
+    def _with_retries(self, display: str, send: Callable[[], requests.Response], origin: str,
+                      retry: bool = True) -> requests.Response:
         """Call *send* until it gives a non-retryable answer or attempts run out (exponential back-off).
 
         *origin* names who *send* talks to (a host or ``host:port``): a refused connection is
@@ -479,7 +490,7 @@ class RegistryClient:
         a first refusal means nothing listens there. A name that did not resolve is never retried:
         the resolver has already done its own retries, and ours only delayed the next mirror.
         """
-        attempts = max(1, self.settings.retries)
+        attempts = max(1, self.settings.retries) if retry else 1
         attempt = 0
         while True:
             attempt += 1
@@ -518,10 +529,15 @@ class RegistryClient:
                              "check that the registry speaks https, or use --tls-verify=false")
 
     def _follow(self, scheme: str, endpoint: Endpoint, tls: _TLS, method: str, path: str,
-                headers: dict[str, str], auth: str | None, stream: bool) -> requests.Response:
-        """One request with redirects followed by hand; credentials stay with the registry's origin."""
-        url = f"{scheme}://{endpoint.host}{path}"
-        home = _origin(url)
+                headers: dict[str, str], auth: str | None, stream: bool,
+                body: Callable[[], object] | None = None) -> requests.Response:
+        """One request with redirects followed by hand; credentials stay with the registry's origin.
+
+        *path* may also be an absolute URL (an upload's ``Location``): it gets the credentials
+        only when it is on the registry's own origin.
+        """
+        home = _origin(f"{scheme}://{endpoint.host}/")
+        url = path if path.startswith(("https://", "http://")) else f"{scheme}://{endpoint.host}{path}"
         session = self._session()
         for _ in range(MAX_REDIRECTS + 1):
             same = _origin(url) == home
@@ -530,7 +546,8 @@ class RegistryClient:
                 h["Authorization"] = auth
             verify: bool | str = tls.verify if same else self.settings.tls_verify is not False
             resp = session.request(method, url, headers=h, allow_redirects=False, stream=stream, verify=verify,
-                                   cert=tls.cert if same else None, timeout=self.settings.timeout)
+                                   cert=tls.cert if same else None, timeout=self.settings.timeout,
+                                   data=body() if body is not None else None)
             location = resp.headers.get("Location")
             if resp.status_code in _REDIRECTS and location:
                 resp.close()
@@ -539,63 +556,72 @@ class RegistryClient:
                     raise RegistryError(f"{_display_host(endpoint.host)} redirected to an unsupported URL",
                                         "the registry is misconfigured")
                 if resp.status_code == 303 and method != "HEAD":
-                    method = "GET"
+                    method, body = "GET", None
                 continue
             return resp
         raise RegistryError(f"{_display_host(endpoint.host)} redirected more than {MAX_REDIRECTS} times",
                             "the registry is misconfigured")
 
     def _exchange(self, endpoint: Endpoint, method: str, path: str, headers: dict[str, str],
-                  auth: str | None, stream: bool) -> requests.Response:
+                  auth: str | None, stream: bool, body: Callable[[], object] | None = None) -> requests.Response:
         """One request over the host's scheme: https first, http when allowed and TLS failed."""
         tls = self._tls_for(endpoint)
         with self._lock:
             scheme = self._schemes.get(endpoint.host)
         if scheme is not None:
-            return self._follow(scheme, endpoint, tls, method, path, headers, auth, stream)
+            return self._follow(scheme, endpoint, tls, method, path, headers, auth, stream, body)
         if not tls.allow_insecure:
-            resp = self._follow("https", endpoint, tls, method, path, headers, auth, stream)
+            resp = self._follow("https", endpoint, tls, method, path, headers, auth, stream, body)
             chosen = "https"
         else:
             try:
-                resp = self._follow("https", endpoint, tls, method, path, headers, auth, stream)
+                resp = self._follow("https", endpoint, tls, method, path, headers, auth, stream, body)
                 chosen = "https"
             except (requests.exceptions.SSLError, requests.exceptions.ConnectionError) as exc:
                 if _connect_failure(exc) == "unresolved":
                     raise  # plain http needs the same name: no second lookup
-                resp = self._follow("http", endpoint, tls, method, path, headers, auth, stream)
+                resp = self._follow("http", endpoint, tls, method, path, headers, auth, stream, body)
                 chosen = "http"
         with self._lock:
             self._schemes.setdefault(endpoint.host, chosen)
         return resp
 
     def request(self, endpoint: Endpoint, method: str, path: str, *, repository: str,
-                headers: dict[str, str] | None = None, stream: bool = True) -> requests.Response:
+                headers: dict[str, str] | None = None, stream: bool = True,
+                body: Callable[[], object] | None = None, scopes: tuple[str, ...] | None = None,
+                retry: bool = True) -> requests.Response:
         """A request to *endpoint* with auth, retries and redirects handled; the caller checks the status.
 
-        A second 401 (after a fresh token or with credentials) raises ``AuthError``.
+        A second 401 (after a fresh token or with credentials) raises ``AuthError``. For uploads:
+        *path* may be an absolute URL (see ``_follow``), *body* makes a fresh request body for each
+        attempt, *scopes* are the token scopes to ask for (default ``repository:REPO:pull``), and
+        ``retry=False`` sends once (the uploader resumes by its own rules).
         """
         display = _display_host(endpoint.host)
         hdrs = dict(headers or {})
 
         def send_with(auth: str | None) -> requests.Response:
-            return self._with_retries(display, lambda: self._exchange(endpoint, method, path, hdrs, auth, stream),
-                                      endpoint.host)
+            return self._with_retries(display, lambda: self._exchange(endpoint, method, path, hdrs, auth, stream, body),
+                                      endpoint.host, retry)
 
-        resp = send_with(self._auth_header(endpoint, repository, fresh=False))
+        resp = send_with(self._auth_header(endpoint, repository, fresh=False, scopes=scopes))
         if resp.status_code != 401:
             return resp
         challenges = parse_www_authenticate(resp.headers.get("WWW-Authenticate", ""))
+        with self._lock:
+            home = _origin(f"{self._schemes.get(endpoint.host, 'https')}://{endpoint.host}/")
+        foreign = _origin(resp.url) != home  # a redirect or upload Location on another host
         detail = _error_text(resp)
         chosen = next((c for c in challenges if c.scheme == "bearer"), None) or \
             next((c for c in challenges if c.scheme == "basic"), None)
-        if chosen is None:
+        if chosen is None or foreign:
+            # Another host's challenge is never answered: it would get the registry's credentials.
             answer = "unauthorized (HTTP 401)" + (f": {detail}" if detail else "")
             raise _status_error(AuthError(f"{display} refused the request (HTTP 401)" + (f": {detail}" if detail else ""),
                                           f"log in with `rootlet login {display}`"), 401, answer)
         with self._lock:
             self._challenges[endpoint.host] = chosen
-        resp = send_with(self._auth_header(endpoint, repository, fresh=True))
+        resp = send_with(self._auth_header(endpoint, repository, fresh=True, scopes=scopes))
         if resp.status_code == 401:
             detail = _error_text(resp) or detail
             creds = self._credentials(endpoint.host, repository)

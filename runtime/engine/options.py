@@ -15,12 +15,15 @@ from __future__ import annotations
 from rootlet.registry.record import Record
 from rootlet.runtime.container.options import PULL_POLICIES, CopyOptions, ExecOptions, RunOptions
 from rootlet.runtime.image.options import PullOptions
+from rootlet.runtime.image.push import PushOptions  # --- push: defined beside its one consumer
 
 __all__ = [
     "PULL_POLICIES", "CopyOptions", "ExecOptions", "RunOptions", "PullOptions", "ImagesOptions", "RmiOptions",
     "TagOptions", "UntagOptions", "ImagePruneOptions", "StartOptions", "StopOptions", "KillOptions",
     "WAIT_CONDITIONS", "WaitOptions", "RmOptions", "RestartOptions", "RenameOptions", "PS_SORT_KEYS", "PsOptions", "LogsOptions", "TopOptions",
     "PortOptions", "InspectOptions", "LoginOptions", "LogoutOptions",
+    "PushOptions",
+    "SaveOptions", "LoadOptions", "ExportOptions", "ImportOptions",
 ]
 
 
@@ -227,3 +230,39 @@ class HistoryOptions(Record):
     """``history``: the image's build steps, newest first."""
 
     image: str
+
+
+# --- save/load/export/import ---------------------------------------------------------------------
+
+class SaveOptions(Record):
+    """``save``: ``images`` into one archive of ``format`` (docker-archive, oci-archive, oci-dir)
+    at ``output`` (None: the stream the front end gives). A docker-archive holds one image, the
+    other names being more tags for it (podman's rule), unless ``multi_image`` (``-m``)."""
+
+    images: tuple[str, ...]
+    output: str | None = None
+    format: str = "docker-archive"
+    multi_image: bool = False
+
+
+class LoadOptions(Record):
+    """``load``: the archive at ``input`` (None: the stream the front end gives)."""
+
+    input: str | None = None
+
+
+class ExportOptions(Record):
+    """``export``: the container's filesystem as a tar at ``output`` (None: the stream given)."""
+
+    container: str
+    output: str | None = None
+
+
+class ImportOptions(Record):
+    """``import``: the tar at ``source`` (``-``: the stream given) as a one-layer image named
+    ``reference``, with ``changes`` (``--change``) and ``message`` (its history comment)."""
+
+    source: str
+    reference: str | None = None
+    changes: tuple[str, ...] = ()
+    message: str | None = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -21,9 +22,11 @@ class Podman:
 
     def __init__(self, base: Path) -> None:
         self.base = base
-        for d in ("root", "run", "tmp"):
+        for d in ("root", "tmp"):
             (base / d).mkdir(parents=True, exist_ok=True)
-        self.argv = ["podman", "--root", str(base / "root"), "--runroot", str(base / "run"),
+        # podman refuses a runroot longer than 50 characters, which pytest's tmp paths always are.
+        self.runroot = Path(tempfile.mkdtemp(prefix="rlpm-", dir="/tmp"))
+        self.argv = ["podman", "--root", str(base / "root"), "--runroot", str(self.runroot),
                      "--tmpdir", str(base / "tmp"), "--storage-driver", "overlay", "--runtime", "runc",
                      "--cgroup-manager", "cgroupfs", "--events-backend", "file"]
 
@@ -38,8 +41,9 @@ class Podman:
     def remove(self) -> None:
         """Delete the store (its files belong to subordinate ids: podman unshare removes them)."""
         subprocess.run([*self.argv, "system", "reset", "-f"], capture_output=True, timeout=120)
-        subprocess.run(["podman", "unshare", "rm", "-rf", str(self.base)], capture_output=True, timeout=120)
-        shutil.rmtree(self.base, ignore_errors=True)
+        for path in (self.base, self.runroot):
+            subprocess.run(["podman", "unshare", "rm", "-rf", str(path)], capture_output=True, timeout=120)
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def need_podman() -> None:
