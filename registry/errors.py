@@ -143,9 +143,47 @@ class CopyError(ContainerError):
     """A copy into or out of a container could not be completed."""
 
 
+class PathNotFound(CopyError):
+    """The path asked for does not exist in the container (``cp``, the REST API's archive: 404)."""
+
+
+# --- volumes -------------------------------------------------------------------------------------
+
+class VolumeNotFound(StoreError):
+    """No volume has that name (``volume rm``: podman's exit 1)."""
+
+
+class VolumeInUse(StoreError):
+    """A volume a container refers to was asked to be removed without ``-f`` (podman's exit 2)."""
+
+
 class NetworkError(RootletError):
     """The container's network could not be set up (helper missing or failing, port taken)."""
 
 
 class NetworkUsageError(NetworkError, UsageError):
     """A network option as written cannot be used (bad ``-p``, ``--add-host`` or ``--network``)."""
+
+
+# --- user networks and pods ------------------------------------------------------------------------
+
+class NetworkNotFound(NetworkError):
+    """No user network has that name (podman's exit 1 for ``network rm``)."""
+
+
+class NetworkInUse(NetworkError):
+    """A network containers or pods refer to was asked to be removed without ``-f`` (exit 2)."""
+
+
+class PodNotFound(ContainerError):
+    """No pod has that name or id (podman's exit 1 for ``pod rm``)."""
+
+
+class PodStateError(ContainerError):
+    """A pod cannot do that now: running containers for ``pod rm`` without ``-f`` (exit 2)."""
+
+
+class BuildError(RootletError):
+    """A build that cannot go on: a Dockerfile error (naming file, line and instruction), a COPY
+    source outside the context, a missing stage, or a RUN step that failed (``exit_code`` is then
+    the step's, as podman exits with it)."""

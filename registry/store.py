@@ -54,6 +54,7 @@ class ImageRecord(Record):
     repo_tags: list[str] = []
     repo_digests: list[str] = []
     index_digests: list[str] = []
+    intermediate: bool = False        # a build step's image: listed by `images -a` only
 
     @property
     def platform(self) -> str:

@@ -20,5 +20,8 @@ class PushVerbs:
         the manifest last. ``progress`` receives events as it goes (from upload threads too); None
         reports nothing. Writes ``opts.digestfile`` when given."""
         from rootlet.runtime.image.push import push_image
+        from rootlet.runtime.system.events import record_event
 
-        return push_image(self.images_store, opts, progress)
+        report = push_image(self.images_store, opts, progress)
+        record_event(self.images_store.root, "image", "push", id=report.image_id, name=report.destination)
+        return report

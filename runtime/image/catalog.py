@@ -73,14 +73,17 @@ class RemoveReport(Record):
     errors: list[RootletError] = []
 
 
-def list_images(store: ImageStore, filter_name: str | None = None) -> list[ImageSummary]:
-    """One row per tag (dangling images once, as ``<none>``), newest first."""
+def list_images(store: ImageStore, filter_name: str | None = None, all_images: bool = False) -> list[ImageSummary]:
+    """One row per tag (dangling images once, as ``<none>``), newest first; a build's intermediate
+    images only with *all_images* (podman's ``images -a``)."""
     rows: list[ImageSummary] = []
     want = None
     if filter_name:
         ref = parse_reference(filter_name)
         want = (ref.path if ref.short else ref.name, ref.tag if ":" in filter_name.rsplit("/", 1)[-1] else None)
     for rec in sorted(store.load().values(), key=lambda r: (r.created or "", r.pulled), reverse=True):
+        if rec.intermediate and not rec.repo_tags and not all_images:
+            continue
         for name in rec.repo_tags or ["<none>:<none>"]:
             repo, _, tag = name.rpartition(":")
             if want is not None:

@@ -177,14 +177,15 @@ def _place(staging: str, final: str, blob_path: str, info: dict[str, object]) ->
 
 def write_and_unpack_job(tmp_root: str, layers_root: str, owner_pid: int, src_dir: str, blob_path: str,
                          write_opts: object, parent_chain: str | None, lower_dirs: tuple[str, ...],
-                         single_id: bool, privileged: bool) -> dict[str, object]:
+                         single_id: bool, privileged: bool, keep_empty: bool = True) -> dict[str, object]:
     """Runs inside the user namespace: write the tree *src_dir* as a layer blob (the layer writer)
     and, in the same pass, unpack it as a stored layer on top of *parent_chain* (hex).
 
     The uncompressed tar goes from the writer straight into an applier in a forked child through
     a pipe, so the layer is neither decompressed again nor read twice, and the two run on two
     cores. The applier's own diff_id is checked against the writer's before the layer is placed.
-    Returns the layer's chain (hex), diff_id, digest, size, compression and status.
+    Returns the layer's chain (hex), diff_id, digest, size, compression and status ("unpacked",
+    "exists", or "empty" when the tree held nothing and *keep_empty* is false: no layer is kept).
     """
     import hashlib
     import pickle
@@ -247,6 +248,9 @@ def write_and_unpack_job(tmp_root: str, layers_root: str, owner_pid: int, src_di
         if layer is None or applied.diff_id != layer.diff_id:
             raise StoreError("the new layer unpacked differently from how it was written",
                              "the tree changed under the writer in a way it could not follow; try again")
+        if applied.entries == 0 and not keep_empty:
+            remove_tree(staging)
+            return {"status": "empty", "diff_id": layer.diff_id}
         chain = layer.diff_id if parent_chain is None else \
             "sha256:" + hashlib.sha256(f"sha256:{parent_chain} {layer.diff_id}".encode()).hexdigest()
         chain_hex = chain.split(":", 1)[1]

@@ -70,9 +70,10 @@ def layer_blobs(store: ImageStore, chains: list[str], what: str) -> list[LayerBl
     return out
 
 
-def manifest_for(config: bytes, blobs: list[LayerBlob], docker: bool = False) -> tuple[bytes, str]:
-    """An image manifest (OCI, or Docker schema 2 when ``docker``) for a config and its layer blobs;
-    returns (bytes, media type)."""
+def manifest_for(config: bytes, blobs: list[LayerBlob], docker: bool = False,
+                 annotations: dict[str, str] | None = None) -> tuple[bytes, str]:
+    """An image manifest (OCI, or Docker schema 2 when ``docker``) for a config and its layer blobs,
+    with OCI ``annotations``; returns (bytes, media type)."""
     import hashlib
 
     if docker and any(b.compression == "zstd" for b in blobs):
@@ -87,12 +88,24 @@ def manifest_for(config: bytes, blobs: list[LayerBlob], docker: bool = False) ->
                    "digest": "sha256:" + hashlib.sha256(config).hexdigest(), "size": len(config)},
         "layers": [{"mediaType": kinds[b.compression], "digest": b.digest, "size": b.size} for b in blobs],
     }
+    if annotations:
+        if docker:
+            raise UsageError("Docker's v2s2 manifest format cannot carry annotations", "use --format oci")
+        doc["annotations"] = dict(annotations)
     return json.dumps(doc, indent=3).encode(), media_type
 
 
-def add_image(store: ImageStore, config: bytes, chains: list[str], tags: list[str]) -> ImageRecord:
+def add_image(store: ImageStore, config: bytes, chains: list[str], tags: list[str],
+              intermediate: bool = False, manifest: bytes | None = None, docker: bool = False,
+              annotations: dict[str, str] | None = None) -> ImageRecord:
     """Store ``config`` and an OCI manifest for it, and record the image (its id is the config's
-    digest) with ``tags`` (full references, moved off any other image). Returns the record."""
+    digest) with ``tags`` (full references, moved off any other image). Returns the record.
+    ``intermediate`` marks a build step's image (hidden from ``images`` without ``-a``); an image
+    that gets a name, or is made again by other means, is not intermediate any more. ``manifest``
+    (an archive's own) is kept instead of a new one when it names exactly this config and the
+    layers' kept blobs, so its digest survives a save and a load; ``docker`` makes a Docker v2s2
+    manifest instead of an OCI one; ``annotations`` go into a new OCI manifest (also of an image
+    already stored, whose id they do not change)."""
     import hashlib
 
     from rootlet.registry.manifest import parse_config
@@ -101,7 +114,13 @@ def add_image(store: ImageStore, config: bytes, chains: list[str], tags: list[st
     if len(parsed.diff_ids) != len(chains):
         raise StoreError("internal: the config's diff_ids and the layers differ in number")
     config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
-    manifest, media_type = manifest_for(config, layer_blobs(store, chains, config_digest[7:19]))
+    blobs = layer_blobs(store, chains, config_digest[7:19])
+    given = _matching(manifest, config_digest, blobs) if manifest is not None else None
+    if given is not None:
+        media_type = given
+    else:
+        manifest, media_type = manifest_for(config, blobs, docker=docker, annotations=annotations)
+    assert manifest is not None
     manifest_digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
     store.put_blob(config_digest, config)
     store.put_blob(manifest_digest, manifest)
@@ -116,8 +135,12 @@ def add_image(store: ImageStore, config: bytes, chains: list[str], tags: list[st
                 manifest_media_type=media_type, layers=list(chains), diff_ids=list(parsed.diff_ids),
                 size=sum(layers.info(c).size for c in chains), os=parsed.os,
                 architecture=parsed.architecture, variant=parsed.variant, created=parsed.created,
-                pulled=time.time())
+                pulled=time.time(), intermediate=intermediate)
             images[rec.id] = rec
+        elif not intermediate or tags:
+            rec.intermediate = False
+        if annotations:
+            rec.manifest_digest, rec.manifest_media_type = manifest_digest, media_type
         for tag in tags:
             for other in images.values():
                 if other.id != rec.id and tag in other.repo_tags:
@@ -125,3 +148,19 @@ def add_image(store: ImageStore, config: bytes, chains: list[str], tags: list[st
             if tag not in rec.repo_tags:
                 rec.repo_tags.append(tag)
         return rec
+
+
+def _matching(manifest: bytes, config_digest: str, blobs: list[LayerBlob]) -> str | None:
+    """The media type of *manifest* when it names exactly *config_digest* and *blobs*, else None."""
+    from rootlet.registry.errors import ManifestError
+    from rootlet.registry.manifest import ImageManifest, parse_manifest
+
+    try:
+        doc = parse_manifest(manifest, None)
+    except ManifestError:
+        return None
+    if not isinstance(doc, ImageManifest) or doc.config.digest != config_digest:
+        return None
+    if [d.digest for d in doc.layers] != [b.digest for b in blobs]:
+        return None
+    return doc.media_type

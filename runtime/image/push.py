@@ -376,16 +376,9 @@ def recompress(blob: LayerBlob, target: str, tmpdir: str, temps: list[str], lock
     from rootlet.registry.errors import LayerError
     from rootlet.runtime.image.decompress import open_layer_stream
     from rootlet.runtime.image.layers import LayerBlob
-    from rootlet.runtime.image.layerwriter import CHUNK, GZIP_LEVEL, ZSTD_LEVEL
+    from rootlet.runtime.image.layerwriter import CHUNK, compressor
 
-    if target == "gzip":
-        import zlib
-
-        comp = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)  # 31: gzip, mtime 0: reproducible
-    else:
-        import zstandard
-
-        comp = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compressobj()
+    comp = compressor(target)
     fd, path = tempfile.mkstemp(prefix=f"push-{os.getpid()}-", dir=tmpdir)
     with lock:  # type: ignore[attr-defined]
         temps.append(path)

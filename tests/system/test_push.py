@@ -4,14 +4,12 @@ podman reading what it pushed."""
 from __future__ import annotations
 
 import json
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import RunRootlet, need
-from tests.support.podman import Podman, need_podman, skopeo
+from tests.support.podman import Podman, podman, skopeo  # noqa: F401  (podman: the fixture)
 from tests.support.registries import start_registry
 
 pytestmark = pytest.mark.system
@@ -40,16 +38,6 @@ def inspect_remote(ref: str, raw: bool = False) -> dict:
     return json.loads(skopeo(*args).stdout)
 
 
-@pytest.fixture
-def podman() -> Iterator[Podman]:
-    """A podman with a fresh store under a short /tmp path: podman refuses a runroot longer than 50
-    characters, which the shared fixture's (under pytest's tmp_path) is."""
-    need_podman()
-    p = Podman(Path(tempfile.mkdtemp(prefix="rlp-", dir="/tmp")))
-    try:
-        yield p
-    finally:
-        p.remove()
 
 
 @pytest.fixture
