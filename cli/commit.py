@@ -28,7 +28,8 @@ def commit(
                                         help="Only --pause=false (podman's default): rootlet cannot pause a "
                                         "container, having no cgroup freezer; a running one is committed as it is."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the id (rootlet prints nothing else anyway)."),
-    squash: bool = typer.Option(False, "--squash", "-s", help="Not supported yet: refused."),
+    squash: bool = typer.Option(False, "--squash", "-s", help="One layer: the image's and the container's files "
+                                "together, as export writes them."),
     include_volumes: bool = typer.Option(False, "--include-volumes", help="Add the container's volumes to the "
                                          "image's VOLUME list."),
     iidfile: Optional[str] = typer.Option(None, "--iidfile", help="Write the image id to this file."),
@@ -129,7 +130,7 @@ def _history_doc(row: HistoryRow, human: bool, full: bool) -> dict:
     from rootlet.cli.render import ago, go_time, human_size, parse_time
 
     created = parse_time(row.created)
-    created_by = row.created_by
+    created_by = " ".join(row.created_by.split()) if not full else row.created_by.replace("\n", " ")
     if not full and len(created_by) > 45:
         created_by = created_by[:42] + "..."
     when = (ago(created) if created else "292 years ago") if human else (row.created or "0001-01-01T00:00:00Z")

@@ -123,19 +123,13 @@ def check_options(opts: CommitOptions) -> None:
                          "or stop the container first for a consistent image")
     if opts.format not in ("oci", "docker"):
         raise UsageError(f"unknown image format {opts.format!r}", "use -f oci or -f docker")
-    if opts.squash:
-        raise UsageError("--squash is not supported by rootlet commit yet",
-                         "commit without it (the new image has one layer more than its base)")
 
 
-def commit_container(store: ImageStore, opts: CommitOptions, env: Mapping[str, str]) -> CommitReport:
-    """Commit the container *opts.container*; returns the new image's id (and name)."""
-    from rootlet.runtime.container.imagefiles import lower_dirs
-    from rootlet.runtime.image.layers import LayerStore, write_and_unpack_job
-    from rootlet.runtime.image.layerwriter import LayerWriteOptions
+def commit_container(store: ImageStore, opts: CommitOptions, env: Mapping[str, str],
+                     squashed: str | None = None) -> CommitReport:
+    """Commit the container *opts.container*; returns the new image's id (and name). *squashed* is
+    a flat tar of its whole filesystem (``--squash``): the new image's only layer."""
     from rootlet.runtime.image.newimage import add_image, local_name
-    from rootlet.runtime.oci.idmap import plan_userns
-    from rootlet.runtime.oci.userns import UsernsWorker
 
     check_options(opts)
     name = local_name(opts.image).tagged() if opts.image else None
@@ -151,28 +145,77 @@ def commit_container(store: ImageStore, opts: CommitOptions, env: Mapping[str, s
 
         raise ImageNotFound(f"the image of container {cfg.name} ({cfg.image_id[:12]}) is no longer in the store")
     base_doc = json.loads(store.read_blob(image.config_digest))
+    if squashed is not None:
+        return _commit_squashed(store, opts, cfg, image, base_doc, squashed, name, timestamp)
+    made = container_layer(store, cid, image.layers, timestamp)
+    created = float(timestamp) if timestamp is not None else time.time()
+    config = new_config(base_doc, cfg, opts, str(made["diff_id"]), cfg.image_name, created)
+    rec = add_image(store, config, [*image.layers, str(made["chain"])], [name] if name else [])
+    _write_iidfile(opts, rec.id)
+    return CommitReport(image_id=rec.id, name=name)
+
+
+def container_layer(store: ImageStore, cid: str, image_layers: list[str], timestamp: int | None = None,
+                    placeholders: tuple[str, ...] = MOUNT_PLACEHOLDERS, keep_empty: bool = True) -> dict[str, object]:
+    """Write the changes of container *cid* (on the layers *image_layers*) as a new layer, kept in
+    the store with its blob; returns its chain (hex), diff_id and status (``write_and_unpack_job``:
+    "empty" when nothing changed and not *keep_empty*)."""
+    from rootlet.runtime.container.imagefiles import lower_dirs
+    from rootlet.runtime.image.layers import LayerStore, write_and_unpack_job
+    from rootlet.runtime.image.layerwriter import LayerWriteOptions
+    from rootlet.runtime.oci.idmap import plan_userns
+    from rootlet.runtime.oci.userns import UsernsWorker
+
     store.ensure()
+    containers = ContainerStore(store)
     # Named like a layer's staging dir, so that the next pull removes it if this process dies.
     blob = os.path.join(store.tmp, f"layer-{os.getpid()}-commit-{cid[:12]}.blob")
     plan = plan_userns()
     layers = LayerStore(store)
     try:
         with UsernsWorker(plan) as worker:
-            made = worker.call(
+            return worker.call(  # type: ignore[no-any-return]
                 write_and_unpack_job, store.tmp, layers.root, os.getpid(), containers.path(cid, "upper"), blob,
-                LayerWriteOptions(compression="gzip", timestamp=timestamp, placeholders=MOUNT_PLACEHOLDERS),
-                image.layers[-1] if image.layers else None, lower_dirs(store, image.layers), plan.single_id,
-                plan.rootful)
-        created = float(timestamp) if timestamp is not None else time.time()
-        config = new_config(base_doc, cfg, opts, str(made["diff_id"]), cfg.image_name, created)
-        rec = add_image(store, config, [*image.layers, str(made["chain"])], [name] if name else [])
+                LayerWriteOptions(compression="gzip", timestamp=timestamp, placeholders=placeholders),
+                image_layers[-1] if image_layers else None, lower_dirs(store, image_layers), plan.single_id,
+                plan.rootful, keep_empty)
     finally:
         try:
             os.unlink(blob)
         except FileNotFoundError:
             pass
+
+
+def _commit_squashed(store: ImageStore, opts: CommitOptions, cfg: ContainerConfig, image: ImageRecord,
+                     base_doc: dict[str, Any], tar: str, name: str | None, timestamp: int | None) -> CommitReport:
+    """``--squash``: the flat tar *tar* as the image's one layer; the config as commit makes it,
+    with one diff_id and one history entry."""
+    import hashlib
+
+    from rootlet.runtime.image.newimage import NewLayer, add_image, add_layers
+    from rootlet.runtime.oci.idmap import plan_userns
+    from rootlet.runtime.oci.userns import UsernsWorker
+
+    h = hashlib.sha256()
+    with open(tar, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    digest = "sha256:" + h.hexdigest()
+    layer = NewLayer(path=tar, digest=digest, size=os.path.getsize(tar), compression="none", diff_id=digest)
+    plan = plan_userns()
+    with UsernsWorker(plan) as worker:
+        chains = add_layers(store, worker, [], [layer], plan.single_id, plan.rootful)
+    created = float(timestamp) if timestamp is not None else time.time()
+    doc = json.loads(new_config(base_doc, cfg, opts, digest, cfg.image_name, created))
+    doc["rootfs"] = {"type": "layers", "diff_ids": [digest]}
+    doc["history"] = doc["history"][-1:]
+    rec = add_image(store, json.dumps(doc, separators=(",", ":")).encode(), chains, [name] if name else [])
+    _write_iidfile(opts, rec.id)
+    return CommitReport(image_id=rec.id, name=name)
+
+
+def _write_iidfile(opts: CommitOptions, image_id: str) -> None:
     if opts.iidfile:
         from rootlet.registry.fsutil import atomic_write
 
-        atomic_write(opts.iidfile, ("sha256:" + rec.id).encode(), 0o644, durable=False)
-    return CommitReport(image_id=rec.id, name=name)
+        atomic_write(opts.iidfile, ("sha256:" + image_id).encode(), 0o644, durable=False)

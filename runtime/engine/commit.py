@@ -22,9 +22,37 @@ class CommitVerbs:
 
     def commit(self, opts: CommitOptions) -> CommitReport:
         """A new image from a container (running or not): its image plus one layer of its changes."""
-        from rootlet.runtime.container.commit import commit_container
+        from rootlet.runtime.container.commit import check_options, commit_container
 
-        return commit_container(self.images_store, opts, self.env)
+        if not opts.squash:
+            return self._committed(opts, commit_container(self.images_store, opts, self.env))
+        # --squash: the container's whole filesystem (its image's layers and its changes) as the one
+        # layer of the new image, written as `export` writes it.
+        import os
+        import tempfile
+
+        check_options(opts)
+        self.images_store.ensure()
+        fd, path = tempfile.mkstemp(prefix=f"layer-{os.getpid()}-squash-", dir=self.images_store.tmp)
+        try:
+            self.export_to_fd(opts.container, fd)  # type: ignore[attr-defined]
+            os.fsync(fd)
+            return self._committed(opts, commit_container(self.images_store, opts, self.env, squashed=path))
+        finally:
+            os.close(fd)
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+    def _committed(self, opts: CommitOptions, report: CommitReport) -> CommitReport:
+        """Record the commit in the event log (podman's container ``commit`` event)."""
+        from rootlet.runtime.container.store import ContainerStore
+        from rootlet.runtime.system.events import container_event
+
+        containers = ContainerStore(self.images_store)
+        container_event(self.images_store.root, containers.config(containers.resolve(opts.container)), "commit")
+        return report
 
     def diff(self, opts: DiffOptions) -> list[Change]:
         """What a container changed in its image (or an image's top layer in the layers below),

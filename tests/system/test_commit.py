@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import RunRootlet
+from tests.support.podman import Podman, podman  # noqa: F401  (the fixture)
 from tests.system.test_run_flags import overlay  # noqa: F401  (the fixture: kernel and fuse)
 
 pytestmark = pytest.mark.system
@@ -132,6 +134,7 @@ def test_iidfile_and_an_untagged_commit(rootlet: RunRootlet, alpine: str, tmp_pa
     (["commit", "-c", "EXPOSE notaport", "c", "x"], "EXPOSE"),
     (["commit", "-c", "STOPSIGNAL SIGNOPE", "c", "x"], "not a signal"),
     (["commit", "--pause=true", "c", "x"], "cannot pause"),
+    (["commit", "--squash", "nosuch", "x"], "no such container"),
     (["commit", "-f", "qcow", "c", "x"], "unknown image format"),
     (["commit", "c", "bad@@name"], "bad@@name"),
     (["diff", "nosuch"], "no such container or image"),
@@ -145,3 +148,30 @@ def test_bad_input_is_one_line_and_exit_125(rootlet: RunRootlet, alpine: str, ar
     assert phrase in proc.stderr.splitlines()[0]
     assert "Traceback" not in proc.stderr
     assert rootlet("images", "-q", check=True).stdout == before
+
+
+def test_a_committed_image_pushed_runs_under_podman_with_every_change(
+        rootlet: RunRootlet, alpine: str, registry: str, podman: Podman, tmp_path: Path) -> None:  # noqa: F811
+    from tests.support.podman import skopeo
+
+    rootlet("run", "--name", "c", alpine, "sh", "-c", CHANGES, check=True)
+    rootlet("commit", "c", "changed", check=True)
+    dest = f"{registry}/test/committed:{tmp_path.name[-8:].lower()}"
+    digestfile = tmp_path / "digest"
+    rootlet("push", "--tls-verify=false", "--digestfile", str(digestfile), "changed", dest, check=True)
+    remote = json.loads(skopeo("inspect", "--tls-verify=false", f"docker://{dest}").stdout)
+    assert remote["Digest"] == digestfile.read_text().strip()
+    podman("pull", "--tls-verify=false", "-q", dest)
+    proc = podman("run", "--rm", dest, "sh", "-c", CHECK)
+    lines = proc.stdout.splitlines()
+    assert lines[:3] == ["added", "motd-gone", "only"]
+    assert lines[3].split()[1:] == ["2", "4755"] and lines[3].split()[0] == lines[4].split()[0]
+    assert lines[5:] == ["1234:4321", "1234:4321", "/root/added", "fifo"]
+
+
+def test_squash_makes_one_layer_of_the_image_and_the_changes(rootlet: RunRootlet, alpine: str) -> None:
+    rootlet("run", "--name", "c", alpine, "sh", "-c", CHANGES, check=True)
+    rootlet("commit", "--squash", "c", "flat", check=True)
+    doc = json.loads(rootlet("image", "inspect", "flat", check=True).stdout)[0]
+    assert len(doc["RootFS"]["Layers"]) == 1 and len(doc["History"]) == 1
+    _check_committed(rootlet, "flat")

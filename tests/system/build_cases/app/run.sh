@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "app $MODE in $(pwd) as $(id -un): $*"; cat /srv/app/VERSION
