@@ -260,7 +260,8 @@ def _ps_doc(r: ContainerSummary, no_trunc: bool, size: bool) -> dict:
 
 
 def _status(r: ContainerSummary) -> str:
-    return describe_status(r.status, r.started_at, r.finished_at, r.exit_code)
+    text = describe_status(r.status, r.started_at, r.finished_at, r.exit_code)
+    return f"{text} ({r.health})" if r.health and r.status == "running" else text  # podman's "(healthy)"
 
 
 def _ps_json(r: ContainerSummary) -> dict:
@@ -348,17 +349,50 @@ def cp(
     ctx: typer.Context,
     src: str = typer.Argument(..., metavar="SRC"),
     dst: str = typer.Argument(..., metavar="DST"),
-    follow_link: bool = typer.Option(False, "--follow-link", "-L", help="Follow a symlink given as the source."),
-    archive: bool = typer.Option(False, "--archive", "-a", help="Keep ownership (not supported: refused)."),
+    follow_link: bool = typer.Option(False, "--follow-link", "-L", help="Follow a symlink given as the source "
+                                     "(docker's; podman always does)."),
+    archive: Optional[str] = typer.Option(None, "--archive", metavar="BOOL", help="Give files copied in to the "
+                                          "container's user (default true); false keeps their owners."),
+    archive_short: bool = typer.Option(False, "-a", help="Same as --archive=true."),
+    overwrite: Optional[str] = typer.Option(None, "--overwrite", metavar="BOOL", help="Let a directory replace "
+                                            "a non-directory and the reverse."),
+    pause: Optional[str] = typer.Option(None, "--pause", metavar="BOOL", help="Accepted for podman's scripts; "
+                                        "rootlet cannot pause (see above)."),
 ) -> None:
-    """Copy files between a container and the host: CONTAINER:SRC DST, or SRC CONTAINER:DST."""
+    """Copy files between a container and the host: CONTAINER:SRC DST, or SRC CONTAINER:DST.
+
+    DST '-' writes SRC as a tar stream to stdout (not to a terminal); SRC '-' extracts a tar stream
+    (plain, gzip, bzip2, xz or zstd) from stdin into the directory DST. Its members cannot land
+    outside the container: '/abs' and '../x' go below DST, symlinks are followed only inside the
+    container's root, device nodes are skipped (said on stderr).
+
+    --archive (podman's default, true): files copied in belong to the container's user (--user,
+    else root); --archive=false keeps their owners (yours: the container's root). Files copied out
+    are yours. --pause is accepted as podman 4.3 accepts it, but rootlet cannot pause a container
+    (no cgroup freezer): for a running one the copy is made while it runs, as stderr then says;
+    --pause=false says nothing.
+    """
+    import os
+
+    from rootlet.cli.images import parse_bool
     from rootlet.runtime.engine.options import CopyOptions
 
     app: AppContext = ctx.obj
-    if archive:
-        raise UsageError("cp --archive is not supported", "files copied in belong to the container's root, "
-                         "files copied out to you")
-    app.engine().cp(CopyOptions(src, dst, follow_link=follow_link))
+    keep = parse_bool(archive, "--archive")
+    opts = CopyOptions(src, dst, follow_link=follow_link, archive=True if keep is None or archive_short else keep,
+                       overwrite=bool(parse_bool(overwrite, "--overwrite")), pause=parse_bool(pause, "--pause"))
+    stream = None
+    if dst == "-" and src != "-":
+        if os.isatty(1):
+            raise UsageError("refusing to write a tar stream to a terminal",
+                             "redirect it: rootlet cp CTR:SRC - > x.tar")
+        stream = sys.stdout.buffer
+    elif src == "-" and dst != "-":
+        if os.isatty(0):
+            raise UsageError("cannot read a tar stream from a terminal", "redirect it: rootlet cp - CTR:DIR < x.tar")
+        stream = sys.stdin.buffer
+    for warning in app.engine().cp(opts, stream):
+        err(f"Warning: {warning}")
 
 
 def inspect(

@@ -62,7 +62,7 @@ def images(
     ctx: typer.Context,
     name: Optional[str] = typer.Argument(None, metavar="[REPOSITORY[:TAG]]", help="Only images with this name."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only image ids."),
-    all_: bool = typer.Option(False, "--all", "-a", help="Also intermediate images (rootlet stores none)."),
+    all_: bool = typer.Option(False, "--all", "-a", help="Also the intermediate images of builds."),
     fmt: Optional[str] = typer.Option(None, "--format", help="json, or a Go template: '{{.Repository}}:{{.Tag}} "
                                       "{{.ID}}', 'table {{.ID}}\\t{{.Size}}' (with headers)."),
     no_trunc: bool = typer.Option(False, "--no-trunc", help="Do not truncate image ids."),
@@ -75,7 +75,7 @@ def images(
 
     app: AppContext = ctx.obj
     kind = format_kind(fmt)
-    rows = app.engine().images(ImagesOptions(name=name))
+    rows = app.engine().images(ImagesOptions(name=name, all=all_))
     if kind == "json":
         seen: dict[str, dict] = {}
         for row in rows:

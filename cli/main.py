@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 FAST_COMMANDS = ("run", "create", "exec")
 
 #: Options that, as in podman (Go's pflag), may be given bare or as ``--opt=true|false``.
-OPTIONAL_BOOL_OPTIONS = ("--tls-verify", "--pause")
+OPTIONAL_BOOL_OPTIONS = ("--tls-verify", "--pause", "--archive", "--overwrite", "--stream", "--pull", "--layers")
 
 
 def build_app() -> "typer.Typer":
@@ -60,17 +60,28 @@ def build_app() -> "typer.Typer":
 
         ctx.obj = AppContext(root=os.path.abspath(root) if root else default_root(), debug=debug)
 
-    from rootlet.cli import archives, auth, commit, completion, containers, images, info, push
+    from rootlet.cli import archives, auth, build, commit, completion, containers, images, info, push
 
     images.register(app)
     containers.register(app)
     # After images and containers: they add to the ``image`` and ``container`` groups too.
     commit.register(app)
+    build.register(app)
     push.register(app)
     archives.register(app)
     auth.register(app)
     info.register(app)
     completion.register(app)
+    from rootlet.cli import system, volumes
+
+    volumes.register(app)
+    system.register(app)  # after containers: stats, pause and unpause join the ``container`` group
+    from rootlet.cli import service; service.register(app)  # noqa: E702 - after system: `system service`
+    from rootlet.cli import attach, networks, pods
+
+    networks.register(app)
+    pods.register(app)
+    attach.register(app)  # after containers: `container attach`
 
     for name, summary in (("run", "Run a command in a new container."),
                           ("create", "Create a container without starting it."),
@@ -161,6 +172,11 @@ def main(argv: list[str] | None = None) -> int:
 
             sys.stdout.write(f"rootlet version {pkg_version('rootlet')}\n")
             code = 0
+        elif raw[start:start + 2] == ["system", "service"]:  # start to first answer: no typer
+            from rootlet.cli.service import service_command
+            from rootlet.runtime.engine import default_root
+
+            code = service_command(os.path.abspath(root) if root else default_root(), raw[start + 2:], debug)
         elif start < len(raw) and raw[start] in FAST_COMMANDS:
             from rootlet.runtime.engine import default_root
 

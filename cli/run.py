@@ -39,7 +39,21 @@ RUN_FLAGS: tuple[Flag, ...] = (
     Flag(("--security-opt",), "security_opt", "multi", "Security options: no-new-privileges[=true|false].", "OPT"),
     Flag(("--ulimit",), "ulimit", "multi", "Resource limit NAME=SOFT[:HARD].", "LIMIT"),
     Flag(("--network", "--net"), "network", "value", "none, host, slirp4netns[:allow_host_loopback=true,cidr=…,mtu=…,"
-         "enable_ipv6=true] or pasta (default: a user-mode network).", "MODE"),
+         "enable_ipv6=true], pasta, a user network NAME[,NAME…], or container:CTR (default: a user-mode "
+         "network).", "MODE"),
+    Flag(("--network-alias",), "network_alias", "multi", "Another DNS name on its user networks.", "ALIAS"),
+    Flag(("--ip",), "ip", "value", "IPv4 address on its (first) user network.", "IP"),
+    Flag(("--pod",), "pod", "value", "Run in this pod (its network, IPC and UTS namespaces).", "POD"),
+    Flag(("--health-cmd",), "health_cmd", "value", "Healthcheck command: a shell line, or a JSON array; "
+         "'none' disables the image's.", "CMD"),
+    Flag(("--health-interval",), "health_interval", "value", "Time between checks (default 30s; 'disable').",
+         "DURATION"),
+    Flag(("--health-retries",), "health_retries", "value", "Failures in a row that make it unhealthy (default 3).",
+         "N"),
+    Flag(("--health-timeout",), "health_timeout", "value", "Longest a check may take (default 30s).", "DURATION"),
+    Flag(("--health-start-period",), "health_start_period", "value", "Failures during this first time do not "
+         "count (default 0s).", "DURATION"),
+    Flag(("--no-healthcheck",), "no_healthcheck", "bool", "Disable the image's HEALTHCHECK."),
     Flag(("-p", "--publish"), "publish", "multi", "Publish [IP:]HOSTPORT:CTRPORT[/PROTO] on the host.", "PORT"),
     Flag(("--dns",), "dns", "multi", "DNS server for the container.", "IP"),
     Flag(("--dns-search",), "dns_search", "multi", "DNS search domain.", "DOMAIN"),
@@ -62,8 +76,8 @@ RUN_FLAGS: tuple[Flag, ...] = (
     Flag(("--timeout",), "timeout", "value", "Kill the container this many seconds after it starts (podman's).", "N"),
     Flag(("--privileged",), "privileged", "bool", "Every capability, no seccomp filter, /proc and /sys unmasked "
          "(rootless: no host devices)."),
-    Flag(("--preserve-fds",), "preserve_fds", "value", "Pass descriptors 3 to 3+N-1 to the container (foreground).",
-         "N"),
+    Flag(("--preserve-fds",), "preserve_fds", "value", "Pass descriptors 3 to 3+N-1 to the container (with -d: "
+         "to its first start).", "N"),
     Flag(("-a", "--attach"), "attach", "multi", "Attach only these streams: stdin, stdout, stderr (foreground).",
          "STREAM"),
     Flag(("--help",), "help", "bool", "Show this message and exit."),
@@ -117,6 +131,9 @@ def build_options(argv: list[str], command: str = "run"):  # -> (RunOptions, qui
         stop_timeout=stop_timeout, log_driver=p.log_driver, log_opts=tuple(p.log_opt),
         cidfile=p.cidfile, replace=p.replace_existing, timeout=numbers["--timeout"], privileged=p.privileged,
         preserve_fds=numbers["--preserve-fds"] or 0, attach=tuple(p.values.get("attach", ())),
+        network_aliases=tuple(p.network_alias), ip=p.ip, pod=p.pod, health_cmd=p.health_cmd,
+        health_interval=p.health_interval, health_timeout=p.health_timeout,
+        health_start_period=p.health_start_period, health_retries=p.health_retries, no_healthcheck=p.no_healthcheck,
     )
     return opts, bool(p.quiet)
 

@@ -11,35 +11,63 @@ The copy runs in one process that sees both trees through directory descriptors:
 Inside, the container's root is the process's root, so no path of the container (``..``,
 absolute symlinks) can lead out of it; the walk itself touches every entry relative to an open
 directory with O_NOFOLLOW, so no symlink in either tree is ever followed while copying: symlinks
-are copied as symlinks. Files copied into the container belong to its root, as with docker;
-files copied out belong to the user who runs ``cp``.
+are copied as symlinks. Files copied into the container belong to the container's user (podman's
+``--archive``, its default; ``--archive=false`` keeps their owners as the container's user
+namespace sees them); files copied out belong to the user who runs ``cp``. ``-`` instead of a
+host path is a tar stream on stdin or stdout (``rootlet.runtime.container.cptar``).
+
+Nothing may be imported once inside the view: there "/" is the container's, and an ``import``
+would search its /usr/lib for extension modules. So every module the copy needs is imported with
+this one (``cptar.preload`` runs tarfile once) before any namespace is entered.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import signal
 import stat
 
-from rootlet.registry.errors import CopyError, UsageError
+from rootlet.registry.errors import ContainerStartError, CopyError, PathNotFound, UsageError
 from rootlet.registry.record import Record
 from rootlet.registry.store import ImageStore
+from rootlet.runtime.container import cptar
+from rootlet.runtime.container.cptree import Owners, copy_contents, copy_entry
+from rootlet.runtime.container.options import CopyOptions
 from rootlet.runtime.container.store import ContainerStore
 from rootlet.runtime.linux import syscalls as linux
-from rootlet.runtime.linux.child import as_error, error_pipe, fork_child, read_error, wait_for
+from rootlet.runtime.linux.child import as_error, error_pipe, fork_child, read_all, read_error, wait_for
 from rootlet.runtime.linux.proc import same_process
+from rootlet.runtime.oci.user import resolve_user
+
+#: Said when ``--pause`` is asked for a running container (podman 4.3 accepts it and ignores it).
+PAUSE_WARNING = ("rootlet cannot pause a container (there is no cgroup freezer here): the copy is made "
+                 "while it runs")
 
 
 class CopyRequest(Record):
-    """One ``cp``: ``container_path`` inside, ``host_path`` outside, ``into`` the container or out."""
+    """One ``cp``: ``container_path`` inside, ``host_path`` outside (``-``: the tar stream on
+    ``stream_fd``), ``into`` the container or out; the rest as ``CopyOptions`` says."""
 
     container: str
     container_path: str
     host_path: str
     into_container: bool
     follow_link: bool = False
+    archive: bool = True
+    overwrite: bool = False
+    pause: bool | None = None
+    stream_fd: int = -1
+    stat_only: bool = False  # only describe container_path (``stat_path``)
+
+
+def request_for(opts: CopyOptions, stream_fd: int) -> CopyRequest:
+    """The request for ``opts``; ``stream_fd`` is where ``-`` reads or writes its tar stream."""
+    container, cpath, hpath, into = parse_cp_args(opts.source, opts.destination)
+    if hpath == "-" and stream_fd < 0:
+        raise UsageError("cp with '-' needs a stream to read or write")
+    return CopyRequest(container, cpath, hpath, into, opts.follow_link, archive=opts.archive,
+                       overwrite=opts.overwrite, pause=opts.pause, stream_fd=stream_fd)
 
 
 def parse_cp_args(src: str, dst: str) -> tuple[str, str, str, bool]:
@@ -51,9 +79,6 @@ def parse_cp_args(src: str, dst: str) -> tuple[str, str, str, bool]:
         return name, path
     s_ctr, s_path = split(src)
     d_ctr, d_path = split(dst)
-    if "-" in (src, dst):
-        raise UsageError("copying a tar stream from stdin or to stdout ('-') is not supported",
-                         "give a host path instead")
     if s_ctr and d_ctr:
         raise UsageError("copying between two containers is not supported", "copy through the host")
     if not s_ctr and not d_ctr:
@@ -69,79 +94,6 @@ def parse_cp_args(src: str, dst: str) -> tuple[str, str, str, bool]:
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def _copy_file_data(src_fd: int, dst_fd: int) -> None:
-    while True:
-        try:
-            n = os.copy_file_range(src_fd, dst_fd, 1 << 30)
-        except OSError as e:
-            if e.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-                raise
-            break
-        if n == 0:
-            return
-    while True:
-        chunk = os.read(src_fd, 1 << 20)
-        if not chunk:
-            return
-        view = memoryview(chunk)
-        while view:
-            view = view[os.write(dst_fd, view):]
-
-
-def _copy_entry(src_dir: int, name: str, dst_dir: int, dst_name: str, depth: int = 0) -> None:
-    """Copy entry ``name`` of ``src_dir`` to ``dst_name`` in ``dst_dir`` (recursively, no following)."""
-    if depth > 256:
-        raise CopyError(f"directory tree too deep at {name!r}")
-    st = os.stat(name, dir_fd=src_dir, follow_symlinks=False)
-    mode = stat.S_IMODE(st.st_mode)
-    try:
-        existing = os.stat(dst_name, dir_fd=dst_dir, follow_symlinks=False)
-    except FileNotFoundError:
-        existing = None
-    if stat.S_ISDIR(st.st_mode):
-        if existing is not None and not stat.S_ISDIR(existing.st_mode):
-            raise CopyError(f"cannot overwrite non-directory {dst_name!r} with a directory")
-        if existing is None:
-            os.mkdir(dst_name, 0o700, dir_fd=dst_dir)
-        sfd = os.open(name, _DIR_FLAGS, dir_fd=src_dir)
-        try:
-            dfd = os.open(dst_name, _DIR_FLAGS, dir_fd=dst_dir)
-            try:
-                for entry in os.scandir(sfd):
-                    _copy_entry(sfd, entry.name, dfd, entry.name, depth + 1)
-                os.fchmod(dfd, mode)
-                os.utime(dfd, ns=(st.st_atime_ns, st.st_mtime_ns))
-            finally:
-                os.close(dfd)
-        finally:
-            os.close(sfd)
-        return
-    if existing is not None:
-        if stat.S_ISDIR(existing.st_mode):
-            raise CopyError(f"cannot overwrite directory {dst_name!r} with a non-directory")
-        os.unlink(dst_name, dir_fd=dst_dir)
-    if stat.S_ISREG(st.st_mode):
-        sfd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src_dir)
-        try:
-            dfd = os.open(dst_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
-                          dir_fd=dst_dir)
-            try:
-                _copy_file_data(sfd, dfd)
-                os.fchmod(dfd, mode)
-                os.utime(dfd, ns=(st.st_atime_ns, st.st_mtime_ns))
-            finally:
-                os.close(dfd)
-        finally:
-            os.close(sfd)
-    elif stat.S_ISLNK(st.st_mode):
-        os.symlink(os.readlink(name, dir_fd=src_dir), dst_name, dir_fd=dst_dir)
-        os.utime(dst_name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dst_dir, follow_symlinks=False)
-    elif stat.S_ISFIFO(st.st_mode):
-        os.mkfifo(dst_name, mode, dir_fd=dst_dir)
-    # Sockets and device nodes are not copied (docker skips them too; a user namespace cannot
-    # create devices anyway).
-
-
 def _resolve_source(path: str, follow: bool) -> tuple[int, str]:
     """(parent dir fd, leaf name) of source ``path``; the leaf itself is not followed unless asked."""
     norm = os.path.normpath("/" + path)
@@ -153,18 +105,18 @@ def _resolve_source(path: str, follow: bool) -> tuple[int, str]:
             return os.open(norm, _DIR_FLAGS & ~os.O_NOFOLLOW), "."
         fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except (FileNotFoundError, NotADirectoryError):
-        raise CopyError(f"no such file or directory in the container: {path}") from None
+        raise PathNotFound(f"no such file or directory in the container: {path}") from None
     try:
         os.stat(leaf, dir_fd=fd, follow_symlinks=False)
     except (FileNotFoundError, NotADirectoryError):
         os.close(fd)
-        raise CopyError(f"no such file or directory in the container: {path}") from None
+        raise PathNotFound(f"no such file or directory in the container: {path}") from None
     return fd, leaf
 
 
 def _plan_destination(dst_parent_fd: int, dst_leaf: str | None, src_is_dir: bool, src_name: str,
                       contents_only: bool, dst_trailing_slash: bool, dst_display: str,
-                      follow_dest_link: bool) -> tuple[int, str, bool]:
+                      follow_dest_link: bool, overwrite: bool = False) -> tuple[int, str, bool]:
     """docker's rules for where a copy lands: (dir fd, name, copy contents into an existing dir?).
 
     ``follow_dest_link``: the destination is in the container's view, where a symlink to a
@@ -194,23 +146,54 @@ def _plan_destination(dst_parent_fd: int, dst_leaf: str | None, src_is_dir: bool
         return sub, src_name, False
     if st is None and dst_trailing_slash and not src_is_dir:
         raise CopyError(f"destination directory {dst_display} does not exist")
-    if st is not None and src_is_dir:
-        raise CopyError(f"cannot copy a directory to the non-directory {dst_display}")
+    if st is not None and src_is_dir and not overwrite:
+        raise CopyError(f"cannot copy a directory to the non-directory {dst_display}",
+                        "--overwrite replaces it, as podman's does")
     return dst_parent_fd, dst_leaf, False
 
 
-def _copy_contents(src_fd: int, dst_dir: int, dst_name: str) -> None:
-    """Copy the entries of directory ``src_fd`` into ``dst_name`` (a directory) of ``dst_dir``."""
-    dfd = os.open(dst_name, _DIR_FLAGS, dir_fd=dst_dir) if dst_name != "." else os.dup(dst_dir)
+def _owner(user: str) -> tuple[int, int]:
+    """The container user's (uid, gid), from its own /etc/passwd and /etc/group (podman's rule)."""
+    name, _, group = user.partition(":")
+    if name.isdigit() and group.isdigit():
+        return int(name), int(group)
     try:
-        for entry in os.scandir(src_fd):
-            _copy_entry(src_fd, entry.name, dfd, entry.name, 1)
+        uid, gid, _ = resolve_user(user)
+    except ContainerStartError as e:
+        raise CopyError(f"cannot give the files to the container's user: {e.message}",
+                        "copy with --archive=false to keep their owners") from None
+    return uid, gid
+
+
+def in_view(req: CopyRequest, user: str, host_fd: int, host_leaf: str | None) -> list[str]:
+    """The copy, run where "/" is the container's root (``user`` is the container's ``--user``);
+    returns warnings for the user."""
+    if req.stat_only:
+        return [_stat_line(req.container_path)]
+    owners = Owners(owner=_owner(user) if req.archive and req.into_container else None,
+                     keep=not req.archive and req.into_container, overwrite=req.overwrite)
+    if req.host_path != "-":
+        copy_in_view(req, host_fd, host_leaf, owners)
+        return []
+    if req.into_container:
+        skipped = cptar.extract_tar(req.stream_fd, req.container_path, owners.owner, req.overwrite)
+        if not skipped:
+            return []
+        return [f"{len(skipped)} device node(s) of the archive not created ({', '.join(skipped[:3])}"
+                f"{', …' if len(skipped) > 3 else ''}): a rootless container cannot have them"]
+    parent, leaf = _resolve_source(req.container_path, req.follow_link)
+    try:
+        contents = leaf == "." or req.container_path.endswith("/.")
+        name = os.path.basename(os.path.normpath("/" + req.container_path))
+        cptar.write_tar(req.stream_fd, parent, leaf, name, contents)
     finally:
-        os.close(dfd)
+        os.close(parent)
+    return []
 
 
-def copy_in_view(req: CopyRequest, host_fd: int, host_leaf: str | None) -> None:
-    """The copy, run where "/" is the container's root and ``host_fd`` is the host side.
+def copy_in_view(req: CopyRequest, host_fd: int, host_leaf: str | None, own: Owners = Owners()) -> None:
+    """The copy between host paths and the view, run where "/" is the container's root and
+    ``host_fd`` is the host side; ``own`` says who the copies belong to.
 
     ``host_fd`` is the host source's parent (with ``host_leaf``) when copying in, or the host
     destination's parent (with ``host_leaf``; None when the destination is ``host_fd`` itself).
@@ -241,7 +224,8 @@ def copy_in_view(req: CopyRequest, host_fd: int, host_leaf: str | None) -> None:
         is_dir = stat.S_ISDIR(src_st.st_mode)
         base = os.path.basename(os.path.normpath(req.host_path if req.into_container else "/" + req.container_path))
         where, name, contents = _plan_destination(dst_parent, leaf, is_dir, base or "root", contents_only,
-                                                  trailing, display, follow_dest_link=req.into_container)
+                                                  trailing, display, follow_dest_link=req.into_container,
+                                                  overwrite=req.overwrite)
         try:
             if contents or (is_dir and src_name == "."):
                 src_fd = os.open(src_name, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=src_parent)
@@ -251,11 +235,13 @@ def copy_in_view(req: CopyRequest, host_fd: int, host_leaf: str | None) -> None:
                             os.mkdir(name, 0o755, dir_fd=where)
                         except FileExistsError:
                             pass
-                    _copy_contents(src_fd, where, name)
+                    # The whole root of a running container: not what the runtime mounts there.
+                    root = not req.into_container and os.path.samestat(os.fstat(src_fd), os.stat("/"))
+                    copy_contents(src_fd, where, name, own, cptar.ROOT_EXCLUDES if root else frozenset())
                 finally:
                     os.close(src_fd)
             else:
-                _copy_entry(src_parent, src_name, where, name)
+                copy_entry(src_parent, src_name, where, name, own)
         finally:
             if where not in (dst_parent, host_fd):
                 os.close(where)
@@ -268,30 +254,33 @@ def copy_in_view(req: CopyRequest, host_fd: int, host_leaf: str | None) -> None:
             os.close(dst_parent)
 
 
-def _copy_stopped(req: CopyRequest, spec_fields: tuple, host_path: str) -> None:
+def _copy_stopped(req: CopyRequest, spec_fields: tuple, user: str) -> list[str]:
     """In a UsernsWorker with its own mount namespace: mount the container's overlay, chroot, copy."""
     from rootlet.runtime.oci.overlay import mount_overlay, unmount_overlay
 
     lowers, upper, work, merged, overlay, rootful, fuse_options = spec_fields
-    host_fd, host_leaf = _open_host(host_path, req.into_container)
+    host_fd, host_leaf = _open_host(req.host_path, req.into_container)
     fuse = mount_overlay(tuple(lowers), upper, work, merged, overlay, rootful, fuse_options=fuse_options)
     try:
         old_root = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         os.chroot(merged)
         os.chdir("/")
         try:
-            copy_in_view(req, host_fd, host_leaf)
+            return in_view(req, user, host_fd, host_leaf)
         finally:
             os.fchdir(old_root)
             os.chroot(".")
             os.close(old_root)
     finally:
         unmount_overlay(merged, fuse)
-        os.close(host_fd)
+        if host_fd >= 0:
+            os.close(host_fd)
 
 
 def _open_host(host_path: str, into_container: bool) -> tuple[int, str | None]:
-    """The host side as (directory fd, leaf name or None)."""
+    """The host side as (directory fd, leaf name or None); (-1, None) for a tar stream ("-")."""
+    if host_path == "-":
+        return -1, None
     path = os.path.abspath(host_path)
     if into_container:
         if not os.path.lexists(path):
@@ -309,15 +298,47 @@ def _open_host(host_path: str, into_container: bool) -> tuple[int, str | None]:
         raise CopyError(f"the destination directory {parent} does not exist") from None
 
 
-def copy(store: ImageStore, req: CopyRequest) -> None:
-    """Copy as ``req`` says, whether the container runs or not."""
+class PathStat(Record):
+    """A path in a container as ``stat_path`` finds it (not followed): its base name, size, mode
+    (``st_mode``), mtime (seconds) and, for a symlink, the path it resolves to in the container."""
+
+    name: str
+    size: int
+    mode: int
+    mtime: float
+    link_target: str = ""
+
+
+def _stat_line(path: str) -> str:
+    """``stat_path``'s answer, in the view, as one line of "size mode mtime target-length target name"."""
+    norm = os.path.normpath("/" + path)
+    try:
+        st = os.lstat(norm)
+    except (FileNotFoundError, NotADirectoryError):
+        raise PathNotFound(f"no such file or directory in the container: {path}") from None
+    target = os.path.realpath(norm) if stat.S_ISLNK(st.st_mode) else ""
+    return f"{st.st_size} {st.st_mode} {st.st_mtime!r} {len(target)} {target}{os.path.basename(norm) or '/'}"
+
+
+def stat_path(store: ImageStore, container: str, path: str) -> PathStat:
+    """What ``path`` is in the container, running or not (the REST API's archive HEAD), seen as
+    ``cp`` sees it: inside the container's own root."""
+    line = copy(store, CopyRequest(container, path, "-", False, stat_only=True))[0]
+    size, mode, mtime, length, rest = line.split(" ", 4)
+    n = int(length)
+    return PathStat(name=rest[n:], size=int(size), mode=int(mode), mtime=float(mtime), link_target=rest[:n])
+
+
+def copy(store: ImageStore, req: CopyRequest) -> list[str]:
+    """Copy as ``req`` says, whether the container runs or not; returns warnings for the user."""
+    cptar.preload()
     containers = ContainerStore(store)
     cid = containers.resolve(req.container)
     cfg = containers.config(cid)
     state = containers.refresh(cid)
     if state.status == "running":
-        _copy_running(state.pid, state.pid_start, req)
-        return
+        warnings = _copy_running(state.pid, state.pid_start, req, cfg.user)
+        return ([PAUSE_WARNING] if req.pause else []) + warnings
     from rootlet.runtime.container.launchspec import check_layers, runtime_spec
     from rootlet.runtime.oci.idmap import plan_userns
     from rootlet.runtime.oci.userns import UsernsWorker
@@ -325,13 +346,14 @@ def copy(store: ImageStore, req: CopyRequest) -> None:
     check_layers(store, cfg)
     spec = runtime_spec(store, cfg)
     plan = spec.plan or plan_userns()  # the container's own maps (keep-id differs)
+    keep = (req.stream_fd,) if req.stream_fd >= 0 else ()
     with containers.starting(cid):  # the container must not start while its overlay is mounted here
-        with UsernsWorker(plan, mount_ns=True) as worker:
-            worker.call(_copy_stopped, req, (spec.lower_dirs, spec.upper_dir, spec.work_dir, spec.merged_dir,
-                                             spec.overlay, plan.rootful, spec.fuse_options), req.host_path)
+        with UsernsWorker(plan, mount_ns=True, keep_fds=keep) as worker:
+            return worker.call(_copy_stopped, req, (spec.lower_dirs, spec.upper_dir, spec.work_dir, spec.merged_dir,
+                                                    spec.overlay, plan.rootful, spec.fuse_options), cfg.user)
 
 
-def _copy_running(pid: int, started: int, req: CopyRequest) -> None:
+def _copy_running(pid: int, started: int, req: CopyRequest, user: str) -> list[str]:
     """Fork a child that joins the running container's user and mount namespaces and copies."""
     fds = linux.open_namespaces(pid, ("user", "mnt"))
     try:
@@ -341,25 +363,34 @@ def _copy_running(pid: int, started: int, req: CopyRequest) -> None:
         raise
     if not same_process(pid, started):
         linux.close_namespaces(fds)
-        os.close(host_fd)
+        if host_fd >= 0:
+            os.close(host_fd)
         raise CopyError("the container stopped before the copy began", "try again")
     err_r, err_w = error_pipe()
+    said_r, said_w = os.pipe2(os.O_CLOEXEC)
 
     def body() -> int:
         os.close(err_r)
+        os.close(said_r)
         linux.set_pdeathsig(signal.SIGKILL)
         linux.join_namespaces(fds)
         os.chdir("/")
-        copy_in_view(req, host_fd, host_leaf)
+        warnings = in_view(req, user, host_fd, host_leaf)
+        os.write(said_w, "\n".join(warnings).encode()[:4096])  # less than a pipe holds: never blocks
         return 0
 
     child = fork_child(body, err_w, default_code=1)
     os.close(err_w)
+    os.close(said_w)
     linux.close_namespaces(fds)
-    os.close(host_fd)
+    if host_fd >= 0:
+        os.close(host_fd)
     error = read_error(err_r)
     status = wait_for(child)
+    said = read_all(said_r, 4096).decode(errors="replace")
+    os.close(said_r)
     if error is not None:
         raise as_error(error, CopyError)  # type: ignore[misc]
     if status != 0:
         raise CopyError("the copy failed")
+    return said.splitlines()

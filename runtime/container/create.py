@@ -132,8 +132,6 @@ def _check_run_only_options(opts: RunOptions) -> None:
     if opts.timeout is not None and opts.timeout < 0:
         raise UsageError(f"invalid --timeout {opts.timeout}", "give whole seconds (0: no timeout)")
     if opts.preserve_fds:
-        if opts.detach:
-            raise UsageError("--preserve-fds needs a foreground run", "drop -d: the descriptors are this process's")
         for fd in range(3, 3 + opts.preserve_fds):
             try:
                 os.fstat(fd)
@@ -175,8 +173,9 @@ def final_env(image_config: Mapping[str, object], opts: RunOptions, prepared: Pr
     return env
 
 
-def _mounts(store: ImageStore, volumes: tuple[flags.VolumeSpec, ...]) -> list[Mount]:
-    """The container's mounts, named and anonymous volumes created in the store on the way."""
+def _mounts(store: ImageStore, volumes: tuple[flags.VolumeSpec, ...], made: list[str]) -> list[Mount]:
+    """The container's mounts, named and anonymous volumes created in the store on the way (the
+    anonymous ones' names added to ``made``, for removal if the create fails)."""
     out: list[Mount] = []
     for v in volumes:
         if v.kind == "tmpfs":
@@ -191,11 +190,12 @@ def _mounts(store: ImageStore, volumes: tuple[flags.VolumeSpec, ...]) -> list[Mo
             out.append(Mount("bind", v.destination, source=os.path.abspath(v.source), readonly=v.readonly,
                              options=tuple(v.options)))
         else:
-            name = v.source or os.urandom(32).hex()
-            data = os.path.join(store.root, "volumes", name, "_data")
-            os.makedirs(data, mode=0o755, exist_ok=True)
-            out.append(Mount("volume", v.destination, source=data, name=name, readonly=v.readonly,
-                             anonymous=not v.source))
+            from rootlet.runtime.container.volumes import VolumeStore, mount_for
+
+            mount = mount_for(VolumeStore(store), v.source, v.destination, v.readonly)
+            if not v.source:
+                made.append(mount.name)
+            out.append(mount)
     return out
 
 
@@ -243,17 +243,15 @@ def create_container(store: ImageStore, opts: RunOptions, prepared: Prepared, im
     Nothing runs yet. Fails before anything is listed when an option cannot be honoured; the
     half-made directory is removed then.
     """
-    from rootlet.runtime.net.usermode import check_network_mode, default_network_mode, network_warnings
+    from rootlet.runtime.container.netmode import config_extras, write_container_etc
+    from rootlet.runtime.net.usermode import network_warnings
     from rootlet.runtime.oci.caps import CAPABILITIES
 
-    mode = prepared.network
-    if mode in ("private", "default", "bridge"):
-        mode = default_network_mode()
-    check_network_mode(mode)
+    config = read_image_config(store, image)
+    mode, extras = config_extras(store, opts, prepared, config)  # user networks, pods, healthchecks
     warnings = [*prepared.warnings, *network_warnings(mode, prepared.ports,
                                                       prepared.network_options.get("allow_host_loopback") == "true")]
     ports = [] if mode in ("host", "none") else list(prepared.ports)  # discarded, as podman says
-    config = read_image_config(store, image)
     argv = flags.compose_argv(opts.entrypoint, opts.command, config)
     lowers = lower_dirs(store, image.layers)
     user = opts.user if opts.user is not None else flags.check_user(str(config.get("User") or ""), "the image's User")
@@ -278,11 +276,23 @@ def create_container(store: ImageStore, opts: RunOptions, prepared: Prepared, im
     containers = ContainerStore(store)
     if opts.name:
         containers.check_name_free(opts.name)
-    mounts = _mounts(store, prepared.volumes)
-    if any(v.chown for v in prepared.volumes):
-        _give_to_user(lowers, user, keep_id, [m.source for m, v in zip(mounts, prepared.volumes) if v.chown])
-    cid = containers.new_dir()
+    made: list[str] = []
+    cid = ""
     try:
+        specs = prepared.volumes
+        if config.get("Volumes"):
+            from rootlet.runtime.container.volumes import image_volume_specs
+
+            specs += image_volume_specs(config, prepared.volumes)
+        mounts = _mounts(store, specs, made)
+        if any(m.name for m in mounts):
+            from rootlet.runtime.container.seed import seed_volumes
+            from rootlet.runtime.container.volumes import VolumeStore
+
+            seed_volumes(VolumeStore(store), lowers, user, mounts)  # copy-up: a new volume gets the image's files
+        if any(v.chown for v in prepared.volumes):
+            _give_to_user(lowers, user, keep_id, [m.source for m, v in zip(mounts, prepared.volumes) if v.chown])
+        cid = containers.new_dir()
         hostname = opts.hostname or cid[:12]
         etc = containers.path(cid, "etc")
         if prepared.seccomp_profile is not None:
@@ -300,20 +310,27 @@ def create_container(store: ImageStore, opts: RunOptions, prepared: Prepared, im
             labels=dict(prepared.labels), mounts=mounts, readonly_rootfs=opts.read_only, caps=list(caps),
             ambient_caps=[c for c in caps if c in {flags.cap_name(a) for a in opts.cap_add}],
             no_new_privs=prepared.no_new_privs, seccomp=prepared.seccomp, rlimits=list(prepared.rlimits), tty=opts.tty,
-            interactive=opts.interactive, init=opts.init, overlay=overlay,
+            interactive=opts.interactive, stdin_once=opts.stdin_once, init=opts.init, overlay=overlay,
             userns="keep-id" if keep_id else "", keep_uid=os.getuid() if keep_id else 0,
             keep_gid=os.getgid() if keep_id else 0, network=mode, network_options=dict(prepared.network_options),
             ports=ports, restart=prepared.restart, stop_signal=stop_signal,
             stop_timeout=opts.stop_timeout if opts.stop_timeout is not None else 10,
-            log=prepared.log, auto_remove=opts.rm, timeout=opts.timeout or 0, privileged=opts.privileged)
+            log=prepared.log, auto_remove=opts.rm, timeout=opts.timeout or 0, privileged=opts.privileged, **extras)
         if opts.privileged:
             cfg = cfg.replace(seccomp="unconfined", no_new_privs=False)
         # /etc/hosts names the container too: written once its name is settled, before it is listed.
-        cfg = containers.commit(cfg, opts.name, before_listing=lambda c: _write_etc_files(etc, opts, c))
+        cfg = containers.commit(cfg, opts.name, before_listing=lambda c: write_container_etc(store, etc, opts, c))
     except BaseException:
-        _discard(containers, cid)
+        if cid:
+            _discard(containers, cid)
+        if made:
+            from rootlet.runtime.container.volumes import drop_volumes
+
+            drop_volumes(store, made)
         raise
     _check_image_kept(store, containers, cfg)
+    if any(m.name for m in cfg.mounts):
+        _check_volumes_kept(store, containers, cfg)
     return cfg, warnings
 
 
@@ -358,29 +375,6 @@ def _give_to_user(lowers: tuple[str, ...], user: str, keep_id: bool, paths: list
                                  "the user's subordinate ids must cover it; see `rootlet info`") from None
 
 
-def _write_etc_files(etc: str, opts: RunOptions, cfg: ContainerConfig) -> None:
-    """hosts, resolv.conf and hostname (``rootlet.runtime.net.etcfiles``), and /run/.containerenv:
-    empty, or under ``--privileged`` what podman writes there (engine, name, id, image)."""
-    from rootlet.runtime.net.addresses import NetworkInfo, host_address, slirp_addresses
-    from rootlet.runtime.net.etcfiles import write_etc_files
-
-    slirp = cfg.network == "slirp4netns"
-    info = None
-    if slirp:
-        guest, gateway, dns = slirp_addresses(cfg.network_options.get("cidr"))
-        info = NetworkInfo("slirp4netns", guest, gateway, (dns,))
-    # Only slirp4netns reaches the host at its own address: pasta gives the container a copy of
-    # that address, so from inside it names the container itself.
-    write_etc_files(etc, hostname=cfg.hostname, mode=cfg.network, info=info, dns=opts.dns,
-                    dns_search=opts.dns_search, dns_options=opts.dns_option, add_hosts=opts.add_host, name=cfg.name,
-                    host_ip=host_address() if slirp else None)
-    env = ""
-    if cfg.privileged:
-        env = (f'engine="rootlet"\nname="{cfg.name}"\nid="{cfg.id}"\nimage="{cfg.image_name}"\n'
-               f'imageid="{cfg.image_id}"\nrootless={int(os.getuid() != 0)}\n')
-    atomic_write(os.path.join(etc, "containerenv"), env.encode(), 0o644, durable=False)
-
-
 def _check_image_kept(store: ImageStore, containers: ContainerStore, cfg: ContainerConfig) -> None:
     """An ``rmi`` racing this create either saw the new container (and kept the image) or removed
     the image before we look here, under the image store's lock: then the container goes again."""
@@ -392,6 +386,20 @@ def _check_image_kept(store: ImageStore, containers: ContainerStore, cfg: Contai
             _remove_quietly(doomed)
         raise ImageNotFound(f"image {cfg.image_name} was removed while the container was being created",
                             "pull it again and retry")
+
+
+def _check_volumes_kept(store: ImageStore, containers: ContainerStore, cfg: ContainerConfig) -> None:
+    """A ``volume rm`` racing this create either saw the new container (and refused) or took a
+    volume before we look here: then the container goes again."""
+    from rootlet.registry.errors import VolumeNotFound
+    from rootlet.runtime.container.volumes import VolumeStore, check_volumes_kept
+
+    gone = check_volumes_kept(VolumeStore(store), cfg)
+    if gone:
+        doomed = containers.forget(cfg.id)
+        if doomed:
+            _remove_quietly(doomed)
+        raise VolumeNotFound(f"volume {gone[0]} was removed while the container was being created", "retry")
 
 
 def _discard(containers: ContainerStore, cid: str) -> None:

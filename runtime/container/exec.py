@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from rootlet.registry.errors import ContainerStartError, ContainerStateError, UsageError
+from rootlet.registry.record import Record
 from rootlet.registry.store import ImageStore
 from rootlet.runtime.container import flags
 from rootlet.runtime.container.options import ExecOptions
@@ -41,8 +42,26 @@ def _single_id(pid: int) -> bool:
     return len(rows) == 1 and rows[0][2] == 1
 
 
-def exec_in_container(store: ImageStore, opts: ExecOptions, host_env: Mapping[str, str]) -> int:
-    """Run ``opts.command`` in the running container; its exit code (0 at once with ``detach``)."""
+class ExecStreams(Record):
+    """The exec'd process's stdio as a front end other than this process's own stdio relays it:
+    ``outputs`` (fd, "stdout"|"stderr"; with a tty the pty master), ``stdin`` (fd to write its
+    input to, or None), ``master`` (the pty, for resizes), ``exited_fd`` (readable once it has
+    exited), ``pid`` (the helper that waits for it). The relay owns and closes every fd but
+    ``exited_fd``."""
+
+    outputs: list[tuple[int, str]]
+    exited_fd: int
+    pid: int
+    stdin: int | None = None
+    master: int | None = None
+
+
+def exec_in_container(store: ImageStore, opts: ExecOptions, host_env: Mapping[str, str],
+                      relay_to: Callable[[ExecStreams], None] | None = None) -> int:
+    """Run ``opts.command`` in the running container; its exit code (0 at once with ``detach``).
+
+    Its stdio is relayed to this process's own, or with ``relay_to`` handed to that function (a
+    REST front end's client), which returns once the copy is over."""
     from rootlet.runtime.container.launchspec import runtime_spec
 
     if not opts.command:
@@ -78,12 +97,13 @@ def exec_in_container(store: ImageStore, opts: ExecOptions, host_env: Mapping[st
     try:
         if not same_process(pid, state.pid_start):
             raise ContainerStateError(f"container {cfg.name} is not running")
-        return _run(spec, _single_id(pid), ns_fds, opts)
+        return _run(spec, _single_id(pid), ns_fds, opts, relay_to)
     finally:
         linux.close_namespaces(ns_fds)
 
 
-def _run(spec: RuntimeSpec, single_id: bool, ns_fds: list[tuple[int, int]], opts: ExecOptions) -> int:
+def _run(spec: RuntimeSpec, single_id: bool, ns_fds: list[tuple[int, int]], opts: ExecOptions,
+         relay_to: Callable[[ExecStreams], None] | None = None) -> int:
     # Everything the children import must be imported now: after setns(mnt) the filesystem is the
     # container's, where neither Python's library nor rootlet exists.
     import fcntl  # noqa: F401
@@ -101,7 +121,7 @@ def _run(spec: RuntimeSpec, single_id: bool, ns_fds: list[tuple[int, int]], opts
     if opts.tty and not opts.detach:
         import socket
 
-        winsize = terminal_size()
+        winsize = terminal_size() if relay_to is None else None  # a front end resizes it once it runs
         console_parent, console_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     elif not opts.detach:
         pipes = make_pipes(stdin=opts.interactive)
@@ -137,7 +157,17 @@ def _run(spec: RuntimeSpec, single_id: bool, ns_fds: list[tuple[int, int]], opts
         error = read_error(err_r)
         err_r = -1
         if error is None:
-            if master is not None:
+            if relay_to is not None and (master is not None or pipes is not None):
+                if master is not None:
+                    streams = ExecStreams(outputs=[(master, "stdout")], exited_fd=helper_fd, pid=helper,
+                                          stdin=master if opts.interactive else None, master=master)
+                else:
+                    assert pipes is not None
+                    streams = ExecStreams(outputs=[(pipes.stdout, "stdout"), (pipes.stderr, "stderr")],
+                                          exited_fd=helper_fd, pid=helper, stdin=pipes.stdin)
+                master = pipes = None  # the relay closes them
+                relay_to(streams)
+            elif master is not None:
                 relay_pty(master, helper_fd, opts.interactive)
                 master = None
             elif pipes is not None:

@@ -48,7 +48,7 @@ def inspect_container(store: ImageStore, cid: str) -> dict[str, Any]:
     cfg = containers.config(cid)
     state = containers.refresh(cid)
     directory = containers.dir(cid)
-    return {
+    doc = {
         "Id": cfg.id,
         "Created": rfc3339(cfg.created),
         "Path": cfg.argv[0] if cfg.argv else "",
@@ -82,6 +82,7 @@ def inspect_container(store: ImageStore, cid: str) -> dict[str, Any]:
             "Labels": dict(cfg.labels),
             "Tty": cfg.tty,
             "OpenStdin": cfg.interactive,
+            "StdinOnce": cfg.stdin_once,
             "StopSignal": _signal_name(cfg.stop_signal),
             "StopTimeout": cfg.stop_timeout,
         },
@@ -98,6 +99,11 @@ def inspect_container(store: ImageStore, cid: str) -> dict[str, Any]:
             "CapAdd": [], "Init": cfg.init,
         },
     }
+    if cfg.networks or cfg.pod or cfg.healthcheck is not None:
+        from rootlet.runtime.container.netmode import inspect_extras  # user networks, pods, healthchecks
+
+        inspect_extras(store, cfg, state, doc)
+    return doc
 
 
 def _size_text(n: int) -> str:
@@ -141,7 +147,7 @@ def _parse_filters(filters: Sequence[str]) -> list[tuple[str, str]]:
 
 def _matches(filters: list[tuple[str, str]], cfg: ContainerConfig, state: ContainerState,
              image_names: dict[str, list[str]]) -> bool:
-    """docker's rule: values of one key are OR'ed, different keys AND'ed."""
+    """docker's rule: values of one key are OR'ed (but labels, which must all match), different keys AND'ed."""
     by_key: dict[str, list[str]] = {}
     for k, v in filters:
         by_key.setdefault(k, []).append(v)
@@ -156,8 +162,8 @@ def _matches(filters: list[tuple[str, str]], cfg: ContainerConfig, state: Contai
             ok = state.status in values or state.shown_status in values
         elif key == "exited":
             ok = state.status == "exited" and str(state.exit_code) in values
-        elif key == "label":
-            ok = any((cfg.labels.get(v.partition("=")[0]) == v.partition("=")[2]) if "=" in v
+        elif key == "label":  # every label asked for must be there (docker's and podman's rule for labels)
+            ok = all((cfg.labels.get(v.partition("=")[0]) == v.partition("=")[2]) if "=" in v
                      else v in cfg.labels for v in values)
         else:  # ancestor: an image name, id or id prefix
             names = {cfg.image_name, cfg.image_id, *image_names.get(cfg.image_id, [])}

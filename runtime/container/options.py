@@ -19,7 +19,7 @@ class RunOptions(Record):
     ``overlay`` None takes the engine's default (``ROOTLET_OVERLAY``, else auto). ``cidfile``
     receives the new container's id; ``replace`` removes a container of the same name first;
     ``timeout`` seconds after the start the container is killed; ``preserve_fds`` N passes our
-    descriptors 3 to 3+N-1 to a foreground container; ``attach`` the streams a foreground run
+    descriptors 3 to 3+N-1 to the container (detached: to its first start); ``attach`` the streams a foreground run
     relays (stdin, stdout, stderr; none given: stdout and stderr, stdin with ``interactive``).
     """
 
@@ -29,6 +29,7 @@ class RunOptions(Record):
     interactive: bool = False
     tty: bool = False
     name: str | None = None
+    stdin_once: bool = False  # docker's StdinOnce (REST API): the end of an attached client's input closes stdin
     hostname: str | None = None
     env: tuple[str, ...] = ()
     env_files: tuple[str, ...] = ()
@@ -75,6 +76,16 @@ class RunOptions(Record):
     privileged: bool = False
     preserve_fds: int = 0
     attach: tuple[str, ...] = ()
+    # --- user networks, pods, healthchecks (rootlet.runtime.container.netmode, .health) ---
+    network_aliases: tuple[str, ...] = ()  # --network-alias: more DNS names on user networks
+    ip: str | None = None                  # --ip: a fixed address on the (first) user network
+    pod: str | None = None                 # --pod: join this pod's namespaces
+    health_cmd: str | None = None          # "CMD ARGS" (a shell line) or a JSON array; "none" disables
+    health_interval: str | None = None     # Go durations: 30s, 1m30s; "disable": no periodic checks
+    health_timeout: str | None = None
+    health_start_period: str | None = None
+    health_retries: str | None = None
+    no_healthcheck: bool = False
 
     def pull_options(self):  # -> PullOptions
         """How to pull the image when ``pull`` says so."""
@@ -100,8 +111,14 @@ class ExecOptions(Record):
 
 
 class CopyOptions(Record):
-    """``cp``: ``source`` and ``destination`` as docker writes them, one of them ``CONTAINER:PATH``."""
+    """``cp``: ``source`` and ``destination`` as docker writes them, one of them ``CONTAINER:PATH``
+    and the other a host path or ``-`` (a tar stream). ``archive`` (podman's default): files copied
+    in belong to the container's user, else they keep their owners; ``overwrite`` lets a directory
+    replace a non-directory and the reverse; ``pause`` True is said to be impossible (no freezer)."""
 
     source: str
     destination: str
     follow_link: bool = False
+    archive: bool = True
+    overwrite: bool = False
+    pause: bool | None = None

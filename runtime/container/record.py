@@ -15,6 +15,7 @@ rename) stores the new form.
 from __future__ import annotations
 
 from rootlet.registry.record import Record
+from rootlet.runtime.net.networks import NetRequest
 from rootlet.runtime.net.ports import PortMapping
 from rootlet.runtime.oci.spec import Rlimit
 
@@ -60,6 +61,17 @@ class Mount(Record):
     anonymous: bool = False
 
 
+class HealthConfig(Record):
+    """A healthcheck (docker's ``Healthcheck``): ``test`` is ``["CMD", argv…]`` or ``["CMD-SHELL",
+    line]``; times in nanoseconds (``interval`` 0: no periodic checks, only ``healthcheck run``)."""
+
+    test: list[str]
+    interval: int = 30_000_000_000
+    timeout: int = 30_000_000_000
+    start_period: int = 0
+    retries: int = 3
+
+
 class ContainerConfig(Record):
     """Everything a container was created with: the engine needs nothing else to start it again.
 
@@ -73,11 +85,12 @@ class ContainerConfig(Record):
     (keep-id's user, a numeric ``--user`` the image does not list). ``network_options`` are
     ``--network slirp4netns:…``'s; ``timeout`` (seconds, 0: none) kills the container after its
     start (podman's ``--timeout``); ``privileged``: every capability, no seccomp filter, nothing
-    of /proc or /sys masked.
+    of /proc or /sys masked. ``network`` is ``bridge`` on user networks (``networks``), ``pod`` in a
+    pod (``pod``), ``container:ID`` in another container's network namespace.
     """
 
     _nested = {"mounts": Mount, "ports": PortMapping, "rlimits": Rlimit, "restart": RestartPolicy,
-               "log": LogConfig}
+               "log": LogConfig, "networks": NetRequest, "healthcheck": HealthConfig}
 
     version: int = CONFIG_VERSION
     id: str
@@ -105,6 +118,7 @@ class ContainerConfig(Record):
     rlimits: list[Rlimit] = []
     tty: bool = False
     interactive: bool = False
+    stdin_once: bool = False             # docker's StdinOnce: an attached client's end of input closes stdin
     init: bool = False
     overlay: str = "auto"
     userns: str = ""
@@ -120,6 +134,9 @@ class ContainerConfig(Record):
     auto_remove: bool = False
     timeout: int = 0
     privileged: bool = False
+    networks: list[NetRequest] = []        # network "bridge": the user networks, in order
+    pod: str = ""                          # network "pod": the id of the pod whose namespaces it joins
+    healthcheck: HealthConfig | None = None
 
     @property
     def anonymous_volumes(self) -> list[str]:

@@ -21,12 +21,18 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from rootlet.runtime.engine.api_support import ApiVerbs
 from rootlet.runtime.engine.archives import ArchiveVerbs
+from rootlet.runtime.engine.build import BuildVerbs
 from rootlet.runtime.engine.commit import CommitVerbs
 from rootlet.runtime.engine.containers import ContainerVerbs
 from rootlet.runtime.engine.images import ImageVerbs
 from rootlet.runtime.engine.push import PushVerbs
 from rootlet.runtime.engine.system import SystemVerbs
+from rootlet.runtime.engine.volumes import VolumeVerbs
+from rootlet.runtime.engine.networks import NetworkVerbs  # user networks, pods, healthchecks
+from rootlet.runtime.engine.pods import PodVerbs
+from rootlet.runtime.engine.health import HealthVerbs
 
 __all__ = ["Engine", "default_root"]
 
@@ -39,7 +45,8 @@ def default_root(env: Mapping[str, str] | None = None) -> str:
     return default_store_root(dict(os.environ if env is None else env))
 
 
-class Engine(ImageVerbs, CommitVerbs, PushVerbs, ArchiveVerbs, ContainerVerbs, SystemVerbs):
+class Engine(ImageVerbs, CommitVerbs, PushVerbs, ArchiveVerbs, BuildVerbs, ContainerVerbs, SystemVerbs,
+             VolumeVerbs, ApiVerbs, NetworkVerbs, PodVerbs, HealthVerbs):
     """rootlet's containers and images under one store root.
 
     ``env`` is the caller's environment: ``-e NAME`` and ``--env-file`` pass values through from

@@ -21,6 +21,7 @@ from rootlet.runtime.engine.reports import (ContainerResult, ContainerSummary, C
 TYPE_CHECKING = False  # typing costs milliseconds to import; only type checkers need it
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from typing import BinaryIO
 
     from rootlet.registry.store import ImageRecord, ImageStore
     from rootlet.runtime.container.store import ContainerStore
@@ -46,6 +47,7 @@ class ContainerVerbs:
     def create(self, opts: RunOptions, progress: PullProgress | None = None) -> CreateReport:
         """Create a container (pulling its image as ``opts.pull`` says); nothing runs yet."""
         from rootlet.runtime.container.create import create_container, prepare, write_cidfile
+        from rootlet.runtime.system.events import container_event
 
         prepared = prepare(opts, self.env)
         image = self._find_or_pull(opts, progress)
@@ -54,6 +56,7 @@ class ContainerVerbs:
 
             remove_container(self.images_store, self.containers.resolve(opts.name), force=True)
         cfg, warnings = create_container(self.images_store, opts, prepared, image, opts.overlay or self.overlay)
+        container_event(self.images_store.root, cfg, "create")
         if opts.cidfile:
             try:
                 write_cidfile(opts.cidfile, cfg.id)
@@ -75,7 +78,7 @@ class ContainerVerbs:
             if opts.detach:
                 from rootlet.runtime.lifecycle.monitor import start_detached
 
-                start_detached(self.images_store, cid)
+                start_detached(self.images_store, cid, keep_fds=tuple(range(3, 3 + opts.preserve_fds)))
                 return created
             from rootlet.runtime.lifecycle.foreground import run_foreground
 
@@ -141,8 +144,6 @@ class ContainerVerbs:
             code = run_foreground(self.images_store, cid, interactive=opts.interactive, sig_proxy=opts.sig_proxy,
                                   notify=notify)
             return [ContainerResult(opts.names[0], cid, exit_code=code)]
-        from rootlet.runtime.lifecycle.monitor import start_detached
-
         names = opts.names
         if opts.all:
             if names:
@@ -150,7 +151,20 @@ class ContainerVerbs:
             names = tuple(s.id for s in self.ps(PsOptions(all=True, filters=opts.filters)) if s.status != "running")
         elif opts.filters:
             raise UsageError("start --filter needs --all", "rootlet start --all --filter status=exited")
-        return self._each(names, lambda cid: start_detached(self.images_store, cid), empty_ok=opts.all)
+        return self._each(names, self._start_one, empty_ok=opts.all)
+
+    def _start_one(self, cid: str) -> None:
+        """Start one container in the background; one created with ``--rm`` that cannot start is
+        removed, as ``run --rm`` removes it (docker's rule: nothing is left of an auto-remove container)."""
+        from rootlet.registry.errors import ContainerStartError
+        from rootlet.runtime.lifecycle.monitor import start_detached
+
+        try:
+            start_detached(self.images_store, cid)
+        except ContainerStartError:
+            if self.containers.config(cid).auto_remove:
+                self._remove_quietly(cid)
+            raise
 
     def stop(self, opts: StopOptions) -> list[ContainerResult]:
         """Stop containers: their stop signal, then SIGKILL after the timeout."""
@@ -220,8 +234,12 @@ class ContainerVerbs:
         return True
 
     def rename(self, opts: RenameOptions) -> None:
+        from rootlet.runtime.system.events import container_event
+
         containers = self.containers
-        containers.rename(containers.resolve(opts.container), opts.new_name)
+        cid = containers.resolve(opts.container)
+        containers.rename(cid, opts.new_name)
+        container_event(self.images_store.root, containers.config(cid), "rename")
 
     def container_prune(self) -> list[str]:
         """Remove every container that is not running; their ids."""
@@ -250,12 +268,21 @@ class ContainerVerbs:
             started_at=state.started_at, finished_at=state.finished_at, exit_code=state.exit_code,
             pid=state.pid if state.status == "running" else 0, ports=ports_of(cfg, state), labels=dict(cfg.labels),
             auto_remove=cfg.auto_remove, restart_count=state.restart_count,
-            mounts=[m.destination for m in cfg.mounts]) for cfg, state in rows]
+            mounts=[m.destination for m in cfg.mounts], health=self._health_word(cfg), pod=cfg.pod,
+            networks=[r.network for r in cfg.networks]) for cfg, state in rows]
         if opts.size:
             summaries = self._with_sizes(summaries)
         key = {"command": lambda s: " ".join(s.command), "id": lambda s: s.id, "image": lambda s: s.image,
                "names": lambda s: s.name, "status": lambda s: s.status, "size": lambda s: s.rw_size or 0}.get(opts.sort)
         return summaries if key is None else sorted(summaries, key=key)  # created/runningfor: newest first
+
+    def _health_word(self, cfg: object) -> str:
+        if getattr(cfg, "healthcheck", None) is None:
+            return ""
+        from rootlet.runtime.container.health import read_health
+
+        health = read_health(self.images_store, cfg.id)  # type: ignore[attr-defined]
+        return health.status if health is not None else ""
 
     def _with_sizes(self, rows: list[ContainerSummary]) -> list[ContainerSummary]:
         """``rows`` with their sizes: the upper directory's bytes (counted as root of a user namespace,
@@ -299,12 +326,14 @@ class ContainerVerbs:
 
         return exec_in_container(self.images_store, opts, self.env)
 
-    def cp(self, opts: CopyOptions) -> None:
-        """Copy files between a container (running or not) and the host."""
-        from rootlet.runtime.container.cp import CopyRequest, copy, parse_cp_args
+    def cp(self, opts: CopyOptions, stream: BinaryIO | None = None) -> list[str]:
+        """Copy files between a container (running or not) and the host, or a tar stream between
+        it and ``stream`` (the front end's stdin or stdout, for ``-``); returns warnings to show."""
+        from rootlet.runtime.container.cp import copy, request_for
 
-        container, cpath, hpath, into = parse_cp_args(opts.source, opts.destination)
-        copy(self.images_store, CopyRequest(container, cpath, hpath, into, opts.follow_link))
+        if stream is not None:
+            stream.flush()
+        return copy(self.images_store, request_for(opts, stream.fileno() if stream is not None else -1))
 
     def top(self, opts: TopOptions) -> TopReport:
         """The processes of a running container, in the columns asked for."""

@@ -24,7 +24,9 @@ class ImageVerbs:
         (from download threads too); None reports nothing."""
         from rootlet.runtime.image.pull import pull_image
 
-        return pull_image(self.images_store, opts, progress)
+        report = pull_image(self.images_store, opts, progress)
+        self._image_event("pull", report.image_id, report.reference)
+        return report
 
     def pull_record(self, opts: PullOptions, progress: PullProgress | None = None) -> ImageRecord:
         """``pull``, returning the image's record."""
@@ -37,7 +39,7 @@ class ImageVerbs:
 
         if not self.images_store.exists():
             return []
-        return list_images(self.images_store, opts.name)
+        return list_images(self.images_store, opts.name, all_images=opts.all)
 
     def image_exists(self, name: str) -> bool:
         """Whether ``name`` (a name, id or id prefix) is a local image (``image exists``)."""
@@ -84,19 +86,25 @@ class ImageVerbs:
                 found, _ = resolve_targets(self.images_store, list(opts.names))
                 wanted = {image_id for image_id, _ in found}
             self._remove_users_of(wanted)
-        return remove_images(self.images_store, list(opts.names), self._in_use, all_images=opts.all)
+        return self._removed(remove_images(self.images_store, list(opts.names), self._in_use, all_images=opts.all))
 
     def tag(self, opts: TagOptions) -> None:
         """Add names to a local image (moving each off any other image)."""
         from rootlet.runtime.image.catalog import tag_image
 
-        tag_image(self.images_store, opts.source, list(opts.targets))
+        rec = tag_image(self.images_store, opts.source, list(opts.targets))
+        for target in opts.targets:
+            self._image_event("tag", rec.id, target)
 
     def untag(self, opts: UntagOptions) -> None:
         """Remove names from a local image (all of them when none are given)."""
         from rootlet.runtime.image.catalog import untag_image
 
-        untag_image(self.images_store, opts.source, list(opts.names))
+        before = self.images_store.resolve(opts.source).repo_tags
+        rec = untag_image(self.images_store, opts.source, list(opts.names))
+        for name in before:
+            if name not in rec.repo_tags:
+                self._image_event("untag", rec.id, name)
 
     def image_prune(self, opts: ImagePruneOptions = ImagePruneOptions()) -> RemoveReport:
         """Remove dangling images (or with ``all`` every image) no container uses, and every layer
@@ -105,7 +113,20 @@ class ImageVerbs:
 
         if not self.images_store.exists():
             return RemoveReport()
-        return prune_images(self.images_store, self._in_use, all_images=opts.all)
+        return self._removed(prune_images(self.images_store, self._in_use, all_images=opts.all))
+
+    def _image_event(self, status: str, image_id: str, name: str = "") -> None:
+        from rootlet.runtime.system.events import record_event
+
+        record_event(self.images_store.root, "image", status, id=image_id, name=name)
+
+    def _removed(self, report: RemoveReport) -> RemoveReport:
+        """Record the events of an ``rmi`` or a prune (podman's: untag per name, remove per image)."""
+        for name in report.untagged:
+            self._image_event("untag", "", name)
+        for image_id in report.deleted:
+            self._image_event("remove", image_id)
+        return report
 
     # --- the cross-cutting rule: nothing deletes what a container refers to --------------------------
 

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 from rootlet.registry.record import Record
 from rootlet.runtime.container.options import PULL_POLICIES, CopyOptions, ExecOptions, RunOptions
+from rootlet.runtime.build.options import BuildOptions
 from rootlet.runtime.image.options import PullOptions
 from rootlet.runtime.image.push import PushOptions  # --- push: defined beside its one consumer
 
 __all__ = [
+    "BuildOptions",
     "PULL_POLICIES", "CopyOptions", "ExecOptions", "RunOptions", "PullOptions", "ImagesOptions", "RmiOptions",
     "TagOptions", "UntagOptions", "ImagePruneOptions", "StartOptions", "StopOptions", "KillOptions",
     "WAIT_CONDITIONS", "WaitOptions", "RmOptions", "RestartOptions", "RenameOptions", "PS_SORT_KEYS", "PsOptions", "LogsOptions", "TopOptions",
@@ -30,9 +32,11 @@ __all__ = [
 # --- images ------------------------------------------------------------------------------------
 
 class ImagesOptions(Record):
-    """``images``: every image, or those named ``name`` (``REPOSITORY[:TAG]``)."""
+    """``images``: every image, or those named ``name`` (``REPOSITORY[:TAG]``); ``all`` also lists a
+    build's intermediate images."""
 
     name: str | None = None
+    all: bool = False
 
 
 class RmiOptions(Record):
@@ -195,6 +199,71 @@ class LogoutOptions(Record):
     authfile: str | None = None
 
 
+# --- volumes, system df/prune/reset, events, stats, pause ----------------------------------------
+
+class VolumeCreateOptions(Record):
+    """``volume create``: ``name`` None makes a random 64-hex name (podman's); ``options`` are
+    ``-o type=tmpfs|none|bind``, ``device=``, ``o=``; ``labels`` ``K=V``; ``ignore``: an existing
+    name is no error."""
+
+    name: str | None = None
+    driver: str = "local"
+    labels: tuple[str, ...] = ()
+    options: tuple[str, ...] = ()
+    ignore: bool = False
+
+
+class VolumeLsOptions(Record):
+    """``volume ls --filter name=|label=|driver=|dangling=|anonymous=|until=``."""
+
+    filters: tuple[str, ...] = ()
+
+
+class VolumeRmOptions(Record):
+    """``volume rm``: ``force`` removes the containers using a volume first (podman's); ``all``
+    every volume."""
+
+    names: tuple[str, ...] = ()
+    force: bool = False
+    all: bool = False
+
+
+class VolumePruneOptions(Record):
+    """``volume prune``: every volume no container uses, narrowed by ``label=``/``until=`` filters."""
+
+    filters: tuple[str, ...] = ()
+
+
+class SystemPruneOptions(Record):
+    """``system prune``: stopped containers, dangling images (``all``: every unused image), and
+    with ``volumes`` every unused volume."""
+
+    all: bool = False
+    volumes: bool = False
+
+
+class EventsOptions(Record):
+    """``events``: ``since``/``until`` (RFC 3339, Unix time or a duration back from now), filters
+    ``type=|event=|container=|image=|volume=|label=``; ``stream``: keep printing new events until
+    ``until`` (or forever)."""
+
+    since: str | None = None
+    until: str | None = None
+    filters: tuple[str, ...] = ()
+    stream: bool = True
+
+
+class StatsOptions(Record):
+    """``stats``: the named containers, or every running one (``all``: every one)."""
+
+    names: tuple[str, ...] = ()
+    all: bool = False
+
+
+__all__ += ["VolumeCreateOptions", "VolumeLsOptions", "VolumeRmOptions", "VolumePruneOptions", "SystemPruneOptions",
+            "EventsOptions", "StatsOptions"]
+
+
 # --- commit, diff, history -----------------------------------------------------------------------
 
 class CommitOptions(Record):
@@ -202,7 +271,8 @@ class CommitOptions(Record):
 
     ``changes`` are ``--change`` instructions (``runtime/image/changes.py``); ``format`` ``oci`` or
     ``docker`` (podman's ``-f``); ``pause`` None unless given: rootlet cannot pause a container
-    (no cgroup freezer), so only ``False`` is accepted; ``timestamp`` (seconds) sets the layer's
+    (no cgroup freezer), so only ``False`` is accepted; ``squash`` makes the image one layer of all
+    its files; ``timestamp`` (seconds) sets the layer's
     mtimes and the image's created time (``SOURCE_DATE_EPOCH`` does the same)."""
 
     container: str
@@ -266,3 +336,95 @@ class ImportOptions(Record):
     reference: str | None = None
     changes: tuple[str, ...] = ()
     message: str | None = None
+
+
+# --- the REST API's streams and waits (runtime/engine/api_support.py) ------------------------------
+
+class AttachOptions(Record):
+    """``attach`` (the REST API's): which of the container's streams the client takes; ``logs``:
+    what its log holds first; ``stream``: its output from now until its run ends (and its input)."""
+
+    container: str
+    stdin: bool = False
+    stdout: bool = True
+    stderr: bool = True
+    logs: bool = False
+    stream: bool = True
+
+
+#: docker's ``wait`` conditions: not running (at once for a created one), the next exit (of a
+#: created one: once it has run), removed.
+API_WAIT_CONDITIONS = ("not-running", "next-exit", "removed")
+
+
+class ExecCreateOptions(Record):
+    """``exec`` create (the REST API's): the command as ``ExecOptions`` says, which of its streams a
+    later start relays (``stdin`` is ``exec.interactive``), and the client's detach keys (kept for
+    the front end that starts it)."""
+
+    exec: ExecOptions
+    stdout: bool = True
+    stderr: bool = True
+    detach_keys: str = ""
+
+
+__all__ += ["AttachOptions", "API_WAIT_CONDITIONS", "ExecCreateOptions"]
+
+
+# --- user networks, pods, healthchecks (runtime/engine/networks.py, pods.py, health.py) -------------
+
+class NetworkCreateOptions(Record):
+    """``network create``: ``subnet``/``gateway`` (default: the first free 10.89.N.0/24 and its .1),
+    ``internal`` (no way out), ``labels`` ``K=V``; ``driver`` bridge."""
+
+    name: str
+    subnet: str | None = None
+    gateway: str | None = None
+    internal: bool = False
+    labels: tuple[str, ...] = ()
+    driver: str = "bridge"
+
+
+class NetworkRmOptions(Record):
+    """``network rm``: ``force`` removes the containers and pods on a network first."""
+
+    names: tuple[str, ...]
+    force: bool = False
+
+
+class NetworkConnectOptions(Record):
+    """``network connect``/``disconnect``: ``container`` on ``network`` (``aliases`` and ``ip`` for
+    connect; ``force`` for disconnect)."""
+
+    network: str
+    container: str
+    aliases: tuple[str, ...] = ()
+    ip: str | None = None
+    force: bool = False
+
+
+class PodCreateOptions(Record):
+    """``pod create``: ``publish`` ``-p`` values, ``network`` a mode or user networks (NAME[,NAME]),
+    ``share`` the namespaces its containers join (net, ipc, uts), ``labels`` ``K=V``."""
+
+    name: str | None = None
+    publish: tuple[str, ...] = ()
+    network: str | None = None
+    share: str | None = None
+    hostname: str | None = None
+    labels: tuple[str, ...] = ()
+
+
+class PodActionOptions(Record):
+    """``pod start|stop|restart|kill|rm``: the pods (``all``: every one); ``force`` for rm,
+    ``signal`` for kill, ``timeout`` for stop."""
+
+    names: tuple[str, ...] = ()
+    all: bool = False
+    force: bool = False
+    signal: str = "KILL"
+    timeout: int | None = None
+
+
+__all__ += ["NetworkCreateOptions", "NetworkRmOptions", "NetworkConnectOptions", "PodCreateOptions",
+            "PodActionOptions"]

@@ -60,6 +60,9 @@ class ContainerSummary(Record):
     mounts: list[str] = []
     rw_size: int | None = None      # with ps --size: the container's own files
     root_size: int | None = None    # with ps --size: those and its image's
+    health: str = ""                # with a healthcheck: starting, healthy or unhealthy
+    pod: str = ""                   # the id of its pod
+    networks: list[str] = []        # its user networks
 
 
 class InspectReport(Record):
@@ -104,3 +107,53 @@ class VersionReport(Record):
     python_version: str
     os: str
     arch: str
+
+
+# --- volumes and system prune ------------------------------------------------------------------
+
+class VolumeResult(Record):
+    """The outcome of ``volume rm`` for one name: ``error`` set when it failed."""
+
+    name: str
+    error: RootletError | None = None
+
+
+class VolumePruneReport(Record):
+    """``volume prune``: the names removed and the bytes they held."""
+
+    names: list[str] = []
+    reclaimed: int = 0
+
+
+class SystemPruneReport(Record):
+    """``system prune``: what went (container ids, volume names, image ids and the names they
+    lost) and the bytes that freed."""
+
+    containers: list[str] = []
+    volumes: list[str] = []
+    images: list[str] = []
+    untagged: list[str] = []
+    reclaimed: int = 0
+
+
+# --- user networks and pods -------------------------------------------------------------------------
+
+class NamedResult(Record):
+    """The outcome of a verb for one network or pod name: its id, or the error."""
+
+    name: str
+    id: str = ""
+    error: RootletError | None = None
+
+
+class PodSummary(Record):
+    """One pod as ``pod ps`` lists it; ``containers`` are (id, name, status) of its containers."""
+
+    id: str
+    name: str
+    status: str
+    created: float
+    infra_id: str
+    containers: list[tuple[str, str, str]] = []
+    networks: list[str] = []
+    labels: dict[str, str] = {}

@@ -19,6 +19,7 @@ from rootlet.runtime.container.record import ContainerConfig
 from rootlet.runtime.container.store import ContainerStore
 from rootlet.runtime.linux.proc import boot_id, start_time
 from rootlet.runtime.oci.spawn import ContainerProcess, spawn
+from rootlet.runtime.system.events import container_event
 
 TYPE_CHECKING = False  # typing costs milliseconds to import; it is only needed by type checkers
 if TYPE_CHECKING:
@@ -48,9 +49,25 @@ def launch(store: ImageStore, containers: ContainerStore, cfg: ContainerConfig, 
     mode = cfg.network
     gated = mode in ("slirp4netns", "pasta")
     spec = runtime_spec(store, cfg).replace(stdio=stdio, winsize=winsize, gate=gated, keep_fds=keep_fds)
-    proc = spawn(spec)
+    joined = None
+    if cfg.network in ("bridge", "pod") or cfg.network.startswith("container:"):
+        from rootlet.runtime.lifecycle.joins import prepare_join  # user networks, pods, container:
+
+        joined = prepare_join(store, containers, cfg)
+        spec = spec.replace(**joined.spec_changes())
+    try:
+        proc = spawn(spec)
+    except BaseException:
+        if joined is not None:
+            joined.abort()
+        raise
+    finally:
+        if joined is not None:
+            joined.close()
     network = None
     try:
+        if joined is not None:
+            network = joined.started(proc.pid)
         if gated:
             from rootlet.runtime.net.usermode import attach_network
 
@@ -71,6 +88,11 @@ def launch(store: ImageStore, containers: ContainerStore, cfg: ContainerConfig, 
         if restart_count is not None:
             changes["restart_count"] = restart_count
         containers.update_state(cfg.id, **changes)
+        container_event(store.root, cfg, "start")
+        if cfg.healthcheck is not None:
+            from rootlet.runtime.lifecycle.health import start_checks
+
+            network = start_checks(store, cfg, network)
     except BaseException:
         if proc.returncode is None:
             proc.signal(signal.SIGKILL)
@@ -78,6 +100,8 @@ def launch(store: ImageStore, containers: ContainerStore, cfg: ContainerConfig, 
                 proc.wait()
         if network is not None:
             network.stop()
+        elif joined is not None:
+            joined.abort()
         raise
     return Launched(proc, network)
 
@@ -87,3 +111,4 @@ def record_exit(containers: ContainerStore, cid: str, code: int, error: str | No
     with contextlib.suppress(RootletError, OSError):
         containers.update_state(cid, status="exited", exit_code=code, finished_at=time.time(), pid=0,
                                 pid_start=0, ports=[], error=error)
+        container_event(containers.store.root, containers.config(cid), "died", exit_code=code)

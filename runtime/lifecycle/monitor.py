@@ -6,7 +6,8 @@ outlives the command that started it and holds no terminal or pipe of the caller
 
 * owns the container: the keeper is its child, so mounts and fuse-overlayfs live exactly as long
   as the container, and it records the container's pid and its own in state.json;
-* copies the container's stdout and stderr into the container's log (logfile.py);
+* copies the container's stdout and stderr into the container's log (logfile.py), and to the
+  clients attached on its attach socket, whose input goes to the container's stdin (attach.py);
 * attaches the network helper and keeps it for the container's life;
 * records the exit code atomically, restarts the container as ``--restart`` says (not after
   ``stop``), and removes it at the end with ``--rm``.
@@ -30,7 +31,8 @@ from rootlet.runtime.container.store import ContainerStore
 from rootlet.runtime.lifecycle.launch import launch, record_exit
 from rootlet.runtime.linux.child import (MAX_RECORD, as_error, close_fds_except, decode_error, error_pipe,
                                          fork_child, read_all, redirect_to_null, report_error, report_ok)
-from rootlet.runtime.oci.stdio import make_pipes, relay
+from rootlet.runtime.oci.stdio import make_pipes
+from rootlet.runtime.system.events import container_event
 
 TYPE_CHECKING = False  # typing costs milliseconds to import; it is only needed by type checkers
 if TYPE_CHECKING:
@@ -53,10 +55,12 @@ def should_restart(policy: RestartPolicy, code: int, restarts: int, stop_request
     return False
 
 
-def start_detached(store: ImageStore, cid: str) -> None:
+def start_detached(store: ImageStore, cid: str, keep_fds: tuple[int, ...] = ()) -> None:
     """Start created or exited container ``cid`` under a new monitor; returns once it runs.
 
     A container that already runs is left as it is (docker's and podman's ``start``).
+    ``keep_fds`` (``run -d --preserve-fds``) are our descriptors its first start gets at the same
+    numbers; the monitor closes its copies once the container has them (a restart has none).
     """
     containers = ContainerStore(store)
     cfg = containers.config(cid)
@@ -70,7 +74,7 @@ def start_detached(store: ImageStore, cid: str) -> None:
         def body() -> int:
             os.close(report_r)
             os.setsid()
-            return _monitor(store.root, cid, report_w)
+            return _monitor(store.root, cid, report_w, keep_fds)
 
         pid = fork_child(body, long_lived=True, default_code=1)
         os.close(report_w)
@@ -90,12 +94,12 @@ def start_detached(store: ImageStore, cid: str) -> None:
         raise as_error(error, ContainerStartError)  # type: ignore[misc]
 
 
-def _monitor(root: str, cid: str, report_w: int) -> int:
+def _monitor(root: str, cid: str, report_w: int, keep_fds: tuple[int, ...] = ()) -> int:
     """The monitor's life: start, log, record, restart, clean up."""
     from rootlet.runtime.lifecycle.logfile import LogWriter
 
     redirect_to_null(0, 1, 2)
-    close_fds_except({0, 1, 2, report_w})
+    close_fds_except({0, 1, 2, report_w, *keep_fds})
     os.chdir("/")  # do not keep the caller's directory (or its filesystem) busy for the container's life
     for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGPIPE, signal.SIGTTOU, signal.SIGTTIN):
         signal.signal(sig, signal.SIG_IGN)
@@ -114,6 +118,13 @@ def _monitor(root: str, cid: str, report_w: int) -> int:
             current["launched"].proc.signal(cfg.stop_signal)
 
     signal.signal(signal.SIGTERM, on_term)
+    from rootlet.runtime.lifecycle.attach import AttachHub
+
+    try:  # clients attach here (the REST API's attach); it listens before the first start
+        hub = AttachHub(containers.dir(cid))
+    except OSError as exc:
+        report_error(report_w, exc)
+        return 1
     restarts = 0
     first = True
     backoff = 0.1
@@ -121,10 +132,11 @@ def _monitor(root: str, cid: str, report_w: int) -> int:
         # -d -i: the container's stdin is a pipe we keep open and never write to (a shell then
         # waits on it instead of exiting at EOF). With -t the pty carries everything.
         pipes = None if cfg.tty else make_pipes(stdin=cfg.interactive)
+        hub.collect_pending()  # clients waiting for this start get its output from the first byte
         try:
             launched = launch(store, containers, cfg, detached=True,
                               stdio=pipes.child if pipes is not None else (None, None, None),
-                              restart_count=restarts)
+                              restart_count=restarts, keep_fds=keep_fds)
         except BaseException as exc:  # noqa: BLE001 - reported to the caller or recorded
             if pipes is not None:
                 pipes.close()
@@ -135,19 +147,26 @@ def _monitor(root: str, cid: str, report_w: int) -> int:
             break
         if pipes is not None:
             pipes.close_child()
+        for fd in keep_fds:  # the container has its own: ours would keep a pipe's reader waiting
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        keep_fds = ()
         current["launched"] = launched
         if first:
             report_ok(report_w)
             first = False
         began = time.monotonic()
-        outputs = [(pipes.stdout, "stdout", None), (pipes.stderr, "stderr", None)] if pipes is not None else []
-        if launched.proc.pty_master is not None:
-            outputs.append((launched.proc.pty_master, "stdout", None))
-        relay(outputs, launched.proc.status_fd, sink=log)
+        outputs = [(pipes.stdout, "stdout"), (pipes.stderr, "stderr")] if pipes is not None else []
+        master = launched.proc.pty_master
+        if master is not None:
+            outputs.append((master, "stdout"))
+        # The hub owns (and closes) the outputs and the stdin pipe: attached clients write into it;
+        # without any, -d -i keeps it open and unwritten (a shell waits on it instead of ending).
+        hub.run(outputs, launched.proc.status_fd, log, master=master,
+                stdin=pipes.stdin if pipes is not None else master if cfg.interactive else None)
+        hub.finish_run()
         code = launched.proc.wait()
         del current["launched"]
-        if pipes is not None and pipes.stdin is not None:
-            os.close(pipes.stdin)
         # Kill the network helper now but reap it after recording the exit: the kernel takes
         # 20-50 ms to tear down its tap device, and `stop`/`rm` wait for the record, not for that.
         helper = launched.network.process if launched.network is not None else None
@@ -158,7 +177,9 @@ def _monitor(root: str, cid: str, report_w: int) -> int:
                 again = should_restart(policy, code, restarts, state.stop_requested)
                 containers.update_state(cid, status="restarting" if again else "exited", exit_code=code,
                                         finished_at=time.time(), pid=0, pid_start=0, ports=[])
+            container_event(root, containers.config(cid), "died", exit_code=code)  # its name now (a rename)
         except (ContainerNotFound, OSError):
+            hub.close()
             return 0  # removed under us (`rm -f`): nothing left to record
         finally:
             if helper is not None:
@@ -171,6 +192,7 @@ def _monitor(root: str, cid: str, report_w: int) -> int:
             with contextlib.suppress(RootletError, OSError):
                 containers.update_state(cid, status="exited")
             break
+    hub.close()
     if log is not None:
         log.close()
     if cfg.auto_remove:

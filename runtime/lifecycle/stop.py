@@ -20,6 +20,7 @@ from rootlet.runtime.container.record import ContainerConfig, ContainerState
 from rootlet.runtime.container.store import ContainerStore
 from rootlet.runtime.linux.child import wait_pid_exit
 from rootlet.runtime.linux.proc import kill_checked, same_process
+from rootlet.runtime.system.events import container_event
 
 #: How long stop/rm wait for the owner to record the exit after the container's PID 1 is gone.
 RECORD_TIMEOUT = 15.0
@@ -118,7 +119,9 @@ def stop_container(store: ImageStore, cid: str, timeout: float | None = None, si
                          f"{timeout:g} seconds, resorting to SIGKILL")
         kill_checked(state.pid, state.pid_start, signal.SIGKILL)
         _wait_pid_gone(state.pid, state.pid_start, 5.0)
-    return wait_recorded(containers, cid)
+    state = wait_recorded(containers, cid)
+    container_event(store.root, cfg, "stop")
+    return state
 
 
 def _signal_name(num: int) -> str:
@@ -137,6 +140,8 @@ def kill_container(store: ImageStore, cid: str, sig: int) -> None:
         raise ContainerStateError(f"can only kill running containers: {cfg.name} is in state {state.status}: "
                                   "container state improper",
                                   "start it first with `rootlet start`")
+    with contextlib.suppress(RootletError, OSError):
+        container_event(store.root, containers.config(cid), "kill")
 
 
 #: What each ``wait --condition`` accepts as a container's status.
@@ -216,8 +221,15 @@ def _remove_stopped(store: ImageStore, containers: ContainerStore, cid: str, cfg
             _keep_exit_code(store, cid, state.exit_code)
         doomed = containers.forget(cid)
     paths = [doomed] if doomed else []
-    if volumes:
-        paths += [os.path.join(store.root, "volumes", n) for n in cfg.anonymous_volumes]
+    if doomed:
+        container_event(store.root, cfg, "remove")
+    if volumes and cfg.anonymous_volumes:
+        from rootlet.runtime.container.volumes import VolumeStore
+
+        vols = VolumeStore(store)
+        for name in cfg.anonymous_volumes:
+            with contextlib.suppress(RootletError, OSError):  # gone already, or another user (none can have it)
+                paths.append(vols.take(name))
     delete_trees(paths)
     return cfg.name
 

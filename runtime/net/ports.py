@@ -3,7 +3,8 @@
 A rootless container's ports are published by its user-mode helper (``rootlet.runtime.net
 .usermode``): slirp4netns through its API socket, pasta by listening itself. Both would fail late
 and vaguely on a port in use, so ``reserve_ports`` binds each one first, says which port is taken
-or privileged, and picks free ports for ``-p CONTAINER_PORT``.
+(in podman 4.3's words, ``listen tcp 0.0.0.0:8080: bind: address already in use``, exit 126 as
+its ``run``) or privileged, and picks free ports for ``-p CONTAINER_PORT``.
 """
 
 from __future__ import annotations
@@ -147,10 +148,13 @@ def reserve_ports(ports: Sequence[PortMapping]) -> tuple[PortMapping, ...]:
                 except OSError as e:
                     shown = f"[{ip}]" if family == socket.AF_INET6 else ip
                     if e.errno == errno.EADDRINUSE:
+                        # podman's words (Go's net error) and its exit status for ``run`` (126: the
+                        # container could not be started), so scripts that grep for them match.
                         raise NetworkError(
-                            f"port {port.host_port} is already in use on {ip} ({port.protocol})",
-                            f"publish on another host port (-p OTHER:{port.container_port}) or stop what "
-                            f"listens there (ss -lnp 'sport = :{port.host_port}')") from None
+                            f"listen {port.protocol} {shown}:{port.host_port}: bind: address already in use",
+                            f"port {port.host_port} is taken: publish on another host port "
+                            f"(-p OTHER:{port.container_port}) or stop what listens there "
+                            f"(ss -lnp 'sport = :{port.host_port}')", exit_code=126) from None
                     if e.errno == errno.EACCES:
                         raise NetworkError(
                             f"cannot publish port {port.host_port}: ports below "

@@ -99,14 +99,22 @@ SLIRP_OPTIONS = {"allow_host_loopback": "true or false", "cidr": "an IPv4 networ
 
 def parse_network(value: str) -> tuple[str, dict[str, str]]:
     """``--network MODE[:OPTIONS]`` → (mode, options): podman's ``slirp4netns:allow_host_loopback=
-    true,cidr=10.0.3.0/24,mtu=1500,enable_ipv6=true,port_handler=slirp4netns``. Every option is
-    checked here (NetworkUsageError naming it); what rootlet does not do is refused, not ignored."""
+    true,cidr=10.0.3.0/24,mtu=1500,enable_ipv6=true,port_handler=slirp4netns`` and ``pasta:-a,10.0.2.0,
+    --mtu,1500`` (``rootlet.runtime.net.pastaopts``). Every option is checked here
+    (NetworkUsageError naming it); what rootlet does not do is refused, not ignored."""
     mode, _, rest = value.partition(":")
     if not rest:
         return mode, {}
+    if mode == "container":  # another container's namespace: rootlet.runtime.container.netmode
+        return mode, {"container": rest}
+    if mode == "pasta":
+        from rootlet.runtime.net.pastaopts import parse_pasta_options
+
+        return mode, parse_pasta_options(rest)
     if mode != "slirp4netns":
         raise NetworkUsageError(f"--network {mode} takes no options in rootlet ({value!r})",
-                                "options are supported for slirp4netns: " + ", ".join(SLIRP_OPTIONS))
+                                "options are supported for slirp4netns (" + ", ".join(SLIRP_OPTIONS)
+                                + ") and pasta (pasta(1)'s, comma-separated: pasta:--mtu,1500)")
     options: dict[str, str] = {}
     for item in rest.split(","):
         key, eq, val = item.partition("=")
@@ -456,15 +464,22 @@ def _netns_ipv4(pid: int) -> tuple[str | None, str | None]:
     return ip, gateway
 
 
-def _attach_pasta(pid: int, ports: tuple[PortMapping, ...], allow_host_loopback: bool) -> NetworkHandle:
-    """Start pasta in the foreground on ``pid``'s namespaces; return once it has configured them."""
+def _attach_pasta(pid: int, ports: tuple[PortMapping, ...], allow_host_loopback: bool,
+                  extra: Sequence[str] = ()) -> NetworkHandle:
+    """Start pasta in the foreground on ``pid``'s namespaces; return once it has configured them.
+    ``extra`` are the user's options (``--network pasta:…``); their -T/-U replace the "none"."""
     helper = _helper_path("pasta") or "pasta"
     host_dns = host_resolv()[0]
     dns = tuple(s for s in host_dns if not is_loopback(s)) or (PASTA_DNS_FORWARD,)
     ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+    port_args = _pasta_port_args(ports)
+    for flags in (("-T", "--tcp-ns"), ("-U", "--udp-ns")):
+        if any(a in flags for a in extra):
+            at = port_args.index(flags[0], len(port_args) - 4)
+            del port_args[at:at + 2]
     argv = [helper, "--config-net", "--foreground", "--quiet", "--pid", f"/dev/fd/{ready_w}",
-            *_pasta_port_args(ports), "--dns-forward", PASTA_DNS_FORWARD]
-    if not allow_host_loopback:
+            *port_args, "--dns-forward", PASTA_DNS_FORWARD, *extra]
+    if not allow_host_loopback and "--no-map-gw" not in extra:
         argv.append("--no-map-gw")
     if os.geteuid() == 0:
         argv += ["--runas", "0"]  # as root pasta drops to nobody, who may not join the container's namespaces
@@ -501,7 +516,7 @@ def attach_network(mode: str, pid: int, ports: Sequence[PortMapping] = (), *,
     to be free first (NetworkError naming the port otherwise); host_port 0 is replaced by a
     free port, and the handle's ``ports`` carry the real ones. ``allow_host_loopback`` lets
     the container reach the host's loopback through the gateway address (off, as in podman);
-    ``options`` are the other ``--network slirp4netns:…`` options (``parse_network``).
+    ``options`` are the other ``--network slirp4netns:…`` or ``pasta:…`` options (``parse_network``).
 
     For "none" and "host" nothing runs: the handle's ``stop()`` does nothing and published
     ports are discarded with a warning, as podman does. Call from the thread that will outlive
@@ -518,6 +533,40 @@ def attach_network(mode: str, pid: int, ports: Sequence[PortMapping] = (), *,
     reserved = reserve_ports(ports)
     if mode == "slirp4netns":
         return _attach_slirp4netns(pid, reserved, allow_host_loopback, options or {})
-    return _attach_pasta(pid, reserved, allow_host_loopback)
+    from rootlet.runtime.net.pastaopts import pasta_args
+
+    return _attach_pasta(pid, reserved, allow_host_loopback, pasta_args(dict(options or {})))
 
 
+
+
+# --- for rootlet's own network namespace (user networks: rootlet.runtime.net.netns) --------------
+
+def start_slirp4netns(pid: int, api_socket: str, exit_fd: int | None) -> int:
+    """slirp4netns for the network namespace of ``pid`` that outlives this process: configured
+    (10.0.2.100/24, gateway 10.0.2.2, DNS 10.0.2.3 on tap0), host loopback closed, its API socket
+    at ``api_socket``, and ending when ``exit_fd`` (the read end of a pipe whose write end the
+    namespace's holder keeps; None: until it is killed) reaches EOF. Returns its pid once tap0 is up."""
+    check_network_mode("slirp4netns")
+    helper = _helper_path("slirp4netns") or "slirp4netns"
+    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+    argv = [helper, "--configure", "--mtu=65520", "--disable-host-loopback", "--enable-sandbox", "--enable-seccomp",
+            f"--ready-fd={ready_w}", f"--api-socket={api_socket}", str(pid), SLIRP_IFNAME]
+    if exit_fd is not None:
+        argv.insert(-2, f"--exit-fd={exit_fd}")
+    try:
+        with _log_file("slirp4netns") as log:
+            try:
+                process = _spawn(argv, (ready_w,) if exit_fd is None else (ready_w, exit_fd), log, pdeathsig=False)
+            finally:
+                os.close(ready_w)
+            if not _wait_readable(ready_r, READY_TIMEOUT) or os.read(ready_r, 1) != b"1":
+                raise _helper_failed("slirp4netns", process, log, "it did not signal readiness")
+    finally:
+        os.close(ready_r)
+    return process.pid
+
+
+def slirp_api(api_socket: str, request: dict[str, object]) -> dict[str, object]:
+    """One request to a slirp4netns API socket (``add_hostfwd``, ``remove_hostfwd``); its answer."""
+    return _slirp_request(api_socket, request)

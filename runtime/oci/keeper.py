@@ -47,18 +47,24 @@ def keeper_main(spec: RuntimeSpec, plan: UsernsPlan, flags: int, parent: int, er
         extra.add(console_fd)
     if gate_r is not None:
         extra.add(gate_r)
+    extra.update(fd for fd, _ in spec.join_ns)
+    if spec.veths:
+        extra.add(spec.veth_netns)
     close_fds_except({0, 1, 2, err_w, info_w, go_r, *extra})
     # The user namespace first, so that P can write its maps while the other namespaces (a
     # network namespace costs over a millisecond) are created, owned by it, and lo is brought up.
     user_flag = flags & linux.CLONE_NEWUSER
     try:
+        # A joined user namespace first (it grants the capabilities the other joins need).
+        linux.join_namespaces([j for j in spec.join_ns if j[1] == linux.CLONE_NEWUSER])
         if user_flag:
             linux.unshare(user_flag)
             os.write(info_w, b"U\n")
         linux.unshare(flags & ~user_flag)
+        linux.join_namespaces([j for j in spec.join_ns if j[1] != linux.CLONE_NEWUSER])
         if not user_flag:
             os.write(info_w, b"U\n")
-        if spec.network != "host":
+        if flags & linux.CLONE_NEWNET:
             linux.loopback_up()
     except OSError as e:
         report_error(err_w, ContainerStartError(f"cannot create the container's namespaces: {e.strerror}",
@@ -96,6 +102,10 @@ def keeper_main(spec: RuntimeSpec, plan: UsernsPlan, flags: int, parent: int, er
         # left as ours the unprivileged user (= us) could rewrite the container's /etc/passwd.
         for source in spec.etc_files.values():
             os.chown(source, 0, 0)
+        if spec.veths:  # the container's side of its user networks, before its command runs
+            from rootlet.runtime.linux.netlink import plug_veths
+
+            plug_veths(spec.veths, spec.veth_netns)
         linux.mount(None, "/", None, linux.MS_REC | linux.MS_SLAVE, None)
         fuse_pid = mount_overlay(spec.lower_dirs, spec.upper_dir, spec.work_dir, spec.merged_dir,
                                  spec.overlay, plan.rootful, close_fds=(err_w, info_w, *extra),

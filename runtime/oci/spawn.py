@@ -221,6 +221,8 @@ def spawn(spec: RuntimeSpec) -> ContainerProcess:
         flags |= linux.CLONE_NEWUSER
     if spec.network != "host":
         flags |= linux.CLONE_NEWNET
+    for _fd, joined in spec.join_ns:  # entered by the keeper instead of made anew
+        flags &= ~joined
     # What the children import must be imported here: after pivot_root the filesystem is the
     # container's, where Python's library does not exist.
     if spec.tty:
@@ -266,7 +268,8 @@ def spawn(spec: RuntimeSpec) -> ContainerProcess:
                 go_w = -1
                 raise _finish_failed(keeper, lines, err_r)
             try:
-                write_id_maps(keeper, plan)
+                if flags & linux.CLONE_NEWUSER:  # a joined user namespace has its maps
+                    write_id_maps(keeper, plan)
             except RootletError as map_error:
                 os.close(go_w)
                 go_w = -1

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from rootlet.registry.record import Record
+from rootlet.runtime.linux.netlink import Veth
 from rootlet.runtime.oci.caps import PODMAN_DEFAULT_CAPS
 from rootlet.runtime.oci.idmap import UsernsPlan
 
@@ -66,7 +67,10 @@ class RuntimeSpec(Record):
     the run (``--rm``), so the kernel overlay need not sync it. ``seccomp`` is the compiled filter
     (``rootlet.runtime.oci.seccomp``) the command runs under; None runs it unconfined.
     ``timeout`` (seconds, 0: none) kills the command that long after it started; ``privileged``
-    leaves /proc and /sys unmasked.
+    leaves /proc and /sys unmasked. ``join_ns`` are namespaces to enter instead of making new ones
+    ((fd, CLONE_NEW* flag) pairs, the user namespace among them first: a user network's, a pod's,
+    ``--network container:``'s), and ``veths`` the pairs that connect the new network namespace to
+    bridges in the namespace ``veth_netns`` (an fd) refers to (``rootlet.runtime.linux.netlink``).
     """
 
     lower_dirs: tuple[str, ...]
@@ -102,3 +106,6 @@ class RuntimeSpec(Record):
     volatile: bool = False
     timeout: int = 0
     privileged: bool = False
+    join_ns: tuple[tuple[int, int], ...] = ()
+    veths: tuple[Veth, ...] = ()
+    veth_netns: int = -1

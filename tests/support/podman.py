@@ -22,12 +22,15 @@ class Podman:
 
     def __init__(self, base: Path) -> None:
         self.base = base
-        for d in ("root", "tmp"):
-            (base / d).mkdir(parents=True, exist_ok=True)
-        # podman refuses a runroot longer than 50 characters, which pytest's tmp paths always are.
+        (base / "root").mkdir(parents=True, exist_ok=True)
+        # podman refuses a runroot longer than 50 characters, which pytest's tmp paths always are;
+        # its tmpdir must be short too: rootlessport's socket there (-p) would pass the 108 bytes of
+        # a unix socket's path, and its child then hangs instead of reporting a port in use.
         self.runroot = Path(tempfile.mkdtemp(prefix="rlpm-", dir="/tmp"))
-        self.argv = ["podman", "--root", str(base / "root"), "--runroot", str(self.runroot),
-                     "--tmpdir", str(base / "tmp"), "--storage-driver", "overlay", "--runtime", "runc",
+        for d in ("run", "tmp"):
+            (self.runroot / d).mkdir()
+        self.argv = ["podman", "--root", str(base / "root"), "--runroot", str(self.runroot / "run"),
+                     "--tmpdir", str(self.runroot / "tmp"), "--storage-driver", "overlay", "--runtime", "runc",
                      "--cgroup-manager", "cgroupfs", "--events-backend", "file"]
 
     def __call__(self, *args: str, check: bool = True, input: bytes | None = None,

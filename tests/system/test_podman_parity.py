@@ -1,13 +1,19 @@
 """Scripts written for podman run unchanged: its flags, exit statuses, key phrases and states.
 
-Each expected line or status here is what podman 4.3 prints or returns for the same command on
-the same machine (checked side by side when these tests were written; podman-rm(1), podman-rmi(1)
-and podman-wait(1) document the statuses). The real ``rootlet`` command, a fresh store per test.
+The tests of the first part (``live``) run each command with rootlet and with the real podman
+side by side (``tests.support.podman``: podman 4.3 on a private store, the same image pulled into
+both from the test registry) and compare what a script sees: exit status, the key phrase or the
+whole first line of the error, template output. The rest keep expectations copied from podman 4.3
+where a live comparison is not possible (timing, rootlet's own additions) or where podman 4.3 and
+its documentation disagree (said at each). The real ``rootlet`` command, a fresh store per test.
 """
 
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import RunRootlet
+from tests.support.podman import Podman, podman  # noqa: F401 - the fixture
 from tests.system.test_lifecycle import IDLE, create, inspect, kill_everything, run_d, wait_until
 
 pytestmark = pytest.mark.system
@@ -26,6 +33,179 @@ def _nothing_outlives_the_test(store_root: Path) -> Iterator[None]:
     kill_everything(store_root)
 
 
+# --- live: the same commands through rootlet and podman ---------------------------------------------
+
+class SideBySide:
+    """Runs one command line through rootlet and through podman; ``image`` is in both stores."""
+
+    def __init__(self, rootlet: RunRootlet, podman: Podman, image: str) -> None:
+        self.rootlet, self.podman, self.image = rootlet, podman, image
+
+    def __call__(self, *args: str) -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]:
+        return self.rootlet(*args), self.podman(*args, check=False)
+
+    def same(self, *args: str, first_line: bool = False, phrase: str | None = None,
+             stdout: bool = True) -> subprocess.CompletedProcess:
+        """Run ``args`` in both; assert the same exit status (and stdout, and the first stderr line
+        or the ``phrase`` in both stderrs, as asked); rootlet's result."""
+        mine, theirs = self(*args)
+        what = f"{args}:\nrootlet {mine.returncode}: {mine.stdout}{mine.stderr}\npodman {theirs.returncode}: " \
+               f"{theirs.stdout}{theirs.stderr}"
+        assert mine.returncode == theirs.returncode, what
+        if stdout:
+            assert mine.stdout == theirs.stdout, what
+        if first_line:
+            assert mine.stderr.splitlines()[:1] == theirs.stderr.splitlines()[:1], what
+        if phrase is not None:
+            assert phrase in mine.stderr and phrase in theirs.stderr, what
+        return mine
+
+
+@pytest.fixture
+def both(rootlet: RunRootlet, podman: Podman, registry: str) -> SideBySide:  # noqa: F811 - the fixture
+    """rootlet and podman, each with library/busybox pulled from the test registry."""
+    image = f"{registry}/library/busybox:latest"
+    rootlet("pull", "-q", image, check=True)
+    podman("pull", "-q", "--tls-verify=false", image)
+    return SideBySide(rootlet, podman, image)
+
+
+def test_live_missing_containers_and_images_give_podmans_statuses_and_words(both: SideBySide) -> None:
+    """podman-rm(1)'s 1, 125 for stop/kill/start/wait, podman-rmi(1)'s 1, ``exists``' 1; rootlet's
+    hint comes on a line of its own after podman's line."""
+    for verb in ("rm", "stop", "kill", "start", "wait", "restart"):
+        both.same(verb, "nope", first_line=True)                 # no such container: 1 for rm, else 125
+    for args in (("rm", "--ignore", "nope"), ("rm", "-f", "nope"), ("stop", "--ignore", "nope"),
+                 ("container", "exists", "nope"), ("image", "exists", "nope:1"), ("image", "exists", both.image)):
+        both.same(*args)
+    both.same("rmi", "nope:1", first_line=True)                  # Error: nope:1: image not known, 1
+
+
+def test_live_run_detached_preserve_fds_hands_the_descriptor_to_the_container(both: SideBySide,
+                                                                               rootlet_env: dict[str, str]) -> None:
+    """``run -d --preserve-fds 1``: the container writes to our fd 3 (a pipe here), as with podman.
+    rootlet's monitor keeps no copy: the reader sees the end as soon as the container closes it
+    (podman's conmon holds it until the container exits)."""
+    import select
+
+    from tests.conftest import rootlet_command
+
+    def run_d_with_fd3(argv: list[str], env: dict[str, str] | None, script: str) -> int:
+        r, w = os.pipe()
+        try:  # a small exec wrapper puts the pipe at fd 3 of the command (ours may be pytest's)
+            at3 = "import os, sys; os.dup2(int(sys.argv[1]), 3); os.execvp(sys.argv[2], sys.argv[2:])"
+            proc = subprocess.run([sys.executable, "-c", at3, str(w), *argv, "run", "-d", "--network", "none",
+                                   "--preserve-fds", "1", both.image, "sh", "-c", script],
+                                  env=env, capture_output=True, text=True, timeout=120, pass_fds=(w,))
+            assert proc.returncode == 0, proc.stderr
+        finally:
+            os.close(w)
+        return r
+
+    seen = []
+    for argv, env in ((rootlet_command(), rootlet_env), (both.podman.argv, None)):
+        with os.fdopen(run_d_with_fd3(argv, env, "echo through fd 3 >&3"), "rb") as reader:
+            seen.append(reader.read())                     # returns at the end of the pipe
+    assert seen == [b"through fd 3\n"] * 2, seen
+    r = run_d_with_fd3(rootlet_command(), rootlet_env, f"echo closing >&3; exec 3>&-; {IDLE}")
+    with os.fdopen(r, "rb") as reader:
+        data = b""
+        while select.select([reader], [], [], 15)[0]:
+            chunk = os.read(r, 100)
+            if not chunk:
+                break
+            data += chunk
+        else:
+            pytest.fail(f"fd 3 is still open somewhere after the container closed it (read {data!r})")
+    assert data == b"closing\n"
+    both.same("run", "-d", "--network", "none", "--preserve-fds", "9", both.image, "true", stdout=False)  # 125
+
+
+# Gaps the live comparison found, kept visible: each turns into a failure (XPASS) once it is closed.
+
+GAP = dict(strict=True, raises=AssertionError)
+
+
+@pytest.mark.xfail(**GAP, reason="rootlet's rmi -f still fails (1) on a missing image; podman 4.3: 0")
+def test_live_rmi_force_takes_a_missing_image_as_removed(both: SideBySide) -> None:
+    both.same("rmi", "-f", "nope:1")
+
+
+@pytest.mark.xfail(**GAP, reason="rootlet's start exits with run's statuses (127, 126); podman 4.3's start exits "
+                               "125 whenever it cannot start a container")
+def test_live_start_that_fails_exits_125(both: SideBySide) -> None:
+    both.same("create", "--name", "never", "--network", "none", both.image, "/no/such/command", stdout=False)
+    both.same("start", "never", stdout=False)                                      # podman: 125
+
+
+@pytest.mark.xfail(**GAP, reason="podman 4.3 sets TERM=xterm in every container; rootlet does not yet")
+def test_live_term_is_set_in_the_container(both: SideBySide) -> None:
+    both.same("run", "--rm", "--network", "none", both.image, "sh", "-c", "echo $TERM")
+
+
+def test_live_running_container_and_image_in_use(both: SideBySide) -> None:
+    both.same("run", "-d", "--network", "none", "--name", "busy", both.image, "sh", "-c", IDLE, stdout=False)
+    both.same("rm", "busy", phrase="container state improper", stdout=False)         # 2
+    both.same("rmi", both.image, phrase="image is in use by a container")            # 2
+    both.same("container", "exists", "busy")
+    both.same("rm", "-f", "busy")                                                      # "busy", 0
+    both.same("rmi", both.image, stdout=False)                                        # free again: 0
+    both.same("image", "exists", both.image)                                          # gone: 1
+
+
+def test_live_exit_statuses_of_run(both: SideBySide, tmp_path: Path) -> None:
+    img = both.image
+    both.same("run", "--rm", "--network", "none", img, "sh", "-c", "echo out; exit 3")    # the command's
+    both.same("run", "--rm", "--network", "none", img, "/no/such/command", stdout=False)  # 127
+    both.same("run", "--rm", "--network", "none", img, "/etc", stdout=False)              # 126
+    other = tmp_path / "other"
+    other.mkdir()
+    both.same("run", "--rm", "--network", "none", "-v", f"{tmp_path}:/x", "-v", f"{other}:/x", img, "true",
+              first_line=True)                                                # /x: duplicate mount destination
+    both.same("run", "--rm", "--network", "host", "-p", "8080:80", img, "echo", "ran",
+              phrase="Port mappings have been discarded as one of the Host, Container, Pod, and None network "
+                     "modes are in use")
+    both.same("create", "--name", "never", "--network", "none", img, "/no/such/command", stdout=False)
+    both.same("wait", "never")                                     # not running: its status at once, "0"
+
+
+def test_live_a_published_port_already_in_use(both: SideBySide) -> None:
+    """podman 4.3: ``Error: rootlessport listen tcp 0.0.0.0:PORT: bind: address already in use``,
+    status 126 (run could not start the container); rootlet has no rootlessport, the rest is the
+    same (with its hint on the next line)."""
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        taken.bind(("0.0.0.0", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        for args in (("run", "--rm"), ("run", "-d")):
+            mine = both.same(*args, "-p", f"{port}:80", both.image, "true", stdout=False,
+                             phrase=f"listen tcp 0.0.0.0:{port}: bind: address already in use")
+            assert mine.returncode == 126 and mine.stderr.splitlines()[1].startswith("Hint: "), mine.stderr
+
+
+def test_live_templates_of_images_ps_and_inspect(both: SideBySide) -> None:
+    """The fields scripts read, on the same image: podman's names and formatting. (podman 4.3's ps
+    ``.State`` and ``.Status`` say "Up 2 seconds ago", and its ``.Digest`` is the image index's
+    when one was pulled: not compared.)"""
+    img = both.image
+    both.same("images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}")            # the usual CI line
+    both.same("images", "--format", "{{.Repository}}|{{.Tag}}|{{.ID}}|{{.CreatedSince}}|{{.Size}}")
+    both.same("images", "--format", "table {{.Repository}}\t{{.Tag}}\t{{.ID}}")
+    both.same("image", "inspect", "--format", "{{.ID}} {{.RepoTags}} {{.Os}} {{.Architecture}} {{.Config.Cmd}}", img)
+    both.same("run", "-d", "--network", "none", "--name", "fmt", "--label", "tier=web", img, "sh", "-c",
+              f"echo a long command; {IDLE}", stdout=False)
+    both.same("ps", "--format", "{{.Names}}|{{.Image}}|{{.Command}}|{{.Labels}}|{{index .Labels \"tier\"}}|"
+              "{{.Ports}}|{{.Mounts}}")
+    both.same("ps", "-a", "--format", "{{.Names}} {{.Image}}", "--filter", "label=tier=web")
+    both.same("inspect", "--format", "{{.Name}} {{.ImageName}} {{.State.Status}} {{.State.Running}} "
+              "{{.State.ExitCode}} {{.Config.Cmd}} {{json .Config.Cmd}} {{.Config.Labels}}", "fmt")
+    both.same("ps", "--format", "{{.Nope}}", stdout=False, phrase="can't evaluate field Nope")
+
+
+# --- copied expectations -----------------------------------------------------------------------------
+
+
 # --- wait ------------------------------------------------------------------------------------------
 
 def test_wait_returns_at_once_for_a_container_that_never_ran(rootlet: RunRootlet, busybox: str) -> None:
@@ -34,7 +214,7 @@ def test_wait_returns_at_once_for_a_container_that_never_ran(rootlet: RunRootlet
     create(rootlet, "--name", "w", busybox, "/no/such/command")
     proc = rootlet("wait", "w", timeout=10)
     assert (proc.returncode, proc.stdout) == (0, "0\n"), proc.stderr
-    assert rootlet("start", "w").returncode == 127
+    assert rootlet("start", "w").returncode == 127                 # podman 4.3's start: 125 (see live)
     proc = rootlet("wait", "w", timeout=10)                          # still created, as in podman
     assert (proc.returncode, proc.stdout) == (0, "0\n"), proc.stderr
 
@@ -76,7 +256,9 @@ def test_rm_exit_status_is_1_for_a_missing_container_and_2_for_a_running_one(roo
     running = rootlet("rm", "busy")
     assert running.returncode == 2 and "container state improper" in running.stderr, running.stderr
     both = rootlet("rm", "nope", "busy")
-    assert both.returncode == 2, both.stderr                      # running outranks missing
+    # Running outranks missing, as podman-rm(1) documents; podman 4.3 itself stops at the missing
+    # name (status 1) without trying the others, so this one is not compared live.
+    assert both.returncode == 2, both.stderr
     for flag in ("--ignore", "-f"):                                # podman: -f ignores missing ones too
         ignored = rootlet("rm", flag, "nope")
         assert (ignored.returncode, ignored.stdout, ignored.stderr) == (0, "", ""), flag
@@ -298,6 +480,26 @@ def test_network_slirp4netns_options(rootlet: RunRootlet, busybox: str) -> None:
                 "pasta:-t,80"):
         refused = rootlet("run", "--rm", "--network", bad, busybox, "true")
         assert refused.returncode == 125 and refused.stderr.startswith("Error: "), (bad, refused.stderr)
+
+
+def test_network_pasta_options_are_passed_or_refused_by_name(rootlet: RunRootlet, busybox: str) -> None:
+    """podman 4.4+'s ``--network pasta:OPTIONS`` (pasta(1)'s options, comma-separated, and podman's
+    ``--map-gw``; podman 4.3 has no pasta, so these follow podman 5's documentation)."""
+    from tests.conftest import need
+
+    need("pasta")
+    proc = rootlet("run", "--rm", "--network", "pasta:-I,eth7,-a,10.0.2.15,-n,24,-g,10.0.2.2,--mtu,1500,--ipv4-only,"
+                   "-T,none,--map-gw", busybox, "sh", "-c",
+                   "ip -4 -o addr show eth7; cat /sys/class/net/eth7/mtu; ip route show default")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert "inet 10.0.2.15/24" in lines[0] and lines[1] == "1500" and "via 10.0.2.2 dev eth7" in lines[2], lines
+    for bad, phrase in (("pasta:-t,80", "'-t' is not supported"), ("pasta:--dns,1.1.1.1", "'--dns' is not supported"),
+                        ("pasta:--mtu", "--mtu needs a value"), ("pasta:--mtu,big", "invalid value 'big'"),
+                        ("pasta:--frobnicate", "unknown pasta option '--frobnicate'"),
+                        ("pasta:-4,--ipv6-only", "exclude each other")):
+        refused = rootlet("run", "--rm", "--network", bad, busybox, "true")
+        assert refused.returncode == 125 and phrase in refused.stderr.splitlines()[0], (bad, refused.stderr)
 
 
 def test_global_flags_podman_scripts_pass(rootlet: RunRootlet, busybox: str) -> None:

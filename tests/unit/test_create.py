@@ -71,12 +71,14 @@ def test_status_column_reads_like_docker() -> None:
     ("web:/etc/hosts", "/tmp/x", ("web", "/etc/hosts", "/tmp/x", False)),
     ("./file", "web:/tmp/", ("web", "/tmp/", "./file", True)),
     ("/abs/with:colon", "web:/d", ("web", "/d", "/abs/with:colon", True)),
+    ("-", "web:/d", ("web", "/d", "-", True)),  # a tar stream on stdin
+    ("web:/etc", "-", ("web", "/etc", "-", False)),  # a tar stream on stdout
 ])
 def test_cp_arguments(src: str, dst: str, expected: tuple) -> None:
     assert parse_cp_args(src, dst) == expected
 
 
-@pytest.mark.parametrize("src, dst", [("a:/x", "b:/y"), ("/x", "/y"), ("-", "web:/x")])
+@pytest.mark.parametrize("src, dst", [("a:/x", "b:/y"), ("/x", "/y"), ("-", "-"), ("-", "/y")])
 def test_cp_refuses_what_it_cannot_do(src: str, dst: str) -> None:
     with pytest.raises(UsageError):
         parse_cp_args(src, dst)
