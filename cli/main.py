@@ -77,10 +77,11 @@ def build_app() -> "typer.Typer":
     volumes.register(app)
     system.register(app)  # after containers: stats, pause and unpause join the ``container`` group
     from rootlet.cli import service; service.register(app)  # noqa: E702 - after system: `system service`
-    from rootlet.cli import attach, networks, pods
+    from rootlet.cli import attach, kube, networks, pods
 
     networks.register(app)
     pods.register(app)
+    kube.register(app)
     attach.register(app)  # after containers: `container attach`
 
     for name, summary in (("run", "Run a command in a new container."),

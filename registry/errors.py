@@ -187,3 +187,8 @@ class BuildError(RootletError):
     """A build that cannot go on: a Dockerfile error (naming file, line and instruction), a COPY
     source outside the context, a missing stage, or a RUN step that failed (``exit_code`` is then
     the step's, as podman exits with it)."""
+
+
+class KubeError(RootletError):
+    """A Kubernetes manifest that cannot be played (naming the document, the field and the
+    problem), or containers that cannot be described as one."""

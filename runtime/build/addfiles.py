@@ -65,6 +65,7 @@ class FileSteps:
         stage_patterns: list[str] = []
         source_image: str | None = None
         checksum = inst.flag("checksum")
+        later: list[str] = []
         heredocs = {f"<<{h.name}": h for h in inst.heredocs}
         heredocs.update({f"<<-{h.name}": h for h in inst.heredocs})
         for pattern in list(patterns):
@@ -85,6 +86,10 @@ class FileSteps:
             digest_parts.append("from:" + source_image)
         else:
             for pattern in patterns:
+                if kw == "ADD" and is_url(pattern) and checksum is not None:
+                    later.append(pattern)  # known by its checksum: fetched only when the cache misses
+                    digest_parts.append("url:" + checksum)
+                    continue
                 if kw == "ADD" and is_url(pattern):
                     path, name, digest = self._download(pattern, checksum, what, dest)
                     sources.append(Source(path=path, name=name, mode=0o600))
@@ -100,6 +105,9 @@ class FileSteps:
         key = self._key(state, inst, *digest_parts)
         if self._cached(state, key):
             return
+        for url in later:
+            path, name, _ = self._download(url, checksum, what, dest)
+            sources.append(Source(path=path, name=name, mode=0o600))
         layer = self._files(state, sources, dest, chown=chown, chmod=inst.flag("chmod"), source_image=source_image,
                             patterns=stage_patterns, what=what)
         desc = " ".join(p for p in patterns) or ",".join(s.name for s in sources)

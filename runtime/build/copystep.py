@@ -157,6 +157,9 @@ def _copy_all(opened: list[tuple[Source, int, str]], job: CopyJob, rules: object
     dest = job.dest if job.dest.startswith("/") else posixpath.join(job.workdir or "/", job.dest)
     to_dir = job.dest.endswith("/") or job.dest in (".", "./") or job.dest.endswith("/.")
     dest = posixpath.normpath(dest)
+    if not opened:  # WORKDIR: only the directory
+        _make_dirs(dest)
+        return
     stats = [os.stat(name, dir_fd=fd, follow_symlinks=False) for _, fd, name in opened]
     existing_dir = os.path.isdir(dest)
     if len(opened) > 1 and not (to_dir or existing_dir):

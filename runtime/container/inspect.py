@@ -18,6 +18,7 @@ from rootlet.registry.store import ImageStore
 from rootlet.runtime.container.record import ContainerConfig, ContainerState, Mount
 from rootlet.runtime.container.store import ContainerStore
 from rootlet.runtime.net.ports import PortMapping
+from rootlet.runtime.oci.caps import PODMAN_DEFAULT_CAPS
 
 
 def rfc3339(ts: float | None) -> str:
@@ -86,6 +87,7 @@ def inspect_container(store: ImageStore, cid: str) -> dict[str, Any]:
             "StopSignal": _signal_name(cfg.stop_signal),
             "StopTimeout": cfg.stop_timeout,
         },
+        "EffectiveCaps": sorted(cfg.caps),
         "Mounts": [_mount_doc(m) for m in cfg.mounts],
         "NetworkSettings": {"Ports": port_bindings(cfg, state)},
         "HostConfig": {
@@ -96,7 +98,9 @@ def inspect_container(store: ImageStore, cid: str) -> dict[str, Any]:
                           "Path": "" if cfg.log.driver == "none" else os.path.join(directory, "ctr.log"),
                           "Tag": "", "Size": _size_text(cfg.log.max_size)},
             "ReadonlyRootfs": cfg.readonly_rootfs,
-            "CapAdd": [], "Init": cfg.init,
+            # podman's: relative to its default set (cfg.caps is the effective set).
+            "CapAdd": sorted(set(cfg.caps) - set(PODMAN_DEFAULT_CAPS)),
+            "CapDrop": sorted(set(PODMAN_DEFAULT_CAPS) - set(cfg.caps)), "Init": cfg.init,
         },
     }
     if cfg.networks or cfg.pod or cfg.healthcheck is not None:

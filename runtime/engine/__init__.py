@@ -33,6 +33,7 @@ from rootlet.runtime.engine.volumes import VolumeVerbs
 from rootlet.runtime.engine.networks import NetworkVerbs  # user networks, pods, healthchecks
 from rootlet.runtime.engine.pods import PodVerbs
 from rootlet.runtime.engine.health import HealthVerbs
+from rootlet.runtime.engine.kube import KubeVerbs
 
 __all__ = ["Engine", "default_root"]
 
@@ -46,7 +47,7 @@ def default_root(env: Mapping[str, str] | None = None) -> str:
 
 
 class Engine(ImageVerbs, CommitVerbs, PushVerbs, ArchiveVerbs, BuildVerbs, ContainerVerbs, SystemVerbs,
-             VolumeVerbs, ApiVerbs, NetworkVerbs, PodVerbs, HealthVerbs):
+             VolumeVerbs, ApiVerbs, NetworkVerbs, PodVerbs, HealthVerbs, KubeVerbs):
     """rootlet's containers and images under one store root.
 
     ``env`` is the caller's environment: ``-e NAME`` and ``--env-file`` pass values through from

@@ -15,6 +15,7 @@ from __future__ import annotations
 from rootlet.registry.record import Record
 from rootlet.runtime.container.options import PULL_POLICIES, CopyOptions, ExecOptions, RunOptions
 from rootlet.runtime.build.options import BuildOptions
+from rootlet.runtime.kube.options import KubeGenerateOptions, KubePlayOptions  # --- kube, beside its planner
 from rootlet.runtime.image.options import PullOptions
 from rootlet.runtime.image.push import PushOptions  # --- push: defined beside its one consumer
 
@@ -428,3 +429,5 @@ class PodActionOptions(Record):
 
 __all__ += ["NetworkCreateOptions", "NetworkRmOptions", "NetworkConnectOptions", "PodCreateOptions",
             "PodActionOptions"]
+
+__all__ += ["KubeGenerateOptions", "KubePlayOptions"]

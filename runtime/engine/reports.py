@@ -157,3 +157,12 @@ class PodSummary(Record):
     containers: list[tuple[str, str, str]] = []
     networks: list[str] = []
     labels: dict[str, str] = {}
+
+
+class PlayReport(Record):
+    """What ``kube play`` made (or ``--down`` removed): pods, containers, volumes; and warnings."""
+
+    pods: list[str] = []
+    containers: list[str] = []
+    volumes: list[str] = []
+    warnings: list[str] = []

@@ -256,10 +256,12 @@ def test_scratch_stages_bind_mounts_from_a_stage_and_proxy_args(rootlet: RunRoot
         "RUN --mount=type=bind,from=tools,source=/opt/t,target=/mnt "
         "cat /mnt/x > /seen && stat -c %u /mnt/x >> /seen && echo \"proxy=$HTTP_PROXY\" >> /seen\n"
         "COPY --from=bare / /bare/\n"
-        "CMD [\"sh\", \"-c\", \"cat /seen; cd /bare && find . | sort; stat -c %u t/x; test -e /mnt/x || echo gone\"]\n")
+        "WORKDIR /made/here\n"
+        "CMD [\"sh\", \"-c\", \"cat /seen; cd /bare && find . | sort; stat -c %u t/x; test -e /mnt/x || echo gone; "
+        "stat -c %a /made/here\"]\n")
     _rootlet_build(rootlet, ctx, "misc", "--build-arg", "HTTP_PROXY=http://proxy.invalid:3128")
     out = rootlet("run", "--rm", "misc", check=True).stdout
-    assert out == "tool\n7\nproxy=http://proxy.invalid:3128\n.\n./data\n./data/a.txt\n./t\n./t/x\n7\ngone\n"
+    assert out == "tool\n7\nproxy=http://proxy.invalid:3128\n.\n./data\n./data/a.txt\n./t\n./t/x\n7\ngone\n755\n"
     history = rootlet("history", "--no-trunc", "misc", check=True).stdout
     assert "proxy.invalid" not in history
     # The bare stage is one layer: FROM scratch adds none of its own.

@@ -128,7 +128,7 @@ def test_layers_point_one_way_cli_runtime_registry() -> None:
 
 
 #: The order of runtime's packages: each imports only from packages before it (and itself).
-RUNTIME_ORDER = ("linux", "oci", "net", "image", "system", "container", "lifecycle", "build", "engine")
+RUNTIME_ORDER = ("linux", "oci", "net", "image", "system", "container", "lifecycle", "build", "kube", "engine")
 
 
 def test_runtime_packages_are_layered() -> None:
