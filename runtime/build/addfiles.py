@@ -119,6 +119,7 @@ class FileSteps:
         """Run a copy job (or, with ``mkdir``, only make ``dest``) on the state's filesystem; the
         new layer."""
         from rootlet.runtime.build.copystep import CopyJob, copy_job
+        from rootlet.runtime.container.store import ContainerStore
         from rootlet.runtime.container.view import with_views
 
         job = CopyJob(sources=tuple(sources), dest=dest, workdir=state.config.get("WorkingDir") or "/", chown=chown,
@@ -129,6 +130,7 @@ class FileSteps:
         cids = [target]
         if source_image is not None:
             cids.append(self._container(source_image))
+        job = job.replace(upper=ContainerStore(self.store).path(target, "upper"))
         with_views(self.store, cids, copy_job, job)
         layer = self._layer(state, target, (), keep_empty=not mkdir)
         for cid in cids:

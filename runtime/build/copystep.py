@@ -56,6 +56,7 @@ class CopyJob(Record):
     ignore: tuple[str, ...] = ()
     what: str = "COPY"
     patterns: tuple[str, ...] = ()
+    upper: str | None = None  # the target container's upper directory: files are written there
 
 
 def is_archive(path: str) -> bool:
@@ -91,6 +92,7 @@ def copy_job(merged: list[str], job: CopyJob) -> None:
     rules = IgnoreRules(list(job.ignore))
     mode = parse_chmod(job.chmod, job.what)
     opened: list[tuple[Source, int, str]] = []
+    upper_fd = os.open(job.upper, _DIR) if job.upper else None
     try:
         for src in job.sources:
             if not src.in_stage:
@@ -111,7 +113,7 @@ def copy_job(merged: list[str], job: CopyJob) -> None:
                                      "the user and group must exist in the image's /etc/passwd and /etc/group, "
                                      "or be numbers") from None
                 owner = (uid, gid)
-            _copy_all(opened, job, rules, owner, mode)
+            _copy_all(opened, job, rules, owner, mode, upper_fd)
     except OSError as exc:
         raise BuildError(f"{job.what}: {exc.filename or ''}: {exc.strerror}".replace(": :", ":")) from None
     except CopyError as exc:
@@ -119,6 +121,8 @@ def copy_job(merged: list[str], job: CopyJob) -> None:
     finally:
         for _, fd, _ in opened:
             os.close(fd)
+        if upper_fd is not None:
+            os.close(upper_fd)
 
 
 def _open_parent(path: str, what: str) -> tuple[int, str]:
@@ -151,7 +155,12 @@ def _stage_glob(pattern: str, what: str) -> list[str]:
 
 
 def _copy_all(opened: list[tuple[Source, int, str]], job: CopyJob, rules: object, owner: tuple[int, int] | None,
-              mode: int | None) -> None:
+              mode: int | None, upper_fd: int | None) -> None:
+    """Copy the opened sources to the destination. Every path is resolved, and every directory
+    made, through the mounted filesystem (symlinks of the image followed inside the chroot, as a
+    copy through it would); the files themselves are then written straight into the container's
+    upper directory (``upper_fd``) when there is one: a create through the overlay costs six times
+    a plain one, and the result is the same layer."""
     from rootlet.runtime.container import cptar
 
     dest = job.dest if job.dest.startswith("/") else posixpath.join(job.workdir or "/", job.dest)
@@ -165,41 +174,63 @@ def _copy_all(opened: list[tuple[Source, int, str]], job: CopyJob, rules: object
     if len(opened) > 1 and not (to_dir or existing_dir):
         raise BuildError(f"{job.what}: with more than one source, the destination {job.dest} must be a "
                          "directory ending in /", f"write {job.dest}/")
+    writes: list[tuple[Source, int, str, os.stat_result, str, str | None, tuple[int, int] | None]] = []
     for (src, fd, name), st in zip(opened, stats):
         is_dir = stat.S_ISDIR(st.st_mode)
         # Host sources belong to root unless --chown; a stage's keep their owners.
         keep = src.in_stage and owner is None
         ids = owner if owner is not None else (None if keep else (0, 0))
-        if is_dir or (src.unpack and not src.in_stage):
-            target = dest
-            _make_dirs(target)
-            if is_dir:
-                dfd = os.open(target, _DIR)
-                try:
-                    sfd = os.open(name, _DIR, dir_fd=fd)
-                    try:
-                        _copy_children(sfd, dfd, src.rel if not src.in_stage else None, rules, ids, mode)
-                    finally:
-                        os.close(sfd)
-                finally:
-                    os.close(dfd)
-            else:
-                rfd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
-                try:
-                    cptar.extract_tar(rfd, target, owner, True)
-                finally:
-                    os.close(rfd)
+        if src.unpack and not src.in_stage and not is_dir:
+            _make_dirs(dest)
+            rfd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            try:
+                cptar.extract_tar(rfd, dest, owner, True)  # through the overlay: tar members may be anything
+            finally:
+                os.close(rfd)
             continue
-        if to_dir or existing_dir:
+        if is_dir:
+            parent, leaf = dest, None
+        elif to_dir or existing_dir:
             parent, leaf = dest, src.name
         else:
             parent, leaf = posixpath.dirname(dest) or "/", posixpath.basename(dest)
         _make_dirs(parent)
-        pfd = os.open(parent, _DIR)
+        real = os.path.realpath(parent)
+        if upper_fd is not None:
+            st_parent = os.stat(real)
+            os.chown(real, st_parent.st_uid, st_parent.st_gid)  # copies it (and its parents) up
+        writes.append((src, fd, name, st, real, leaf, ids))
+    for src, fd, name, st, real, leaf, ids in writes:
+        dfd = _open_dir(real, upper_fd)
         try:
-            _copy_entry_at(fd, name, st, pfd, leaf, src.rel, rules, ids, src.mode if src.mode is not None else mode, 0)
+            if leaf is None:
+                sfd = os.open(name, _DIR, dir_fd=fd)
+                try:
+                    _copy_children(sfd, dfd, src.rel if not src.in_stage else None, rules, ids, mode)
+                finally:
+                    os.close(sfd)
+            else:
+                _copy_entry_at(fd, name, st, dfd, leaf, src.rel, rules, ids,
+                               src.mode if src.mode is not None else mode, 0)
         finally:
-            os.close(pfd)
+            os.close(dfd)
+
+
+def _open_dir(path: str, upper_fd: int | None) -> int:
+    """Directory ``path`` (resolved, absolute) of the view, or its copy in the upper directory,
+    walked one name at a time with no symlink followed."""
+    if upper_fd is None:
+        return os.open(path, _DIR)
+    fd = os.dup(upper_fd)
+    try:
+        for part in [p for p in path.split("/") if p]:
+            nxt = os.open(part, _DIR, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _make_dirs(path: str) -> None:

@@ -274,3 +274,22 @@ def test_scratch_stages_bind_mounts_from_a_stage_and_proxy_args(rootlet: RunRoot
     digest = index["manifests"][0]["digest"].split(":")[1]
     manifest = json.loads((tmp_path / "layout" / "blobs" / "sha256" / digest).read_text())
     assert manifest["annotations"] == {"org.example.note": "hi"}
+
+
+def test_copy_through_a_symlinked_directory_of_the_image_lands_in_its_target(rootlet: RunRootlet, registry: str,
+                                                                             tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    (ctx / "tree" / "sub").mkdir(parents=True)
+    (ctx / "a.txt").write_text("a\n")
+    (ctx / "tree" / "sub" / "b.txt").write_text("b\n")
+    (ctx / "Containerfile").write_text(
+        f"FROM {registry}/library/alpine:3.20\n"
+        "RUN mkdir -p /opt/real/sub && echo old > /opt/real/sub/old.txt && ln -s /opt/real /linkdir "
+        "&& echo file > /etc/was-a-file\n"
+        "COPY a.txt /linkdir/\n"
+        "COPY tree/ /linkdir/\n"
+        "COPY a.txt /etc/was-a-file\n"
+        "CMD [\"sh\", \"-c\", \"readlink /linkdir; cd /opt/real && find . -type f | sort; cat /etc/was-a-file\"]\n")
+    _rootlet_build(rootlet, ctx, "linked")
+    out = rootlet("run", "--rm", "linked", check=True).stdout
+    assert out == "/opt/real\n./a.txt\n./sub/b.txt\n./sub/old.txt\na\n"
