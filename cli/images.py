@@ -112,7 +112,7 @@ def rmi(
     """Remove images (untagging names that are one of several tags) and free their layers.
 
     An image a container uses is refused; -f removes those containers first (podman's rule).
-    Exit status as podman's: 1 when an image did not exist, 2 when one is in use."""
+    Exit status as podman's: 1 when an image did not exist (not with -f), 2 when one is in use."""
     from rootlet.registry.errors import ImageInUse, ImageNotFound
     from rootlet.runtime.engine.options import RmiOptions
 

@@ -61,9 +61,9 @@ def runtime_config(base: dict[str, Any], cfg: ContainerConfig) -> dict[str, Any]
     """The image's ``config`` object updated with what the container ran with."""
     out = copy.deepcopy(base)
     image_keys = {e.split("=", 1)[0] for e in base.get("Env") or []}
-    # HOSTNAME names this container, and HOME rootlet derives from the user when the image has
-    # none: neither describes the image (podman's commit leaves them out too).
-    out["Env"] = [e for e in cfg.env if e.split("=", 1)[0] not in ("HOSTNAME", "HOME")
+    # HOSTNAME names this container, HOME rootlet derives from the user when the image has none,
+    # and TERM=xterm is set in every container (podman's default): none describes the image.
+    out["Env"] = [e for e in cfg.env if e.split("=", 1)[0] not in ("HOSTNAME", "HOME", "TERM")
                   or e.split("=", 1)[0] in image_keys]
     out["Entrypoint"] = list(cfg.entrypoint) or None
     out["Cmd"] = list(cfg.cmd) or None

@@ -164,9 +164,9 @@ def final_env(image_config: Mapping[str, object], opts: RunOptions, prepared: Pr
               user: str, hostname: str, home: str | None = None) -> list[str]:
     """Image Env, podman's defaults, then --env-file, then -e (later wins)."""
     image_env = flags.image_words(image_config, "Env")
-    defaults = [f"PATH={flags.DEFAULT_PATH}", "container=rootlet", f"HOSTNAME={hostname}"]
-    if opts.tty:
-        defaults.append("TERM=xterm")
+    # podman's defaults: TERM=xterm in every container, with a terminal or not (docker sets it only
+    # with -t); scripts that look at $TERM see what they see under podman.
+    defaults = [f"PATH={flags.DEFAULT_PATH}", "container=rootlet", f"HOSTNAME={hostname}", "TERM=xterm"]
     env = flags.merge_env(defaults, image_env, prepared.env_from_files, prepared.env)
     if not any(e.startswith("HOME=") for e in env):
         env.append(f"HOME={home or home_for(lowers, user)}")

@@ -67,7 +67,8 @@ class ImageVerbs:
         """Remove images (untagging names that are one of several tags) and free their layers.
 
         An image a container uses is refused, as podman refuses it; with ``force`` those
-        containers are removed first (stopped if they run), as ``podman rmi -f`` does.
+        containers are removed first (stopped if they run), and a name that is no image is no
+        error, as ``podman rmi -f`` does.
         """
         from rootlet.runtime.image.catalog import RemoveReport, remove_images, resolve_targets
 
@@ -76,7 +77,7 @@ class ImageVerbs:
         if opts.names and opts.all:
             raise UsageError("--all and image names cannot be combined")
         if not self.images_store.exists():
-            if opts.all:
+            if opts.all or opts.force:
                 return RemoveReport()
             raise ImageNotFound(f"{opts.names[0]}: image not known", "list local images with `rootlet images`")
         if opts.force:
@@ -86,7 +87,10 @@ class ImageVerbs:
                 found, _ = resolve_targets(self.images_store, list(opts.names))
                 wanted = {image_id for image_id, _ in found}
             self._remove_users_of(wanted)
-        return self._removed(remove_images(self.images_store, list(opts.names), self._in_use, all_images=opts.all))
+        report = remove_images(self.images_store, list(opts.names), self._in_use, all_images=opts.all)
+        if opts.force:  # podman's -f takes a missing image as removed already
+            report.errors = [e for e in report.errors if not isinstance(e, ImageNotFound)]
+        return self._removed(report)
 
     def tag(self, opts: TagOptions) -> None:
         """Add names to a local image (moving each off any other image)."""
