@@ -15,6 +15,7 @@ import socket
 import stat
 import struct
 import subprocess
+import sys
 import tarfile
 import threading
 import time
@@ -140,6 +141,43 @@ def test_start_to_first_answer_is_quick(rootlet_env: dict[str, str], tmp_path: P
         assert elapsed < 1.0, f"first answer after {elapsed:.3f} s (scripts/bench api measures it: <= 100 ms)"
     finally:
         service.stop()
+
+
+def test_socket_activation_serves_the_passed_socket(rootlet_env: dict[str, str], tmp_path: Path) -> None:
+    """systemd's protocol: the socket at fd 3, LISTEN_FDS=1 and LISTEN_PID the service's own pid
+    (set by the shell that execs it); the URI given is then not used."""
+    path = tmp_path / "activated.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(8)
+
+    fd = listener.fileno()
+    # What systemd does, in a small exec wrapper: the socket to fd 3, LISTEN_PID its own pid.
+    wrapper = ("import os, sys\n"
+               f"os.dup2({fd}, 3)\n"
+               f"os.close({fd}) if {fd} != 3 else None\n"
+               "os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='1')\n"
+               "os.execvp(sys.argv[1], sys.argv[1:])\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", wrapper, *rootlet_command(), "system", "service", "--time", "0",
+         f"unix://{tmp_path}/unused.sock"],
+        env=rootlet_env, pass_fds=(fd,), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    listener.close()
+    try:
+        service = Service(path, proc, rootlet_env)
+        assert wait_for(lambda: _pings(service), 10)
+        assert not (tmp_path / "unused.sock").exists()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert proc.returncode in (0, -15)
+
+
+def _pings(service: Service) -> bool:
+    try:
+        return service.request("GET", "/_ping", timeout=2)[0] == 200
+    except OSError:
+        return False
 
 
 def test_tcp_is_served_only_when_asked_and_with_a_warning(rootlet_env: dict[str, str]) -> None:
