@@ -11,6 +11,7 @@ the same way, as a host copy.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 
@@ -116,56 +117,74 @@ class FileSteps:
     def _files(self, state: StageState, sources: list[Any], dest: str, *, chown: str | None = None,
                chmod: str | None = None, source_image: str | None = None, patterns: list[str] | None = None,
                what: str = "COPY", mkdir: bool = False) -> dict[str, object]:
-        """Run a copy job (or, with ``mkdir``, only make ``dest``) on the state's filesystem; the
-        new layer."""
+        """Run a copy job (or, with ``mkdir``, only make ``dest``) against the state's filesystem;
+        the new layer. The files go into a fresh tree that becomes the layer itself; the image's
+        filesystem is mounted (a container of it, never started) only to resolve paths, owners
+        and the directories on the way."""
         from rootlet.runtime.build.copystep import CopyJob, copy_job
-        from rootlet.runtime.container.store import ContainerStore
         from rootlet.runtime.container.view import with_views
 
         job = CopyJob(sources=tuple(sources), dest=dest, workdir=state.config.get("WorkingDir") or "/", chown=chown,
                       chmod=chmod, ignore=self.rules.lines, what=what, patterns=tuple(patterns or ()))
-        if not state.layers:
-            return self._files_on_scratch(job, source_image)
-        target = self._container(state.image_id)
-        cids = [target]
-        if source_image is not None:
-            cids.append(self._container(source_image))
-        job = job.replace(upper=ContainerStore(self.store).path(target, "upper"))
-        with_views(self.store, cids, copy_job, job)
-        layer = self._layer(state, target, (), keep_empty=not mkdir)
-        for cid in cids:
-            self._drop(cid)
-        return layer
+        staging, tree = self._layer_tree()
+        if not state.layers:  # FROM scratch, nothing yet: the tree is the whole filesystem
+            if source_image is not None:
+                src = self._container(source_image)
+                with_views(self.store, [src], copy_into_tree, tree, job)
+                self._drop(src)
+            else:
+                self._in_userns(copy_job, [tree], job)
+        else:
+            cids = [self._container(state.image_id)]
+            if source_image is not None:
+                cids.append(self._container(source_image))
+            with_views(self.store, cids, copy_job, job.replace(tree=tree))
+            for cid in cids:
+                self._drop(cid)
+        return self._tree_layer(state, staging, keep_empty=not mkdir)
 
-    def _files_on_scratch(self, job: Any, source_image: str | None) -> dict[str, object]:
-        """The first files of a FROM scratch stage: copied into a plain directory, written as the
-        first layer."""
+    def _layer_tree(self) -> tuple[str, str]:
+        """A staging directory for a new layer and its (empty) tree; removed at the end of the build
+        unless it became a layer."""
         from rootlet.registry.fsutil import make_temp_dir
-        from rootlet.runtime.build.copystep import copy_job
-        from rootlet.runtime.container.view import with_views
-        from rootlet.runtime.image.layers import LayerStore, write_and_unpack_job
-        from rootlet.runtime.image.layerwriter import LayerWriteOptions
+
+        # Named like a pull's staging directory: the next pull removes it if this process dies.
+        staging = make_temp_dir(self.store.tmp, f"layer-{os.getpid()}-build-")
+        self.trees.append(staging)
+        tree = os.path.join(staging, "diff")
+        os.mkdir(tree, 0o755)
+        return staging, tree
+
+    def _in_userns(self, fn: Any, *args: Any) -> Any:
         from rootlet.runtime.oci.idmap import plan_userns
         from rootlet.runtime.oci.userns import UsernsWorker
 
-        staging = make_temp_dir(self.store.tmp, f"layer-{os.getpid()}-scratch-")
-        self.trees.append(staging)
-        tree = os.path.join(staging, "tree")
-        os.mkdir(tree, 0o755)
-        blob = os.path.join(staging, "layer.blob")
-        plan = plan_userns()
-        if source_image is not None:
-            src = self._container(source_image)
-            with_views(self.store, [src], copy_into_tree, tree, job)
-            self._drop(src)
-        else:
-            with UsernsWorker(plan) as worker:
-                worker.call(copy_job, [tree], job)
-        with UsernsWorker(plan) as worker:
-            return worker.call(  # type: ignore[no-any-return]
-                write_and_unpack_job, self.store.tmp, LayerStore(self.store).root, os.getpid(), tree, blob,
-                LayerWriteOptions(compression="gzip", timestamp=self.timestamp, overlay=False), None, (),
-                plan.single_id, plan.rootful, True)
+        with UsernsWorker(plan_userns()) as worker:
+            return worker.call(fn, *args)
+
+    def _tree_layer(self, state: StageState, staging: str, keep_empty: bool) -> dict[str, object]:
+        """The tree of ``staging`` as the state's next layer: kept as it is (it is what the blob
+        holds), or with ``--timestamp`` unpacked from the blob (whose times are the timestamp)."""
+        from rootlet.runtime.container.imagefiles import lower_dirs
+        from rootlet.runtime.image.layers import LayerStore, adopt_layer_job, write_and_unpack_job
+        from rootlet.runtime.image.layerwriter import LayerWriteOptions
+        from rootlet.runtime.oci.idmap import plan_userns
+
+        blob = staging + ".blob"
+        parent = state.layers[-1] if state.layers else None
+        layers_root = LayerStore(self.store).root
+        try:
+            if self.timestamp is None:
+                return self._in_userns(adopt_layer_job, layers_root, staging, blob,  # type: ignore[no-any-return]
+                                       LayerWriteOptions(compression="gzip", overlay=False), parent, keep_empty)
+            plan = plan_userns()
+            return self._in_userns(  # type: ignore[no-any-return]
+                write_and_unpack_job, self.store.tmp, layers_root, os.getpid(), os.path.join(staging, "diff"), blob,
+                LayerWriteOptions(compression="gzip", timestamp=self.timestamp, overlay=False), parent,
+                lower_dirs(self.store, state.layers), plan.single_id, plan.rootful, keep_empty)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(blob)
 
     def _stage_files(self, state: StageState, stages: list[Stage], ref: str, path: str, inst: Instruction) -> str:
         """``RUN --mount=type=bind,from=REF,source=PATH``: a host copy of PATH (owners kept), removed

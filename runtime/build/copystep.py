@@ -1,16 +1,18 @@
 """COPY and ADD: files from the context, another stage or image, a heredoc or a URL, into the image.
 
-The copy runs in a worker in the user namespace with the target's overlay mounted
+The copy runs in a worker in the user namespace with the target image's filesystem mounted
 (``runtime/container/view.py``): the sources are opened first (context files by their checked,
 resolved paths; another stage's inside a chroot of its own filesystem), then the process chroots
 into the target, so that neither a symlink in the image nor a ``..`` in the destination can lead
-anywhere outside it. docker's rules: a directory source copies its contents; a file goes to
-DEST/NAME when DEST ends in "/" or is a directory, else to DEST; several sources need a
-directory DEST ending in "/"; missing parents are made (root, 0755); copies from the context
-belong to root unless ``--chown`` (names looked up in the target's /etc/passwd and /etc/group),
-copies from a stage keep their owners; ``--chmod`` sets every copied entry's mode; ADD unpacks a
-local tar archive (plain, gzip, bzip2, xz, zstd) into DEST, and a URL's file is saved with mode
-0600. Entries the ignore file excludes are never copied.
+anywhere outside it. Paths are resolved there, and the files are written into a fresh tree that
+becomes the step's layer as it is (``CopyJob.tree``), with the directories on the way recreated
+as an overlay's copy-up records them; each file is written once. docker's rules: a directory
+source copies its contents; a file goes to DEST/NAME when DEST ends in "/" or is a directory,
+else to DEST; several sources need a directory DEST ending in "/"; missing parents are made
+(root, 0755); copies from the context belong to root unless ``--chown`` (names looked up in the
+target's /etc/passwd and /etc/group), copies from a stage keep their owners; ``--chmod`` sets
+every copied entry's mode; ADD unpacks a local tar archive (plain, gzip, bzip2, xz, zstd) into
+DEST, and a URL's file is saved with mode 0600. Entries the ignore file excludes are never copied.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ class CopyJob(Record):
     ignore: tuple[str, ...] = ()
     what: str = "COPY"
     patterns: tuple[str, ...] = ()
-    upper: str | None = None  # the target container's upper directory: files are written there
+    tree: str | None = None  # a fresh directory that becomes the layer: files are written there, not in the image
 
 
 def is_archive(path: str) -> bool:
@@ -92,7 +94,7 @@ def copy_job(merged: list[str], job: CopyJob) -> None:
     rules = IgnoreRules(list(job.ignore))
     mode = parse_chmod(job.chmod, job.what)
     opened: list[tuple[Source, int, str]] = []
-    upper_fd = os.open(job.upper, _DIR) if job.upper else None
+    tree_fd = os.open(job.tree, _DIR) if job.tree else None
     try:
         for src in job.sources:
             if not src.in_stage:
@@ -113,7 +115,7 @@ def copy_job(merged: list[str], job: CopyJob) -> None:
                                      "the user and group must exist in the image's /etc/passwd and /etc/group, "
                                      "or be numbers") from None
                 owner = (uid, gid)
-            _copy_all(opened, job, rules, owner, mode, upper_fd)
+            _copy_all(opened, job, rules, owner, mode, tree_fd)
     except OSError as exc:
         raise BuildError(f"{job.what}: {exc.filename or ''}: {exc.strerror}".replace(": :", ":")) from None
     except CopyError as exc:
@@ -121,8 +123,8 @@ def copy_job(merged: list[str], job: CopyJob) -> None:
     finally:
         for _, fd, _ in opened:
             os.close(fd)
-        if upper_fd is not None:
-            os.close(upper_fd)
+        if tree_fd is not None:
+            os.close(tree_fd)
 
 
 def _open_parent(path: str, what: str) -> tuple[int, str]:
@@ -155,19 +157,21 @@ def _stage_glob(pattern: str, what: str) -> list[str]:
 
 
 def _copy_all(opened: list[tuple[Source, int, str]], job: CopyJob, rules: object, owner: tuple[int, int] | None,
-              mode: int | None, upper_fd: int | None) -> None:
-    """Copy the opened sources to the destination. Every path is resolved, and every directory
-    made, through the mounted filesystem (symlinks of the image followed inside the chroot, as a
-    copy through it would); the files themselves are then written straight into the container's
-    upper directory (``upper_fd``) when there is one: a create through the overlay costs six times
-    a plain one, and the result is the same layer."""
+              mode: int | None, tree_fd: int | None) -> None:
+    """Copy the opened sources to the destination. Every path is resolved through the image's
+    filesystem (we are chrooted in it: its symlinks are followed, as a copy through it would
+    follow them). With ``tree_fd`` (a fresh directory that becomes the step's layer) nothing is
+    written to the image itself: the directories on the way are made again in the tree with
+    their owners and modes (what an overlay's copy-up records), missing ones root-owned 0755, and
+    each file is written there, once."""
     from rootlet.runtime.container import cptar
 
     dest = job.dest if job.dest.startswith("/") else posixpath.join(job.workdir or "/", job.dest)
     to_dir = job.dest.endswith("/") or job.dest in (".", "./") or job.dest.endswith("/.")
     dest = posixpath.normpath(dest)
-    if not opened:  # WORKDIR: only the directory
-        _make_dirs(dest)
+    if not opened:  # WORKDIR: only the directory, when the image lacks it
+        if not os.path.isdir(dest):
+            _ensure_dirs(dest, tree_fd)
         return
     stats = [os.stat(name, dir_fd=fd, follow_symlinks=False) for _, fd, name in opened]
     existing_dir = os.path.isdir(dest)
@@ -181,10 +185,14 @@ def _copy_all(opened: list[tuple[Source, int, str]], job: CopyJob, rules: object
         keep = src.in_stage and owner is None
         ids = owner if owner is not None else (None if keep else (0, 0))
         if src.unpack and not src.in_stage and not is_dir:
-            _make_dirs(dest)
+            real = _ensure_dirs(dest, tree_fd)
             rfd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
             try:
-                cptar.extract_tar(rfd, dest, owner, True)  # through the overlay: tar members may be anything
+                if tree_fd is None:
+                    cptar.extract_tar(rfd, real, owner, True)
+                else:
+                    with _Into(tree_fd):
+                        cptar.extract_tar(rfd, real, owner, True)
             finally:
                 os.close(rfd)
             continue
@@ -194,14 +202,9 @@ def _copy_all(opened: list[tuple[Source, int, str]], job: CopyJob, rules: object
             parent, leaf = dest, src.name
         else:
             parent, leaf = posixpath.dirname(dest) or "/", posixpath.basename(dest)
-        _make_dirs(parent)
-        real = os.path.realpath(parent)
-        if upper_fd is not None:
-            st_parent = os.stat(real)
-            os.chown(real, st_parent.st_uid, st_parent.st_gid)  # copies it (and its parents) up
-        writes.append((src, fd, name, st, real, leaf, ids))
+        writes.append((src, fd, name, st, _ensure_dirs(parent, tree_fd), leaf, ids))
     for src, fd, name, st, real, leaf, ids in writes:
-        dfd = _open_dir(real, upper_fd)
+        dfd = _open_dir(real, tree_fd)
         try:
             if leaf is None:
                 sfd = os.open(name, _DIR, dir_fd=fd)
@@ -216,12 +219,66 @@ def _copy_all(opened: list[tuple[Source, int, str]], job: CopyJob, rules: object
             os.close(dfd)
 
 
-def _open_dir(path: str, upper_fd: int | None) -> int:
-    """Directory ``path`` (resolved, absolute) of the view, or its copy in the upper directory,
-    walked one name at a time with no symlink followed."""
-    if upper_fd is None:
+def _ensure_dirs(path: str, tree_fd: int | None) -> str:
+    """Directory ``path`` of the image, resolved (its symlinks followed), made where missing: in
+    the image itself, or with ``tree_fd`` in the tree, every directory on the way (existing ones
+    with the image's owner and mode). Returns the resolved path."""
+    if tree_fd is None:
+        _make_dirs(path)
+        return os.path.realpath(path)
+    real = os.path.realpath(path)
+    cur, fd = "/", os.dup(tree_fd)
+    try:
+        for part in [p for p in real.split("/") if p]:
+            cur = posixpath.join(cur, part)
+            try:
+                st: os.stat_result | None = os.lstat(cur)
+            except FileNotFoundError:
+                st = None
+            if st is not None and not stat.S_ISDIR(st.st_mode):
+                raise BuildError(f"cannot make directory {cur}: a file is in the way")
+            try:
+                os.mkdir(part, 0o700, dir_fd=fd)
+                made = True
+            except FileExistsError:
+                made = False
+            nxt = os.open(part, _DIR, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+            if made:
+                os.fchown(fd, *((st.st_uid, st.st_gid) if st is not None else (0, 0)))
+                os.fchmod(fd, stat.S_IMODE(st.st_mode) if st is not None else 0o755)
+    finally:
+        os.close(fd)
+    return real
+
+
+class _Into:
+    """``with _Into(fd):`` — the open directory ``fd`` is "/" inside the block (from within a chroot
+    too); the previous root after it."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.old = -1
+
+    def __enter__(self) -> _Into:
+        self.old = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        os.fchdir(self.fd)
+        os.chroot(".")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.fchdir(self.old)
+        os.chroot(".")
+        os.close(self.old)
+
+
+def _open_dir(path: str, tree_fd: int | None) -> int:
+    """Directory ``path`` (resolved, absolute) of the image, or of the tree, walked one name at a
+    time with no symlink followed."""
+    if tree_fd is None:
         return os.open(path, _DIR)
-    fd = os.dup(upper_fd)
+    fd = os.dup(tree_fd)
     try:
         for part in [p for p in path.split("/") if p]:
             nxt = os.open(part, _DIR, dir_fd=fd)

@@ -31,6 +31,10 @@ from rootlet.registry.store import ImageStore
 from rootlet.runtime.linux.proc import pid_alive
 from rootlet.runtime.linux.rmtree import remove_tree
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from rootlet.runtime.image.layerwriter import NewLayer
+
 
 class LayerInfo(Record):
     """What the store knows of one unpacked layer."""
@@ -175,6 +179,48 @@ def _place(staging: str, final: str, blob_path: str, info: dict[str, object]) ->
     return "unpacked"
 
 
+def _store_new_layer(staging: str, layers_root: str, blob_path: str, layer: NewLayer, size: int, entries: int,
+                     parent_chain: str | None, keep_empty: bool) -> dict[str, object]:
+    """Place the staged layer (its tree in ``staging``/diff) as the child of ``parent_chain``; the
+    job's result (``write_and_unpack_job``)."""
+    import hashlib
+
+    if entries == 0 and not keep_empty:
+        remove_tree(staging)
+        return {"status": "empty", "diff_id": layer.diff_id}
+    chain = layer.diff_id if parent_chain is None else \
+        "sha256:" + hashlib.sha256(f"sha256:{parent_chain} {layer.diff_id}".encode()).hexdigest()
+    chain_hex = chain.split(":", 1)[1]
+    info = {"diff_id": layer.diff_id, "size": size, "compressed_digest": layer.digest,
+            "compressed_size": layer.size, "compression": layer.compression, "entries": entries}
+    final = os.path.join(layers_root, chain_hex)
+    if os.path.exists(os.path.join(final, "info.json")):
+        remove_tree(staging)
+        status = "exists"
+    else:
+        status = _place(staging, final, blob_path, info)
+    return {"chain": chain_hex, "diff_id": layer.diff_id, "digest": layer.digest, "size": layer.size,
+            "compression": layer.compression, "status": status}
+
+
+def adopt_layer_job(layers_root: str, staging: str, blob_path: str, write_opts: object, parent_chain: str | None,
+                    keep_empty: bool = True) -> dict[str, object]:
+    """Runs inside the user namespace: write the plain tree ``staging``/diff (made for this layer:
+    no overlay markers, no whiteouts) as a layer blob, and keep that tree itself as the stored
+    layer: it is what the blob holds, so nothing is unpacked again (``build``'s COPY writes its
+    files once). The tree must not be written with ``timestamp`` (its files keep their times)."""
+    from rootlet.runtime.image.layerwriter import write_layer
+
+    try:
+        layer = write_layer(os.path.join(staging, "diff"), blob_path, write_opts)  # type: ignore[arg-type]
+        return _store_new_layer(staging, layers_root, blob_path, layer, layer.tar_size, layer.entries, parent_chain,
+                                keep_empty)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            remove_tree(staging)
+        raise
+
+
 def write_and_unpack_job(tmp_root: str, layers_root: str, owner_pid: int, src_dir: str, blob_path: str,
                          write_opts: object, parent_chain: str | None, lower_dirs: tuple[str, ...],
                          single_id: bool, privileged: bool, keep_empty: bool = True) -> dict[str, object]:
@@ -187,7 +233,6 @@ def write_and_unpack_job(tmp_root: str, layers_root: str, owner_pid: int, src_di
     Returns the layer's chain (hex), diff_id, digest, size, compression and status ("unpacked",
     "exists", or "empty" when the tree held nothing and *keep_empty* is false: no layer is kept).
     """
-    import hashlib
     import pickle
 
     from rootlet.runtime.image.applier import ApplyOptions, apply_layer
@@ -248,22 +293,8 @@ def write_and_unpack_job(tmp_root: str, layers_root: str, owner_pid: int, src_di
         if layer is None or applied.diff_id != layer.diff_id:
             raise StoreError("the new layer unpacked differently from how it was written",
                              "the tree changed under the writer in a way it could not follow; try again")
-        if applied.entries == 0 and not keep_empty:
-            remove_tree(staging)
-            return {"status": "empty", "diff_id": layer.diff_id}
-        chain = layer.diff_id if parent_chain is None else \
-            "sha256:" + hashlib.sha256(f"sha256:{parent_chain} {layer.diff_id}".encode()).hexdigest()
-        chain_hex = chain.split(":", 1)[1]
-        info = {"diff_id": layer.diff_id, "size": applied.size, "compressed_digest": layer.digest,
-                "compressed_size": layer.size, "compression": layer.compression, "entries": applied.entries}
-        final = os.path.join(layers_root, chain_hex)
-        if os.path.exists(os.path.join(final, "info.json")):
-            remove_tree(staging)
-            status = "exists"
-        else:
-            status = _place(staging, final, blob_path, info)
-        return {"chain": chain_hex, "diff_id": layer.diff_id, "digest": layer.digest, "size": layer.size,
-                "compression": layer.compression, "status": status}
+        return _store_new_layer(staging, layers_root, blob_path, layer, applied.size, applied.entries, parent_chain,
+                                keep_empty)
     except BaseException:
         with contextlib.suppress(OSError):
             remove_tree(staging)

@@ -56,6 +56,8 @@ class NewLayer(Record):
     size: int
     compression: str
     diff_id: str
+    tar_size: int = 0   # of the uncompressed tar (what the writer made; 0 when received)
+    entries: int = 0    # tar members written
 
 
 class LayerWriteOptions(Record):
@@ -139,6 +141,7 @@ class _Writer:
         self.sink = sink
         self.opts = opts
         self.links: dict[tuple[int, int], str] = {}
+        self.entries = 0
 
     # -- entries ----------------------------------------------------------------------------
     def header(self, info: tarfile.TarInfo, xattrs: dict[str, bytes] | None = None) -> None:
@@ -147,6 +150,7 @@ class _Writer:
             # under ``hdrcharset=BINARY``, which is how Go's archive/tar reads them too.
             for key, value in sorted(xattrs.items()):
                 info.pax_headers["SCHILY.xattr." + key] = value.decode("utf-8", "surrogateescape")
+        self.entries += 1
         self.sink.write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
 
     def entry(self, name: str, st: os.stat_result, kind: bytes, **extra: object) -> tarfile.TarInfo:
@@ -285,7 +289,8 @@ def write_layer(src_dir: str, out: str | int, opts: LayerWriteOptions = LayerWri
     fd = out if isinstance(out, int) else os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
         sink = _Sink(fd, opts.compression, tee)
-        _Writer(sink, opts).directory(root, "")
+        writer = _Writer(sink, opts)
+        writer.directory(root, "")
         sink.write(bytes(1024))  # the tar's end: two zero blocks
         sink.close()
         if not isinstance(out, int):
@@ -296,4 +301,4 @@ def write_layer(src_dir: str, out: str | int, opts: LayerWriteOptions = LayerWri
             os.close(fd)
     return NewLayer(path=out if isinstance(out, str) else "", digest="sha256:" + sink.out_hash.hexdigest(),
                     size=sink.out_size, compression=opts.compression,
-                    diff_id="sha256:" + sink.tar_hash.hexdigest())
+                    diff_id="sha256:" + sink.tar_hash.hexdigest(), tar_size=sink.tar_size, entries=writer.entries)
