@@ -191,7 +191,9 @@ def _copy_all(opened: list[tuple[Source, int, str]], job: CopyJob, rules: object
                 if tree_fd is None:
                     cptar.extract_tar(rfd, real, owner, True)
                 else:
-                    with _Into(tree_fd):
+                    from rootlet.runtime.container.view import Chroot
+
+                    with Chroot(tree_fd):
                         cptar.extract_tar(rfd, real, owner, True)
             finally:
                 os.close(rfd)
@@ -251,26 +253,6 @@ def _ensure_dirs(path: str, tree_fd: int | None) -> str:
     finally:
         os.close(fd)
     return real
-
-
-class _Into:
-    """``with _Into(fd):`` — the open directory ``fd`` is "/" inside the block (from within a chroot
-    too); the previous root after it."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self.old = -1
-
-    def __enter__(self) -> _Into:
-        self.old = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        os.fchdir(self.fd)
-        os.chroot(".")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        os.fchdir(self.old)
-        os.chroot(".")
-        os.close(self.old)
 
 
 def _open_dir(path: str, tree_fd: int | None) -> int:

@@ -59,15 +59,20 @@ def _mounted(specs: list[tuple[Any, ...]], rootful: bool, fn: Callable[..., Any]
 
 
 class Chroot:
-    """``with Chroot(path):`` — ``path`` is "/" (and the working directory) inside the block."""
+    """``with Chroot(path):`` — ``path`` (or the open directory ``fd``, reachable from inside
+    another chroot too) is "/" (and the working directory) inside the block."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str | int) -> None:
         self.path = path
         self.old = -1
 
     def __enter__(self) -> Chroot:
         self.old = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        os.chroot(self.path)
+        if isinstance(self.path, int):
+            os.fchdir(self.path)
+            os.chroot(".")
+        else:
+            os.chroot(self.path)
         os.chdir("/")
         return self
 
