@@ -73,8 +73,7 @@ def start(
     filters: List[str] = typer.Option(None, "--filter", "-f", help="With --all: only those matching (ps's filters)."),
     latest: bool = typer.Option(False, "--latest", "-l", help="The most recently created container."),
 ) -> None:
-    """Start created or stopped containers (in the background unless -a); exit 125 when one cannot
-    start, as podman's start."""
+    """Start created or stopped containers (in the background unless -a); 125 if one cannot start."""
     from rootlet.registry.errors import ContainerStartError
     from rootlet.runtime.engine.options import StartOptions
 
@@ -84,8 +83,7 @@ def start(
                                               filters=tuple(filters or ())), notify=err)
     if attach or interactive:
         raise typer.Exit(results[0].exit_code or 0)
-    # podman's start exits 125 whatever kept a command from starting (run says 126 or 127).
-    _report(results, codes=((ContainerStartError, 125),))
+    _report(results, codes=((ContainerStartError, 125),))  # podman's start: 125 (run says 126/127)
 
 
 def stop(

@@ -12,9 +12,7 @@ before the pod's containers start.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
 
 from rootlet.registry.errors import KubeError, RootletError
 from rootlet.runtime.engine.reports import PlayReport
@@ -125,6 +123,8 @@ def play(engine: Engine, plan: PlayPlan, *, replace: bool = False, start: bool =
             report.pods.append(pod.name)
             _pod(engine, pod, start, report)
     except BaseException:
+        import contextlib
+
         for name in report.pods:
             with contextlib.suppress(RootletError, OSError):
                 remove_pod(engine, name, next(p.shared_volumes for p in plan.pods if p.name == name))
@@ -176,6 +176,8 @@ def _run_args(engine: Engine, pod: PodPlan, c: ContainerPlan) -> dict[str, objec
 def _write_files(engine: Engine, pod: PodPlan) -> None:
     from rootlet.registry.fsutil import atomic_write
 
+    import shutil
+
     base = files_dir(engine, pod.name)
     shutil.rmtree(base, ignore_errors=True)
     for vol in pod.files:
@@ -190,6 +192,8 @@ def _write_files(engine: Engine, pod: PodPlan) -> None:
 def remove_pod(engine: Engine, name: str, shared_volumes: list[str]) -> bool:
     """Remove pod ``name`` (its containers with it), its emptyDir volumes and its files; whether
     the pod was there."""
+    import shutil
+
     from rootlet.runtime.engine.options import PodActionOptions
 
     existed = engine.pod_exists(name)
@@ -205,6 +209,8 @@ def remove_pod(engine: Engine, name: str, shared_volumes: list[str]) -> bool:
 
 def _remove_volume(engine: Engine, name: str) -> None:
     from rootlet.runtime.engine.options import VolumeRmOptions
+
+    import contextlib
 
     if engine.volume_exists(name):
         with contextlib.suppress(RootletError):
