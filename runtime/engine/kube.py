@@ -98,6 +98,9 @@ class KubeVerbs:
 
 
 def files_dir(engine: Engine, pod: str) -> str:
+    """Where a pod's ConfigMap and Secret files live (the plan checked the name is a DNS name)."""
+    if not pod or "/" in pod or pod.startswith("."):
+        raise KubeError(f"invalid pod name {pod!r}")
     return os.path.join(engine.images_store.root, "kube", pod)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import posixpath
+import re
 
 from rootlet.registry.errors import KubeError
 from rootlet.registry.record import Record
@@ -86,7 +87,7 @@ def plan(docs: list[dict[str, Any]], source: str, network: str | None = None,
             raise KubeError(f"{source}: document {n}: unsupported kind {kind!r}",
                             f"rootlet plays {', '.join(KNOWN)}")
         doc = Doc(data, where)
-        name = doc.child("metadata").need_str("name")
+        name = _name(doc.child("metadata"))
         if kind == "ConfigMap":
             maps[name] = {**{k: v.encode() for k, v in doc.string_map("data").items()},
                           **{k: _b64(v, doc.where, k) for k, v in doc.string_map("binaryData").items()}}
@@ -111,6 +112,22 @@ def plan(docs: list[dict[str, Any]], source: str, network: str | None = None,
     return out
 
 
+_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def _name(doc: Doc, key: str = "name", label: bool = False) -> str:
+    """A name Kubernetes would accept (a DNS subdomain, or with ``label`` a DNS label): what the
+    API server checks, and what keeps a name from ever being a path (``..``, ``/``) here, where pod
+    and volume names name directories of the store."""
+    value = doc.need_str(key)
+    rx, limit, what = (_LABEL, 63, "a DNS label") if label else (_SUBDOMAIN, 253, "a DNS subdomain")
+    if len(value) > limit or not rx.match(value) or ".." in value:
+        raise KubeError(f"{doc.where}: {key} {value!r} is not {what}",
+                        "lower case letters, digits and '-' (and '.' between words in object names)")
+    return value
+
+
 def _b64(value: str, where: str, key: str) -> bytes:
     try:
         return base64.b64decode(value, validate=True)
@@ -121,7 +138,7 @@ def _b64(value: str, where: str, key: str) -> bytes:
 def _workload(doc: Doc, maps: dict[str, dict[str, bytes]], secrets: dict[str, dict[str, bytes]],
               warnings: list[str], network: str | None, publish: tuple[str, ...]) -> list[PodPlan]:
     kind = doc.data["kind"]
-    name = doc.child("metadata").need_str("name")
+    name = _name(doc.child("metadata"))
     if kind == "Pod":
         return [_pod(name, doc.child("metadata"), doc.child("spec"), maps, secrets, warnings, network, publish, kind)]
     spec = doc.child("spec")
@@ -168,7 +185,7 @@ def _volumes(spec: Doc, maps: dict[str, dict[str, bytes]], secrets: dict[str, di
 
     out: dict[str, tuple[str, Any]] = {}
     for v in spec.children("volumes"):
-        vname = v.need_str("name")
+        vname = _name(v, label=True)
         if "persistentVolumeClaim" in v.data:
             out[vname] = ("volume", v.child("persistentVolumeClaim").need_str("claimName"))
         elif "hostPath" in v.data:
@@ -233,7 +250,7 @@ def _container(c: Doc, pod_name: str, volumes: dict[str, tuple[str, Any]], maps:
                pod: PodPlan) -> ContainerPlan:
     import json
 
-    name = c.need_str("name")
+    name = _name(c, label=True)
     run: dict[str, Any] = {"image": c.need_str("image"), "name": f"{pod_name}-{name}", "restart": restart}
     policy = c.str("imagePullPolicy")
     if policy is not None:
@@ -399,14 +416,14 @@ def teardown(docs: list[dict[str, Any]], source: str) -> PlayPlan:
         if kind not in WORKLOADS:
             continue
         doc = Doc(data, f"{source}: document {n} ({kind})")
-        name = doc.child("metadata").need_str("name")
+        name = _name(doc.child("metadata"))
         spec = doc.child("spec") if kind == "Pod" else doc.child("spec").child("template").child("spec")
         if kind == "Deployment":
             replicas = doc.child("spec").int("replicas", 1) or 0
             names = [f"{name}-pod-{i}" for i in range(replicas)]
         else:
             names = [name] if kind == "Pod" else [f"{name}-pod"]
-        empty = [v.need_str("name") for v in spec.children("volumes")
+        empty = [_name(v, label=True) for v in spec.children("volumes")
                  if "emptyDir" in v.data and v.child("emptyDir").str("medium") != "Memory"]
         out.pods.extend(PodPlan(name=p, shared_volumes=[f"{p}-{e}" for e in empty]) for p in names)
     return out

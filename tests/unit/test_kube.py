@@ -95,11 +95,20 @@ def test_a_deployment_plans_its_replicas_with_init_containers_configs_and_volume
     ("kind: Pod\nmetadata: {name: x}\nspec: {containers: [{name: a, image: b, volumeMounts: [{name: v, mountPath: /v}]}]}\n",
      "volume 'v' is not in the pod's volumes"),
     ("- just\n- a list\n", "not a mapping"),
+    ("kind: Pod\nmetadata: {name: ../../escape}\nspec: {containers: [{name: a, image: b}]}\n", "not a DNS subdomain"),
+    ("kind: Pod\nmetadata: {name: x}\nspec: {containers: [{name: a, image: b}], volumes: [{name: ../v, emptyDir: {}}]}\n",
+     "not a DNS label"),
     ("kind: Pod\nmetadata: {name: x\n", "not valid YAML"),
 ])
 def test_bad_manifests_name_the_document_and_the_field(text: str, phrase: str) -> None:
     with pytest.raises(KubeError, match=phrase):
         plan(load_documents(text, "bad.yaml"), "bad.yaml")
+
+
+def test_down_never_takes_a_name_for_a_path() -> None:
+    text = "kind: Deployment\nmetadata: {name: ../../home}\nspec: {template: {spec: {containers: []}}}\n"
+    with pytest.raises(KubeError, match="not a DNS subdomain"):
+        teardown(load_documents(text, "x.yaml"), "x.yaml")
 
 
 def test_a_billion_laughs_document_is_refused_without_expanding_it() -> None:
