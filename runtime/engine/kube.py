@@ -145,6 +145,15 @@ def _pod(engine: Engine, pod: PodPlan, start: bool, report: PlayReport) -> None:
         engine.volume_create(VolumeCreateOptions(name=name, labels=(f"{POD_LABEL}={pod.name}",), ignore=True))
         report.volumes.append(name)
     _write_files(engine, pod)
+    for path, kind in pod.host_paths:  # hostPath types that make what is missing, as the kubelet does
+        try:
+            if kind == "DirectoryOrCreate":
+                os.makedirs(path, 0o755, exist_ok=True)
+            elif not os.path.exists(path):
+                os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644))
+        except OSError as exc:
+            raise KubeError(f"pod {pod.name}: cannot create hostPath {path}: {exc.strerror}") from None
     engine.pod_create(PodCreateOptions(name=pod.name, publish=tuple(pod.publish), network=pod.network,
                                        hostname=pod.hostname, labels=tuple(f"{k}={v}" for k, v in pod.labels.items())))
     if start:

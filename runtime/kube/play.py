@@ -62,6 +62,7 @@ class PodPlan(Record):
     containers: list[ContainerPlan] = []
     files: list[FileVolume] = []
     shared_volumes: list[str] = []  # emptyDir volumes: named volumes of the pod, removed with it
+    host_paths: list[tuple[str, str]] = []  # (path, DirectoryOrCreate|FileOrCreate) to make when missing
 
 
 class PlayPlan(Record):
@@ -200,6 +201,14 @@ def _volumes(spec: Doc, maps: dict[str, dict[str, bytes]], secrets: dict[str, di
                                 "create it first, or use type DirectoryOrCreate")
             if kind == "Directory" and not os.path.isdir(path) or kind == "File" and not os.path.isfile(path):
                 raise KubeError(f"{hp.where}: {path} is not a {kind.lower()}")
+            if kind in ("DirectoryOrCreate", "FileOrCreate") and not exists:
+                pod.host_paths.append((path, kind))
+            elif kind not in ("", "Directory", "File", "Socket", "CharDevice", "BlockDevice", "DirectoryOrCreate",
+                              "FileOrCreate"):
+                raise KubeError(f"{hp.where}: unknown type {kind!r}", "use Directory, File, DirectoryOrCreate, "
+                                "FileOrCreate, Socket, CharDevice or BlockDevice")
+            elif not exists:
+                raise KubeError(f"{hp.where}: {path} does not exist", "create it, or use type DirectoryOrCreate")
             out[vname] = ("bind", (path, kind))
         elif "emptyDir" in v.data:
             ed = v.child("emptyDir")

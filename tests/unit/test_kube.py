@@ -174,3 +174,14 @@ def test_names_become_dns_labels() -> None:
     assert dns_label("My_App.v2") == "my-app-v2"
     with pytest.raises(KubeError):
         dns_label("___")
+
+
+def test_hostpaths_that_may_be_created_are_made_at_play_time_not_while_planning(tmp_path) -> None:  # noqa: ANN001
+    text = (f"kind: Pod\nmetadata: {{name: hp}}\nspec:\n  containers: [{{name: a, image: b, volumeMounts: "
+            f"[{{name: d, mountPath: /d}}]}}]\n  volumes: [{{name: d, hostPath: {{path: {tmp_path}/new, "
+            "type: DirectoryOrCreate}}]\n")
+    pod = plan(load_documents(text, "hp.yaml"), "hp.yaml").pods[0]
+    assert pod.host_paths == [(f"{tmp_path}/new", "DirectoryOrCreate")] and not (tmp_path / "new").exists()
+    assert pod.containers[0].run["volumes"] == (f"{tmp_path}/new:/d",)
+    with pytest.raises(KubeError, match="unknown type 'Dir'"):
+        plan(load_documents(text.replace("DirectoryOrCreate", "Dir"), "hp.yaml"), "hp.yaml")
