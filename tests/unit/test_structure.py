@@ -190,3 +190,14 @@ def test_every_module_imports_in_a_fresh_interpreter(order: str) -> None:
     code = "import importlib, sys\nfor name in sys.argv[1:]:\n    importlib.import_module(name)\n"
     proc = subprocess.run([sys.executable, "-c", code, *names], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_every_package_is_in_the_regular_install() -> None:
+    """``pip install .`` (scripts/setup's, not an editable one) installs only the packages
+    pyproject.toml lists: a package missing there works from the source tree and fails installed."""
+    import tomllib
+
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {"rootlet." + ".".join(p.parent.relative_to(REPO).parts)
+               for top in CODE for p in (REPO / top).rglob("__init__.py")}
+    assert on_disk - listed == set()
