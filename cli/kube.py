@@ -3,6 +3,7 @@ containers), down; podman 4.3's older spellings ``generate kube`` and ``play kub
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import List, Optional
 
@@ -54,20 +55,18 @@ def play(
     configmaps: List[str] = typer.Option([], "--configmap", metavar="FILE", help="More ConfigMaps (repeatable)."),
     publish: List[str] = typer.Option([], "--publish", metavar="[IP:]HOST:CTR[/PROTO]",
                                       help="Publish a port on every pod (repeatable)."),
-    build: bool = typer.Option(False, "--build", help="Not supported yet: refused."),
+    build: bool = typer.Option(False, "--build", help="Build each image first from ./NAME (NAME the image's "
+                               "last path component) when it holds a Containerfile or Dockerfile."),
 ) -> None:
     """Play Kubernetes YAML: Pods, Deployments, DaemonSets, Jobs, ConfigMaps, Secrets and
     PersistentVolumeClaims become pods, containers and volumes (or, with --down, go away)."""
     from rootlet.cli.images import parse_bool
-    from rootlet.registry.errors import UsageError
     from rootlet.runtime.engine.options import KubePlayOptions
 
-    if build:
-        raise UsageError("kube play --build is not supported by rootlet yet", "rootlet build the images first")
     app: AppContext = ctx.obj
     opts = KubePlayOptions(text=_read(file), source=file, configmaps=tuple((f, _read(f)) for f in configmaps),
                            down=down, replace=replace, start=parse_bool(start, "--start") is not False,
-                           network=network, publish=tuple(publish))
+                           network=network, publish=tuple(publish), build=build, build_root=os.getcwd())
     report = app.engine().kube_play(opts)
     for warning in report.warnings:
         err(f"Warning: {warning}")

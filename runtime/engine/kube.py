@@ -93,8 +93,31 @@ class KubeVerbs:
                                     "--configmap takes files of ConfigMaps")
             docs = extra + docs
         self.images_store.ensure()
-        return play(self, plan(docs, opts.source, opts.network, opts.publish),  # type: ignore[arg-type]
-                    replace=opts.replace, start=opts.start)
+        the_plan = plan(docs, opts.source, opts.network, opts.publish)
+        if opts.build:
+            self._kube_build(the_plan, opts.build_root or os.getcwd())
+        return play(self, the_plan, replace=opts.replace, start=opts.start)  # type: ignore[arg-type]
+
+    def _kube_build(self, the_plan: PlayPlan, root: str) -> None:
+        """``--build``: each image that has a context directory ``root/NAME`` is built (quietly) and
+        named as the manifest names it; one without is said in a warning."""
+        from rootlet.registry.reference import parse_reference
+        from rootlet.runtime.build.options import BuildOptions
+
+        seen: set[str] = set()
+        for pod in the_plan.pods:
+            for c in [*pod.init, *pod.containers]:
+                image = str(c.run["image"])
+                if image in seen:
+                    continue
+                seen.add(image)
+                name = parse_reference(image).repository.rsplit("/", 1)[-1]
+                context = os.path.join(root, name)
+                if not any(os.path.isfile(os.path.join(context, f)) for f in ("Containerfile", "Dockerfile")):
+                    the_plan.warnings.append(f"--build: no {name}/Containerfile or {name}/Dockerfile in {root}: "
+                                             f"image {image} is used as it is")
+                    continue
+                self.build(BuildOptions(context=context, tags=(image,), quiet=True))  # type: ignore[attr-defined]
 
 
 def files_dir(engine: Engine, pod: str) -> str:

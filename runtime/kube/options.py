@@ -19,7 +19,9 @@ class KubePlayOptions(Record):
     """``kube play``: the manifest ``text`` (``source`` names it in messages), more ConfigMap files'
     texts in ``configmaps``; ``down`` removes what the file made; ``replace`` removes existing pods
     of the file first; ``start`` false only creates; ``network`` for every pod; ``publish`` more
-    ``-p`` values for every pod."""
+    ``-p`` values for every pod; ``build`` builds each container's image first from the directory
+    ``build_root/NAME`` (NAME the image's last path component) when it holds a Containerfile or
+    Dockerfile, as podman's ``--build``."""
 
     text: str
     source: str = "-"
@@ -29,4 +31,6 @@ class KubePlayOptions(Record):
     start: bool = True
     network: str | None = None
     publish: tuple[str, ...] = ()
+    build: bool = False              # --build: build each image from BUILD_ROOT/NAME first (podman's rule)
+    build_root: str | None = None    # the directory holding those contexts (the caller's working directory)
 

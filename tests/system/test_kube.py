@@ -195,3 +195,23 @@ def test_bad_files_fail_in_one_line_and_make_nothing(rootlet: RunRootlet, busybo
     assert rootlet("pod", "ps", "-q", check=True).stdout == ""
     assert rootlet("ps", "-aq", check=True).stdout == ""
     assert rootlet("volume", "ls", "-q", check=True).stdout == ""
+
+
+def test_play_build_makes_the_image_from_the_directory_named_after_it(rootlet: RunRootlet, rootlet_env: dict[str, str],
+                                                                      busybox: str, tmp_path: Path, clean: None) -> None:
+    import subprocess
+
+    from tests.conftest import rootlet_command
+
+    (tmp_path / "myapp").mkdir()
+    (tmp_path / "myapp" / "Containerfile").write_text(f"FROM {busybox}\nRUN echo built by kube play > /built\n")
+    (tmp_path / "pod.yaml").write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: fromsrc}\nspec:\n  containers:\n"
+        "  - {name: app, image: myapp, command: [sh, -c, 'cat /built; sleep 300']}\n"
+        f"  - {{name: other, image: {busybox}, command: [sleep, '300']}}\n")
+    proc = subprocess.run([*rootlet_command(), "kube", "play", "--build", "pod.yaml"], cwd=tmp_path, env=rootlet_env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "busybox/Containerfile" in proc.stderr  # the image without a directory: said, used as it is
+    assert _wait_logs(rootlet, "fromsrc-app", "built") == "built by kube play\n"
+    assert rootlet("image", "exists", "localhost/myapp:latest").returncode == 0
