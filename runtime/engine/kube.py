@@ -187,7 +187,7 @@ def _pod(engine: Engine, pod: PodPlan, start: bool, report: PlayReport) -> None:
             engine.rm(RmOptions(names=(cid,), force=True, volumes=True))
             if code != 0:
                 raise KubeError(f"pod {pod.name}: init container {init.name} exited {code}",
-                                "its output was: rootlet logs is gone with it; run the image by hand to see why")
+                                "run its image and command by hand (rootlet run) to see its output")
     for c in pod.containers:
         opts = RunOptions(**_run_args(engine, pod, c), pod=pod.name, detach=True)
         made = engine.run(opts) if start else engine.create(opts)
