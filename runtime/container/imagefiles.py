@@ -52,14 +52,15 @@ def lookup_layered(lowers: tuple[str, ...], parts: list[str]) -> tuple[str, os.s
                 return current, st
             if not stat.S_ISDIR(st.st_mode):
                 return None  # a non-directory hides the lower layers' directory of that name
-            if _opaque(current):
+            if is_opaque(current):
                 hidden_below = True
         if hidden_below:
             return None
     return None
 
 
-def _opaque(path: str) -> bool:
+def is_opaque(path: str) -> bool:
+    """Whether the layer directory ``path`` is opaque (it hides what the layers below have there)."""
     for name in _OPAQUE_XATTRS:
         try:
             if os.getxattr(path, name, follow_symlinks=False) == b"y":
@@ -69,9 +70,11 @@ def _opaque(path: str) -> bool:
     return False
 
 
-def resolve_layered(lowers: tuple[str, ...], path: str) -> str | None:
-    """The host path of the regular file ``path`` names in the merged image, symlinks resolved
-    inside the image; None when there is no such regular file."""
+def _walk(lowers: tuple[str, ...], path: str, want_dir: bool) -> list[str] | str | None:
+    """Resolve ``path`` in the merged image, every symlink on the way (the last one too) read
+    and resolved inside the image, ``..`` stopping at its root, as in a chroot: with
+    ``want_dir`` the components of the directory it names, else the host path of the regular
+    file it names; None when there is no such thing."""
     todo = [c for c in reversed(path.split("/")) if c]
     done: list[str] = []
     links = 0
@@ -82,7 +85,7 @@ def resolve_layered(lowers: tuple[str, ...], path: str) -> str | None:
         if comp == "..":
             if done:
                 done.pop()
-            continue  # at the image's root, as in a chroot
+            continue
         found = lookup_layered(lowers, [*done, comp])
         if found is None:
             return None
@@ -96,12 +99,24 @@ def resolve_layered(lowers: tuple[str, ...], path: str) -> str | None:
                 done = []
             todo.extend(c for c in reversed(target.split("/")) if c)
             continue
-        if todo and not stat.S_ISDIR(st.st_mode):
-            return None
-        if not todo:
+        if not want_dir and not todo:
             return host if stat.S_ISREG(st.st_mode) else None
+        if not stat.S_ISDIR(st.st_mode):
+            return None
         done.append(comp)
-    return None
+    return done if want_dir else None
+
+
+def resolve_layered(lowers: tuple[str, ...], path: str) -> str | None:
+    """The host path of the regular file ``path`` names in the merged image, symlinks resolved
+    inside the image; None when there is no such regular file."""
+    return _walk(lowers, path, want_dir=False)  # type: ignore[return-value]
+
+
+def resolve_image_dir(lowers: tuple[str, ...], path: str) -> list[str] | None:
+    """The components of the directory ``path`` names in the merged image (symlinks resolved
+    inside the image); None when it is no directory there."""
+    return _walk(lowers, path, want_dir=True)  # type: ignore[return-value]
 
 
 def open_layered_file(lowers: tuple[str, ...], path: str) -> int | None:

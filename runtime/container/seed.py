@@ -20,57 +20,15 @@ import contextlib
 import os
 import stat
 
-from rootlet.runtime.container.imagefiles import MAX_LINKS, lookup_layered
+from rootlet.runtime.container.imagefiles import is_opaque, lookup_layered, resolve_image_dir
 from rootlet.runtime.container.record import Mount
 from rootlet.runtime.container.volumes import VolumeStore
 
-_OPAQUE_XATTRS = ("user.overlay.opaque", "trusted.overlay.opaque")
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-def resolve_image_dir(lowers: tuple[str, ...], path: str) -> list[str] | None:
-    """The components of the directory ``path`` names in the merged image (every symlink on the
-    way resolved inside the image, ``..`` stopping at its root); None when it is no directory there."""
-    todo = [c for c in reversed(path.split("/")) if c]
-    done: list[str] = []
-    links = 0
-    while todo:
-        comp = todo.pop()
-        if comp == ".":
-            continue
-        if comp == "..":
-            if done:
-                done.pop()
-            continue
-        found = lookup_layered(lowers, [*done, comp])
-        if found is None:
-            return None
-        host, st = found
-        if stat.S_ISLNK(st.st_mode):
-            links += 1
-            if links > MAX_LINKS:
-                return None
-            target = os.readlink(host)
-            if target.startswith("/"):
-                done = []
-            todo.extend(c for c in reversed(target.split("/")) if c)
-            continue
-        if not stat.S_ISDIR(st.st_mode):
-            return None
-        done.append(comp)
-    return done
 
 
 def _is_whiteout(st: os.stat_result) -> bool:
     return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
-
-
-def _opaque(path: str) -> bool:
-    for name in _OPAQUE_XATTRS:
-        with contextlib.suppress(OSError):
-            if os.getxattr(path, name, follow_symlinks=False) == b"y":
-                return True
-    return False
 
 
 def merged_entries(lowers: tuple[str, ...], parts: list[str]) -> list[tuple[str, str, os.stat_result]]:
@@ -90,7 +48,7 @@ def merged_entries(lowers: tuple[str, ...], parts: list[str]) -> list[tuple[str,
                 break
             if _is_whiteout(st) or not stat.S_ISDIR(st.st_mode):
                 return _listed(seen)  # hides this path in every layer below
-            if _opaque(current):
+            if is_opaque(current):
                 hidden_below = True
         if present:
             with os.scandir(current) as it:
