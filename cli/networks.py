@@ -7,7 +7,7 @@ from typing import List, Optional
 import typer
 
 from rootlet.cli.context import AppContext
-from rootlet.cli.render import dump_json, out, print_docs, raise_collected
+from rootlet.cli.render import out, print_docs, print_rows, raise_collected
 
 #: podman's ``network ls`` table.
 LS_TABLE = "table {{.ID}}\t{{.Name}}\t{{.Driver}}"
@@ -47,22 +47,13 @@ def ls(
     noheading: bool = typer.Option(False, "--noheading", "-n", help="Omit the table header."),
 ) -> None:
     """List user networks."""
-    from rootlet.cli.template import format_kind, render_rows
-
     app: AppContext = ctx.obj
     docs = app.engine().network_ls(tuple(filters or ()))
     if quiet:
         for doc in docs:
             out(str(doc["name"]))
         return
-    kind = format_kind(fmt)
-    if kind == "json":
-        dump_json(docs)
-        return
-    template = fmt if kind in ("table", "template") else LS_TABLE
-    text = render_rows(template or "", [_template_doc(d) for d in docs], LS_HEADERS, heading=not noheading)
-    if text:
-        out(text)
+    print_rows(fmt, docs, [_template_doc(d) for d in docs], LS_TABLE, LS_HEADERS, heading=not noheading)
 
 
 def inspect(

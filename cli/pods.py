@@ -7,7 +7,7 @@ from typing import List, Optional
 import typer
 
 from rootlet.cli.context import AppContext
-from rootlet.cli.render import ago, dump_json, go_time, out, print_docs, raise_collected, table
+from rootlet.cli.render import ago, dump_json, go_time, out, print_docs, print_rows, raise_collected, table
 
 #: podman's ``pod ps`` table and its headers.
 PS_TABLE = "table {{.ID}}\t{{.Name}}\t{{.Status}}\t{{.Created}}\t{{.InfraID}}\t{{.NumberOfContainers}}"
@@ -53,25 +53,17 @@ def ps(
     noheading: bool = typer.Option(False, "--noheading", "-n", help="Omit the table header."),
 ) -> None:
     """List pods."""
-    from rootlet.cli.template import format_kind, render_rows
-
     app: AppContext = ctx.obj
     rows = app.engine().pod_ps(tuple(filters or ()))
     if quiet:
         for r in rows:
             out(r.id if no_trunc else r.id[:12])
         return
-    kind = format_kind(fmt)
-    if kind == "json":
-        dump_json([_ps_json(r) for r in rows])
-        return
-    docs = [dict(_ps_json(r), ID=r.id if no_trunc else r.id[:12], Created=ago(r.created),
+    json_docs = [_ps_json(r) for r in rows]
+    docs = [dict(j, ID=r.id if no_trunc else r.id[:12], Created=ago(r.created),
                  InfraID=r.infra_id if no_trunc else r.infra_id[:12], NumberOfContainers=len(r.containers))
-            for r in rows]
-    template = fmt if kind in ("table", "template") else PS_TABLE
-    text = render_rows(template or "", docs, PS_HEADERS, heading=not noheading)
-    if text:
-        out(text)
+            for j, r in zip(json_docs, rows)]
+    print_rows(fmt, json_docs, docs, PS_TABLE, PS_HEADERS, heading=not noheading)
 
 
 def inspect(

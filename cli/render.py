@@ -72,6 +72,21 @@ def print_docs(docs: Sequence[Any], fmt: str | None) -> None:
         out(render_template(fmt, {**doc, **extra} if extra else doc))
 
 
+def print_rows(fmt: str | None, json_docs: Sequence[Any], rows: Sequence[Any], default: str,
+               headers: dict[str, str] | None = None, heading: bool = True) -> None:
+    """A listing as ``--format`` asks: ``json_docs`` as JSON, or ``rows`` through the template
+    given (``table …`` too) or else the command's own ``default`` table."""
+    from rootlet.cli.template import format_kind, render_rows
+
+    kind = format_kind(fmt)
+    if kind == "json":
+        dump_json(list(json_docs))
+        return
+    text = render_rows((fmt or "") if kind in ("table", "template") else default, rows, headers, heading=heading)
+    if text:
+        out(text)
+
+
 def human_size(n: int) -> str:
     """podman's sizes (go-units HumanSizeWithPrecision, 3 digits): 1000-based, ``7.8 MB``, ``1.21 GB``."""
     size = float(n)

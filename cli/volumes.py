@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from rootlet.cli.context import AppContext
-from rootlet.cli.render import dump_json, out, print_docs, raise_collected
+from rootlet.cli.render import out, print_docs, print_rows, raise_collected
 from rootlet.registry.errors import UsageError
 
 #: podman's ``volume ls`` table, and its header for the name column.
@@ -72,7 +72,6 @@ def ls(
     noheading: bool = typer.Option(False, "--noheading", "-n", help="Omit the table header."),
 ) -> None:
     """List volumes."""
-    from rootlet.cli.template import format_kind, render_rows
     from rootlet.runtime.engine.options import VolumeLsOptions
 
     app: AppContext = ctx.obj
@@ -81,14 +80,7 @@ def ls(
         for doc in docs:
             out(str(doc["Name"]))
         return
-    kind = format_kind(fmt)
-    if kind == "json":
-        dump_json(docs)
-        return
-    template = fmt if kind in ("table", "template") else LS_TABLE
-    text = render_rows(template or "", [_template_doc(d) for d in docs], LS_HEADERS, heading=not noheading)
-    if text:
-        out(text)
+    print_rows(fmt, docs, [_template_doc(d) for d in docs], LS_TABLE, LS_HEADERS, heading=not noheading)
 
 
 def inspect(
