@@ -347,12 +347,6 @@ class _Builder(FileSteps, RunStep):
         remove_container(self.store, cid, force=True, volumes=True)
         self.containers.remove(cid)
 
-    def _layer(self, state: StageState, cid: str, placeholders: tuple[str, ...], keep_empty: bool = True
-               ) -> dict[str, object]:
-        from rootlet.runtime.container.commit import container_layer
-
-        return container_layer(self.store, cid, state.layers, self.timestamp, placeholders, keep_empty)
-
     def _source_image(self, state: StageState, stages: list[Stage], ref: str, what: str) -> str:
         """The image id of ``--from``'s stage (by name or number) or image."""
         earlier = self._stage_ref(ref, state.stage.index, stages)

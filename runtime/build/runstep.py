@@ -204,7 +204,7 @@ class RunStep:
 
         from rootlet.runtime.build import config as configs
         from rootlet.runtime.build.plan import PROXY_ARGS
-        from rootlet.runtime.container.commit import MOUNT_PLACEHOLDERS
+        from rootlet.runtime.container.commit import MOUNT_PLACEHOLDERS, container_layer
         from rootlet.runtime.lifecycle.foreground import run_foreground
 
         if inst.flag("security") not in (None, "sandbox"):
@@ -240,6 +240,7 @@ class RunStep:
         if code != 0:
             raise BuildError(f'building at STEP "{inst.text}": while running runtime: exit status {code}',
                              "the step's command failed; its output is above", exit_code=code)
-        layer = self._layer(state, cid, MOUNT_PLACEHOLDERS + mounts.placeholders)
+        layer = container_layer(self.store, cid, state.layers, self.timestamp,
+                                MOUNT_PLACEHOLDERS + mounts.placeholders)
         self._drop(cid)
         self._commit(state, key, created_by, layer)

@@ -156,10 +156,9 @@ def commit_container(store: ImageStore, opts: CommitOptions, env: Mapping[str, s
 
 
 def container_layer(store: ImageStore, cid: str, image_layers: list[str], timestamp: int | None = None,
-                    placeholders: tuple[str, ...] = MOUNT_PLACEHOLDERS, keep_empty: bool = True) -> dict[str, object]:
+                    placeholders: tuple[str, ...] = MOUNT_PLACEHOLDERS) -> dict[str, object]:
     """Write the changes of container *cid* (on the layers *image_layers*) as a new layer, kept in
-    the store with its blob; returns its chain (hex), diff_id and status (``write_and_unpack_job``:
-    "empty" when nothing changed and not *keep_empty*)."""
+    the store with its blob; returns its chain (hex), diff_id and status (``write_and_unpack_job``)."""
     from rootlet.runtime.container.imagefiles import lower_dirs
     from rootlet.runtime.image.layers import LayerStore, write_and_unpack_job
     from rootlet.runtime.image.layerwriter import LayerWriteOptions
@@ -178,7 +177,7 @@ def container_layer(store: ImageStore, cid: str, image_layers: list[str], timest
                 write_and_unpack_job, store.tmp, layers.root, os.getpid(), containers.path(cid, "upper"), blob,
                 LayerWriteOptions(compression="gzip", timestamp=timestamp, placeholders=placeholders),
                 image_layers[-1] if image_layers else None, lower_dirs(store, image_layers), plan.single_id,
-                plan.rootful, keep_empty)
+                plan.rootful)
     finally:
         try:
             os.unlink(blob)

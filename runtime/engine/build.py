@@ -6,7 +6,7 @@ from rootlet.runtime.engine.options import BuildOptions
 
 TYPE_CHECKING = False  # typing costs milliseconds to import; only type checkers need it
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable
 
     from rootlet.registry.store import ImageStore
     from rootlet.runtime.build.builder import BuildReport
@@ -16,8 +16,6 @@ class BuildVerbs:
     """Mixed into ``Engine``; ``self.images_store`` is the image store."""
 
     images_store: ImageStore
-    env: Mapping[str, str]
-    overlay: str
 
     def build(self, opts: BuildOptions, notify: Callable[[str], None] | None = None) -> BuildReport:
         """Build an image from a Dockerfile and a context directory; ``notify`` receives podman's
