@@ -36,6 +36,10 @@ class Flag(Record):
     default: Any = None
 
 
+#: ``--help``: every fast-parsed command takes it (``parse_command`` prints the help).
+HELP_FLAG = Flag(("--help",), "help", "bool", "Show this message and exit.")
+
+
 class Parsed(Record):
     """Flag values by dest, plus the positional words (the image, then the command)."""
 
@@ -140,3 +144,15 @@ def render_help(command: str, usage: str, summary: str, flags: Sequence[Flag]) -
         else:
             lines.append(f"  {spell.ljust(width)}{text}")
     return "\n".join(lines) + "\n"
+
+
+def parse_command(argv: Sequence[str], flags: Sequence[Flag], command: str, usage: str, summary: str) -> Parsed | None:
+    """A command's arguments (options anywhere among the positional words, as click takes them);
+    with ``--help`` its help is printed instead and the result is None (exit 0)."""
+    import sys
+
+    p = parse(argv, flags, command, interspersed=True)
+    if p.values.get("help"):
+        sys.stdout.write(render_help(command, usage, summary, flags))
+        return None
+    return p

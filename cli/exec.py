@@ -20,13 +20,13 @@ EXEC_FLAGS: tuple[Flag, ...] = (
 )
 
 
-def exec_command(root: str, argv: list[str]) -> int:
+def exec_command(root: str, argv: list[str], command: str = "exec") -> int:
     """``rootlet exec``: the command's exit code (rootlet's own failures raise → 125)."""
     from rootlet.registry.errors import UsageError
 
-    p = parse(argv, EXEC_FLAGS, "exec")
+    p = parse(argv, EXEC_FLAGS, command)
     if p.help:
-        sys.stdout.write(render_help("exec", "[OPTIONS] CONTAINER COMMAND [ARG...]",
+        sys.stdout.write(render_help(command, "[OPTIONS] CONTAINER COMMAND [ARG...]",
                                      "Run a command in a running container.", EXEC_FLAGS))
         return 0
     if len(p.positional) < 2:

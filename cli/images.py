@@ -1,17 +1,15 @@
-"""Image commands: pull, images, rmi, tag, inspect, image prune (and the ``image`` group aliases)."""
+"""Image commands: pull, rmi, tag, untag, image prune, image exists (and the ``image`` group aliases;
+``images`` and ``image inspect`` are in cli/image_list.py and cli/inspect.py)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, List, Optional
+from typing import List, Optional
 
 import typer
 
 from rootlet.cli.context import AppContext, stderr_is_tty
-from rootlet.cli.render import ago, dump_json, go_time, human_size, out, parse_time, raise_collected
+from rootlet.cli.render import out, raise_collected
 from rootlet.registry.errors import UsageError
-
-if TYPE_CHECKING:
-    from rootlet.runtime.engine.reports import ImageSummary
 
 
 def parse_bool(value: Optional[str], flag: str) -> Optional[bool]:
@@ -51,56 +49,6 @@ def pull(
     with pull_progress(quiet) as progress:
         report = app.engine().pull(opts, progress)
     out(report.image_id)
-
-
-#: podman's default ``images`` table, and the header words that differ from the field names.
-IMAGES_TABLE = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
-IMAGES_HEADERS = {"ID": "IMAGE ID", "CreatedSince": "CREATED"}
-
-
-def images(
-    ctx: typer.Context,
-    name: Optional[str] = typer.Argument(None, metavar="[REPOSITORY[:TAG]]", help="Only images with this name."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only image ids."),
-    all_: bool = typer.Option(False, "--all", "-a", help="Also the intermediate images of builds."),
-    fmt: Optional[str] = typer.Option(None, "--format", help="json, or a Go template: '{{.Repository}}:{{.Tag}} "
-                                      "{{.ID}}', 'table {{.ID}}\\t{{.Size}}' (with headers)."),
-    no_trunc: bool = typer.Option(False, "--no-trunc", help="Do not truncate image ids."),
-    digests: bool = typer.Option(False, "--digests", help="Show the manifest digest column."),
-    noheading: bool = typer.Option(False, "--noheading", "-n", help="Omit the table header."),
-) -> None:
-    """List local images."""
-    from rootlet.cli.template import format_kind, render_rows
-    from rootlet.runtime.engine.options import ImagesOptions
-
-    app: AppContext = ctx.obj
-    kind = format_kind(fmt)
-    rows = app.engine().images(ImagesOptions(name=name, all=all_))
-    if kind == "json":
-        seen: dict[str, dict] = {}
-        for row in rows:
-            seen.setdefault(row.id, image_json(row))
-        dump_json(list(seen.values()))
-        return
-    if quiet:
-        for i in dict.fromkeys(row.id if no_trunc else row.id[:12] for row in rows):
-            out(i)
-        return
-    template = fmt if kind in ("table", "template") else \
-        IMAGES_TABLE.replace("{{.Tag}}", "{{.Tag}}\t{{.Digest}}" if digests else "{{.Tag}}")
-    text = render_rows(template or "", [_image_doc(row, no_trunc) for row in rows], IMAGES_HEADERS,
-                       heading=not noheading)
-    if text:
-        out(text)
-
-
-def _image_doc(row: ImageSummary, no_trunc: bool) -> dict:
-    """The fields an ``images --format`` template sees: podman's names and texts (``.Created`` is
-    the age there, as in podman; ``.CreatedAt`` the time)."""
-    created = parse_time(row.created) or row.pulled or None
-    return dict(image_json(row), ID=row.id if no_trunc else row.id[:12], Repository=row.repository, Tag=row.tag,
-                CreatedSince=ago(created), Created=ago(created), CreatedAt=go_time(created),
-                Size=human_size(row.size), ReadOnly=False, Dangling=row.repository == "<none>")
 
 
 def rmi(
@@ -149,20 +97,6 @@ def untag(
     app.engine().untag(UntagOptions(source, tuple(names or ())))
 
 
-def inspect_cmd(
-    ctx: typer.Context,
-    names: List[str] = typer.Argument(..., metavar="IMAGE..."),
-    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="json (default) or a Go template such as '{{.Id}}'."),
-) -> None:
-    """Show the configuration of images as JSON (docker's field names)."""
-    from rootlet.cli.render import print_docs
-
-    app: AppContext = ctx.obj
-    report = app.engine().image_inspect(tuple(names))
-    print_docs(report.docs, fmt)
-    raise_collected(report.errors)
-
-
 def prune(
     ctx: typer.Context,
     all_: bool = typer.Option(False, "--all", "-a", help="Remove every image no container uses, not only dangling ones."),
@@ -181,16 +115,6 @@ def prune(
         out(image_id)
 
 
-def image_json(row: ImageSummary) -> dict:
-    """``images --format json`` entry, with the keys podman prints."""
-    return {
-        "Id": row.id, "ParentId": "", "RepoTags": list(row.repo_tags), "RepoDigests": list(row.repo_digests),
-        "Size": row.size, "SharedSize": 0, "VirtualSize": row.size, "Labels": None, "Containers": 0,
-        "Names": list(row.repo_tags), "Digest": row.digest, "Created": row.created, "Arch": row.architecture,
-        "Os": row.os,
-    }
-
-
 def image_exists(
     ctx: typer.Context,
     name: str = typer.Argument(..., metavar="IMAGE"),
@@ -203,18 +127,14 @@ def image_exists(
 def register(app: typer.Typer) -> None:
     """Add the image commands to *app* (top level and under ``image``)."""
     app.command("pull")(pull)
-    app.command("images")(images)
     app.command("rmi")(rmi)
     app.command("tag")(tag)
     app.command("untag")(untag)
     group = typer.Typer(help="Manage images.", no_args_is_help=True)
     group.command("pull")(pull)
-    group.command("ls")(images)
-    group.command("list")(images)
     group.command("rm")(rmi)
     group.command("tag")(tag)
     group.command("untag")(untag)
-    group.command("inspect")(inspect_cmd)
     group.command("prune")(prune)
     group.command("exists")(image_exists)
     app.add_typer(group, name="image")

@@ -16,8 +16,30 @@ if TYPE_CHECKING:
     import click
     import typer
 
-#: Commands parsed by cli/argv.py instead of typer, to keep their start-up cost low.
-FAST_COMMANDS = ("run", "create", "exec")
+#: Commands parsed by cli/argv.py instead of typer, whose import alone costs more than podman's
+#: whole `ps`: the command words -> (module, function, its Flag table, summary for the listings).
+#: Each function takes (store root, arguments, command words) and returns the exit status.
+FAST_COMMANDS: dict[tuple[str, ...], tuple[str, str, str, str]] = {
+    ("run",): ("rootlet.cli.run", "run_command", "RUN_FLAGS", "Run a command in a new container."),
+    ("create",): ("rootlet.cli.run", "run_command", "CREATE_FLAGS", "Create a container without starting it."),
+    ("exec",): ("rootlet.cli.exec", "exec_command", "EXEC_FLAGS", "Run a command in a running container."),
+    ("images",): ("rootlet.cli.image_list", "images_command", "IMAGES_FLAGS", "List local images."),
+    ("image", "ls"): ("rootlet.cli.image_list", "images_command", "IMAGES_FLAGS", "List local images."),
+    ("image", "list"): ("rootlet.cli.image_list", "images_command", "IMAGES_FLAGS", "List local images."),
+    ("inspect",): ("rootlet.cli.inspect", "inspect_command", "INSPECT_FLAGS", "Show containers or images as JSON."),
+    ("container", "inspect"): ("rootlet.cli.inspect", "inspect_command", "TYPED_FLAGS", "Show containers as JSON."),
+    ("image", "inspect"): ("rootlet.cli.inspect", "inspect_command", "TYPED_FLAGS", "Show images as JSON."),
+    ("logs",): ("rootlet.cli.logs", "logs_command", "LOGS_FLAGS", "Print a container's output."),
+    ("container", "logs"): ("rootlet.cli.logs", "logs_command", "LOGS_FLAGS", "Print a container's output."),
+    ("ps",): ("rootlet.cli.ps", "ps_command", "PS_FLAGS", "List containers (running ones, or all with -a)."),
+    ("container", "ps"): ("rootlet.cli.ps", "ps_command", "PS_FLAGS", "List containers."),
+    ("container", "ls"): ("rootlet.cli.ps", "ps_command", "PS_FLAGS", "List containers."),
+    ("container", "list"): ("rootlet.cli.ps", "ps_command", "PS_FLAGS", "List containers."),
+    ("rm",): ("rootlet.cli.stoprm", "rm_command", "RM_FLAGS", "Remove containers."),
+    ("container", "rm"): ("rootlet.cli.stoprm", "rm_command", "RM_FLAGS", "Remove containers."),
+    ("stop",): ("rootlet.cli.stoprm", "stop_command", "STOP_FLAGS", "Stop running containers."),
+    ("container", "stop"): ("rootlet.cli.stoprm", "stop_command", "STOP_FLAGS", "Stop running containers."),
+}
 
 #: Options that, as in podman (Go's pflag), may be given bare or as ``--opt=true|false``.
 OPTIONAL_BOOL_OPTIONS = ("--tls-verify", "--pause", "--archive", "--overwrite", "--stream", "--pull", "--layers")
@@ -52,9 +74,9 @@ def build_app() -> "typer.Typer":
                                     "container's still shows)."),
     ) -> None:
         if version:
-            from importlib.metadata import version as pkg_version
+            from rootlet.runtime.version import VERSION
 
-            typer.echo(f"rootlet version {pkg_version('rootlet')}")
+            typer.echo(f"rootlet version {VERSION}")
             raise typer.Exit(0)
         from rootlet.runtime.engine import default_root
 
@@ -84,23 +106,37 @@ def build_app() -> "typer.Typer":
     kube.register(app)
     attach.register(app)  # after containers: `container attach`
 
-    for name, summary in (("run", "Run a command in a new container."),
-                          ("create", "Create a container without starting it."),
-                          ("exec", "Run a command in a running container.")):
-        _register_fast(app, name, summary)
-
     return app
 
 
-def _register_fast(app: "typer.Typer", name: str, summary: str) -> None:
-    """List a fast-path command in ``rootlet --help`` (it is parsed by cli/argv.py, not typer)."""
-    import typer
+def _add_fast_commands(group: "click.Group", args: list[str]) -> None:
+    """List the fast-path commands in typer's click tree, so that ``rootlet --help``, the groups'
+    help and shell completion (their flags too) know them; main() runs them before typer is even
+    imported, so these callbacks only run when it did not (they run the same function)."""
+    from importlib import import_module
 
-    @app.command(name, help=f"{summary} (see `rootlet {name} --help`)", add_help_option=False,
-                 context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
-                                   "help_option_names": []})
-    def _fast_command(ctx: typer.Context) -> None:
-        raise typer.Exit(_fast(name, ctx.obj.root, list(ctx.args)))
+    import click
+
+    _, _, start = _split_globals(args)
+    for words, (module, function, flags, summary) in FAST_COMMANDS.items():
+        parent = group if len(words) == 1 else group.commands.get(words[0])
+        if not isinstance(parent, click.Group):
+            continue  # typer was given a single command (see _only): nothing to list it in
+        params: list[click.Parameter] = []
+        for f in getattr(import_module(module), flags):
+            if f.dest == "help":
+                continue
+            params.append(click.Option(list(f.names), is_flag=f.kind == "bool", multiple=f.kind == "multi",
+                                       metavar=None if f.kind == "bool" else f.metavar, help=f.help))
+        params.append(click.Argument(["args"], nargs=-1, required=False))
+
+        def callback(words: tuple[str, ...] = words, **_: object) -> None:
+            ctx = click.get_current_context()
+            raise click.exceptions.Exit(_fast(words, ctx.find_root().obj.root, args[start + len(words):]))
+
+        parent.add_command(click.Command(words[-1], params=params, callback=callback, add_help_option=False,
+                                         help=f"{summary} (see `rootlet {' '.join(words)} --help`)",
+                                         context_settings={"help_option_names": []}), words[-1])
 
 
 #: ``--log-level`` values (podman's); rootlet logs nothing but warnings and errors, so only
@@ -169,19 +205,19 @@ def main(argv: list[str] | None = None) -> int:
         root, debug_flag, start = _split_globals(raw)
         debug = debug or debug_flag
         if start < len(raw) and raw[start] in ("--version", "-v"):
-            from importlib.metadata import version as pkg_version
+            from rootlet.runtime.version import VERSION
 
-            sys.stdout.write(f"rootlet version {pkg_version('rootlet')}\n")
+            sys.stdout.write(f"rootlet version {VERSION}\n")
             code = 0
         elif raw[start:start + 2] == ["system", "service"]:  # start to first answer: no typer
             from rootlet.cli.service import service_command
             from rootlet.runtime.engine import default_root
 
             code = service_command(os.path.abspath(root) if root else default_root(), raw[start + 2:], debug)
-        elif start < len(raw) and raw[start] in FAST_COMMANDS:
+        elif (words := _fast_words(raw[start:start + 2])) is not None:
             from rootlet.runtime.engine import default_root
 
-            code = _fast(raw[start], os.path.abspath(root) if root else default_root(), raw[start + 1:])
+            code = _fast(words, os.path.abspath(root) if root else default_root(), raw[start + len(words):])
         else:
             # typer sees the global flags it declares (those of podman's that it does not are done).
             kept = (["--root", root] if root else []) + (["--debug"] if debug_flag else [])
@@ -222,16 +258,19 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-def _fast(command: str, root: str, args: list[str]) -> int:
-    if command in ("run", "create"):
-        from rootlet.cli.run import run_command
+def _fast_words(words: list[str]) -> tuple[str, ...] | None:
+    """The FAST_COMMANDS key that the command words start with, if any."""
+    for key in (tuple(words), tuple(words[:1])):
+        if key in FAST_COMMANDS:
+            return key
+    return None
 
-        return run_command(root, args, command)
-    if command == "exec":
-        from rootlet.cli.exec import exec_command
 
-        return exec_command(root, args)
-    raise AssertionError(command)
+def _fast(words: tuple[str, ...], root: str, args: list[str]) -> int:
+    from importlib import import_module
+
+    module, function, _, _ = FAST_COMMANDS[words]
+    return getattr(import_module(module), function)(root, args, " ".join(words))
 
 
 def _typer_main(args: list[str]) -> int:
@@ -245,6 +284,8 @@ def _typer_main(args: list[str]) -> int:
         completion_init()
     try:
         command = typer.main.get_command(_only(build_app(), args))
+        if isinstance(command, click.Group):
+            _add_fast_commands(command, args)
         result = command.main(args=args, prog_name="rootlet", standalone_mode=False)
         return result if isinstance(result, int) else 0
     except click.exceptions.Exit as exc:

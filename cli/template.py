@@ -33,6 +33,7 @@ import functools
 import json
 import re
 
+from rootlet.cli.tabwrite import tabwrite
 from rootlet.registry.errors import UsageError
 
 TYPE_CHECKING = False  # typing costs milliseconds to import, and commands that format pay startup
@@ -566,38 +567,6 @@ def _first_field(node: Any) -> str:
     return next(filter(None, map(_first_field, node)), "") if isinstance(node, (tuple, list)) else ""
 
 
-def _tabwrite(text: str, minwidth: int = 12, padding: int = 2) -> str:
-    """Go's text/tabwriter as podman sets it up (minwidth 12, padding 2, padded with spaces):
-    cells end at tabs; a column block is a run of consecutive lines with a cell there, as wide as
-    its widest cell + padding (at least minwidth); the last cell of a line is never padded."""
-    lines = [line.split("\t") for line in text.split("\n")]
-    widths: list[int] = []
-    out: list[str] = []
-
-    def write(lo: int, hi: int) -> None:
-        out.extend("".join(c.ljust(widths[j]) if j < len(widths) else c for j, c in enumerate(cells))
-                   for cells in lines[lo:hi])
-
-    def block(lo: int, hi: int) -> None:  # tabwriter.Writer.format, recursive over the columns
-        column, this = len(widths), lo
-        while this < hi:
-            if column >= len(lines[this]) - 1:
-                this += 1
-                continue
-            write(lo, this)
-            lo, width = this, minwidth
-            while this < hi and column < len(lines[this]) - 1:
-                width, this = max(width, len(lines[this][column]) + padding), this + 1
-            widths.append(width)
-            block(lo, this)
-            widths.pop()
-            lo = this
-        write(lo, hi)
-
-    block(0, len(lines))
-    return "\n".join(out)
-
-
 def render_rows(fmt: str, docs: Sequence[Any], headers: dict[str, str] | None = None,
                 heading: bool = True) -> str:
     """*fmt* rendered once per document (parsed once), the rows joined by newlines, none at the end.
@@ -613,4 +582,4 @@ def render_rows(fmt: str, docs: Sequence[Any], headers: dict[str, str] | None = 
         return "\n".join(rows)
     if heading:
         rows.insert(0, "".join(n[1] if n[0] == "text" else header_text(_first_field(n), headers) for n in nodes))
-    return _tabwrite("\n".join(rows))
+    return tabwrite("\n".join(rows))

@@ -36,17 +36,12 @@ class SystemVerbs:
         return InfoReport(host=host_info(tmpdir=self.images_store.tmp), store=store_summary(self.images_store))
 
     def version(self) -> VersionReport:
-        """rootlet's version (the installed distribution's), Python's, and the platform as OCI names it."""
+        """rootlet's version, Python's, and the platform as OCI names it."""
         import platform
-        from importlib.metadata import PackageNotFoundError
-        from importlib.metadata import version as dist_version
 
         from rootlet.registry.manifest import Platform
+        from rootlet.runtime.version import VERSION as mine
 
-        try:
-            mine = dist_version("rootlet")
-        except PackageNotFoundError:  # run from a source tree that was never installed
-            mine = "unknown"
         host = Platform.host()
         return VersionReport(version=mine, python_version=platform.python_version(), os=host.os,
                              arch=host.architecture + (f"/{host.variant}" if host.variant else ""))

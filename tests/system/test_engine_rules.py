@@ -164,3 +164,46 @@ def test_a_warm_run_imports_neither_socket_nor_typing(rootlet_env: dict[str, str
     assert not {"socket", "typing", "tempfile", "subprocess"} & modules, \
         sorted({"socket", "typing", "tempfile", "subprocess"} & modules)
 
+
+
+#: The commands scripts run most after `run`: parsed without typer (cli/argv.py), so that their
+#: start-up is not typer's and click's (~25 ms of imports, more than podman's whole `ps`).
+LIGHT_COMMANDS = [
+    ["--version"], ["ps", "-a"], ["container", "ls", "-a"], ["images"], ["image", "ls", "-q"],
+    ["inspect", "--format", "{{.Name}}", "light"], ["container", "inspect", "light"], ["logs", "light"],
+    ["container", "logs", "light"], ["image", "inspect", "IMAGE"], ["stop", "light"], ["rm", "-f", "light"],
+]
+
+
+@pytest.mark.parametrize("args", LIGHT_COMMANDS, ids=lambda a: " ".join(a))
+def test_listing_and_stopping_import_neither_typer_nor_rich(rootlet_env: dict[str, str], rootlet: RunRootlet,
+                                                            busybox: str, args: list[str]) -> None:
+    rootlet("run", "--name", "light", busybox, "echo", "hi", check=True)
+    args = [busybox if a == "IMAGE" else a for a in args]
+    proc, modules = _imported_modules(rootlet_env, *args)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert not {"typer", "click", "rich", "typing", "importlib.metadata"} & modules, \
+        sorted({"typer", "click", "rich", "typing", "importlib.metadata"} & modules)
+
+
+def test_fast_parsed_commands_refuse_what_they_do_not_know(rootlet: RunRootlet, busybox: str) -> None:
+    """Every flag they accept works; an unknown one, a bad value or a stray argument is refused with
+    125 and a hint, as the typer-parsed commands do."""
+    rootlet("create", "--name", "idle", busybox, "true", check=True)
+    for args, message in ((["ps", "--bogus"], "unknown flag: --bogus"), (["ps", "extra"], "takes no arguments"),
+                          (["ps", "--last", "x"], "invalid --last"), (["images", "a", "b"], "at most one name"),
+                          (["inspect"], "needs at least one"), (["logs", "--tail", "many", "idle"], "invalid --tail"),
+                          (["stop", "-t", "soon", "idle"], "invalid --time"), (["container", "rm", "-z", "idle"],
+                                                                            "unknown shorthand flag: 'z'")):
+        proc = rootlet(*args)
+        assert proc.returncode == 125, (args, proc.stdout, proc.stderr)
+        assert message in proc.stderr and "Hint: " in proc.stderr, (args, proc.stderr)
+    assert rootlet("inspect", "-t", "container", "--format", "{{.Name}}", "idle").stdout == "idle\n"
+    assert rootlet("container", "ls", "-a", "-q", "--no-trunc").stdout.strip() == \
+        rootlet("inspect", "--format", "{{.Id}}", "idle").stdout.strip()
+    helped = rootlet("container", "rm", "--help")
+    assert helped.returncode == 0 and helped.stdout.startswith("Usage: rootlet container rm ")
+    assert "--volumes" in helped.stdout and "--depend" in helped.stdout
+    listing = rootlet("container", "--help").stdout
+    assert all(f"  {word} " in listing for word in ("ls", "rm", "stop", "logs", "inspect")), listing
+    assert rootlet("rm", "--depend", "idle").stdout == "idle\n"

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from rootlet.cli import template
+from rootlet.cli.render import print_rows
+from rootlet.cli.tabwrite import tabwrite
 from rootlet.cli.template import format_kind, header_text, render_rows, render_template
 from rootlet.registry.errors import UsageError
 
@@ -341,10 +343,10 @@ def test_header_text_splits_camel_case_like_podman(field: str, headers: dict[str
 
 def test_tabwriter_column_blocks_end_at_a_line_without_that_column() -> None:
     text = "aaaaaaaaaaaaaaaa\tb\nno-tab-line\nc\td\ne\t"
-    assert template._tabwrite(text) == ("aaaaaaaaaaaaaaaa  b\n"
-                                        "no-tab-line\n"
-                                        "c" + " " * 11 + "d\n"
-                                        "e" + " " * 11)
+    assert tabwrite(text) == ("aaaaaaaaaaaaaaaa  b\n"
+                                 "no-tab-line\n"
+                                 "c" + " " * 11 + "d\n"
+                                 "e" + " " * 11)
 
 
 @pytest.mark.parametrize("fmt, kind", [
@@ -353,3 +355,25 @@ def test_tabwriter_column_blocks_end_at_a_line_without_that_column() -> None:
 ])
 def test_format_kind_tells_default_json_table_and_template_apart(fmt: str | None, kind: str) -> None:
     assert format_kind(fmt) == kind
+
+
+PS_DEFAULT = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.CreatedHuman}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
+
+
+@pytest.mark.parametrize("heading", [True, False])
+@pytest.mark.parametrize("count", [0, 1, 3])
+def test_a_commands_own_table_prints_what_the_template_engine_prints(capsys: pytest.CaptureFixture[str],
+                                                                    heading: bool, count: int) -> None:
+    """``ps`` and ``images`` lay out their default table without the template engine (its import
+    is most of their start-up): the text must be the engine's, to the space."""
+    rows = [dict(ID=f"{i:012x}", Image="reg/x:1" * (i + 1), Command="sh -c a\tb" if i else "true",
+                 CreatedHuman=f"{i} minutes ago", Status="Up", Ports="" if i else "0.0.0.0:80->80/tcp",
+                 Names=f"n{i}", Size=i) for i in range(count)]
+    headers = {"ID": "CONTAINER ID", "CreatedHuman": "CREATED"}
+    expected = render_rows(PS_DEFAULT, rows, headers, heading=heading)
+    print_rows(None, [], rows, PS_DEFAULT, headers, heading=heading)
+    assert capsys.readouterr().out == (expected + "\n" if expected else "")
+    # A cell that is not text, or a camel-case header word: the engine does it.
+    print_rows(None, [], rows, PS_DEFAULT + "\t{{.Size}}\t{{.CreatedHuman}}", {}, heading=heading)
+    assert capsys.readouterr().out.rstrip("\n") == render_rows(PS_DEFAULT + "\t{{.Size}}\t{{.CreatedHuman}}", rows,
+                                                                 {}, heading=heading)
