@@ -139,7 +139,9 @@ def run_foreground(store: ImageStore, cid: str, *, interactive: bool, sig_proxy:
         if log is not None:
             log.close()
         if started is not None:
-            started.stop_network(wait=False)
+            # Published host ports are free when `run` returns (a script's next `run -p` may take
+            # them); otherwise the helper's 20-50 ms teardown is not waited for.
+            started.stop_network(wait=bool(cfg.ports))
             if started.proc.returncode is None:  # interrupted before the container was reaped
                 started.proc.signal(signal.SIGKILL)
                 with contextlib.suppress(Exception):

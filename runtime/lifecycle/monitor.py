@@ -167,10 +167,17 @@ def _monitor(root: str, cid: str, report_w: int, keep_fds: tuple[int, ...] = ())
         hub.finish_run()
         code = launched.proc.wait()
         del current["launched"]
-        # Kill the network helper now but reap it after recording the exit: the kernel takes
-        # 20-50 ms to tear down its tap device, and `stop`/`rm` wait for the record, not for that.
+        # Kill the network helper now. Its exit takes the kernel 20-50 ms (the tap device's
+        # teardown): a container with published ports waits for it before its exit is recorded,
+        # since `stop` and `rm` return on the record and the ports must be free by then
+        # (`rm -f web && run -p 8080:80 …`); any other waits only before a restart, or not at all
+        # (when this process ends, init reaps it; it holds nothing of the host's).
         helper = launched.network.process if launched.network is not None else None
         launched.stop_network(wait=False)
+        if helper is not None and cfg.ports:
+            helper.wait()
+            helper = None
+        again = False
         try:
             with containers.starting(cid):
                 state = containers.state(cid)
@@ -182,8 +189,8 @@ def _monitor(root: str, cid: str, report_w: int, keep_fds: tuple[int, ...] = ())
             hub.close()
             return 0  # removed under us (`rm -f`): nothing left to record
         finally:
-            if helper is not None:
-                helper.wait()  # its host ports are free again before any restart
+            if helper is not None and again:
+                helper.wait()
         if not again:
             break
         restarts += 1

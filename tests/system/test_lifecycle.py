@@ -1095,6 +1095,24 @@ def test_published_port_is_reachable_and_listed(rootlet: RunRootlet, rootlet_env
     assert rootlet("port", "web").stdout == ""
 
 
+def test_rm_force_and_stop_free_the_published_port_before_they_return(rootlet: RunRootlet, busybox: str) -> None:
+    """The monitor reaps the network helper of a container with published ports before it records
+    the exit (`rm -f web && run -p 8080:80 …` must work); without ports it does not wait for it.
+    A foreground `run -p` frees its port before it returns too."""
+    for verb in (["rm", "-f"], ["stop", "-t", "0"], None):
+        port = free_port()
+        if verb is None:
+            rootlet("run", "--rm", "-p", f"127.0.0.1:{port}:8080", busybox, "true", check=True)
+        else:
+            run_d(rootlet, "--name", "holder", "-p", f"127.0.0.1:{port}:8080", busybox, "sleep", "1000")
+            rootlet(*verb, "holder", check=True)
+        with socket.socket() as s:  # at once, no waiting: the port is free
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", port))
+            s.listen()
+        rootlet("rm", "-f", "--ignore", "holder", check=True)
+
+
 def test_top_lists_the_container_processes(rootlet: RunRootlet, rootlet_env: dict[str, str], busybox: str,
                                            store_root: Path) -> None:
     cid = run_d(rootlet, "--name", "procs", busybox, "sh", "-c", "sleep 31 & echo ready; exec sleep 30")
