@@ -55,9 +55,27 @@ def launch(store: ImageStore, containers: ContainerStore, cfg: ContainerConfig, 
 
         joined = prepare_join(store, containers, cfg)
         spec = spec.replace(**joined.spec_changes())
+    # A user-mode network's helper starts as soon as the namespaces exist (spawn's on_namespaces),
+    # while the keeper mounts the container's filesystem: its ~5 ms start overlaps with that. A
+    # failure to start it is raised after spawn, as before, so that the container's own failure
+    # at the gate still comes first.
+    early: dict[str, Any] = {}
+
+    def start_helper(keeper_pid: int) -> None:
+        from rootlet.runtime.net.usermode import start_network
+
+        try:
+            early["pending"] = start_network(
+                mode, keeper_pid, cfg.ports, options=cfg.network_options,
+                allow_host_loopback=cfg.network_options.get("allow_host_loopback") == "true")
+        except RootletError as exc:
+            early["error"] = exc
+
     try:
-        proc = spawn(spec)
+        proc = spawn(spec, on_namespaces=start_helper if gated else None)
     except BaseException:
+        if "pending" in early:
+            early["pending"].abort()
         if joined is not None:
             joined.abort()
         raise
@@ -69,11 +87,10 @@ def launch(store: ImageStore, containers: ContainerStore, cfg: ContainerConfig, 
         if joined is not None:
             network = joined.started(proc.pid)
         if gated:
-            from rootlet.runtime.net.usermode import attach_network
-
             try:
-                network = attach_network(mode, proc.pid, cfg.ports, options=cfg.network_options,
-                                         allow_host_loopback=cfg.network_options.get("allow_host_loopback") == "true")
+                if "error" in early:
+                    raise early["error"]
+                network = early.pop("pending").ready()
             except RootletError:
                 if proc.failed_at_gate():
                     proc.release()  # raises the container's own start failure
@@ -98,6 +115,8 @@ def launch(store: ImageStore, containers: ContainerStore, cfg: ContainerConfig, 
             proc.signal(signal.SIGKILL)
             with contextlib.suppress(Exception):
                 proc.wait()
+        if "pending" in early:
+            early["pending"].abort()
         if network is not None:
             network.stop()
         elif joined is not None:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 
 from rootlet.registry.errors import NetworkError, NetworkUsageError, RootletError
 from rootlet.registry.fsutil import make_temp_dir
@@ -365,9 +365,9 @@ def _slirp_request(api_socket: str, request: dict[str, object]) -> dict[str, obj
 
 
 def _attach_slirp4netns(pid: int, ports: tuple[PortMapping, ...], allow_host_loopback: bool,
-                        options: Mapping[str, str]) -> NetworkHandle:
-    """Start slirp4netns on ``pid``'s namespaces, wait until tap0 is configured, add port forwards.
-    ``options`` are ``parse_network``'s (cidr, mtu, enable_ipv6)."""
+                        options: Mapping[str, str]) -> Generator[None, None, NetworkHandle]:
+    """Start slirp4netns on ``pid``'s namespaces, (yield,) wait until tap0 is configured, add port
+    forwards; returns the handle. ``options`` are ``parse_network``'s (cidr, mtu, enable_ipv6)."""
     helper = _helper_path("slirp4netns") or "slirp4netns"
     ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
     exit_r, exit_w = os.pipe2(os.O_CLOEXEC)
@@ -401,6 +401,7 @@ def _attach_slirp4netns(pid: int, ports: tuple[PortMapping, ...], allow_host_loo
                     os.umask(old_umask)
                 os.close(ready_w)
                 os.close(exit_r)
+            yield
             if not _wait_readable(ready_r, READY_TIMEOUT) or os.read(ready_r, 1) != b"1":
                 process, handle.process = handle.process, None
                 raise _helper_failed("slirp4netns", process, log, "it did not signal readiness")
@@ -465,9 +466,10 @@ def _netns_ipv4(pid: int) -> tuple[str | None, str | None]:
 
 
 def _attach_pasta(pid: int, ports: tuple[PortMapping, ...], allow_host_loopback: bool,
-                  extra: Sequence[str] = ()) -> NetworkHandle:
-    """Start pasta in the foreground on ``pid``'s namespaces; return once it has configured them.
-    ``extra`` are the user's options (``--network pasta:…``); their -T/-U replace the "none"."""
+                  extra: Sequence[str] = ()) -> Generator[None, None, NetworkHandle]:
+    """Start pasta in the foreground on ``pid``'s namespaces, (yield,) and return the handle once it
+    has configured them. ``extra`` are the user's options (``--network pasta:…``); their -T/-U
+    replace the "none"."""
     helper = _helper_path("pasta") or "pasta"
     host_dns = host_resolv()[0]
     dns = tuple(s for s in host_dns if not is_loopback(s)) or (PASTA_DNS_FORWARD,)
@@ -492,6 +494,7 @@ def _attach_pasta(pid: int, ports: tuple[PortMapping, ...], allow_host_loopback:
                 handle.process = _spawn(argv, (ready_w,), log, pdeathsig=True)
             finally:
                 os.close(ready_w)
+            yield
             if not _wait_readable(ready_r, READY_TIMEOUT) or not os.read(ready_r, 32).strip():
                 process, handle.process = handle.process, None
                 raise _helper_failed("pasta", process, log, "it exited before configuring the namespace")
@@ -523,19 +526,56 @@ def attach_network(mode: str, pid: int, ports: Sequence[PortMapping] = (), *,
     the container: pasta is killed when that thread exits (PR_SET_PDEATHSIG), slirp4netns when
     this process closes its exit fd.
     """
+    return start_network(mode, pid, ports, allow_host_loopback=allow_host_loopback, tun_path=tun_path,
+                         options=options).ready()
+
+
+class PendingNetwork:
+    """A network helper started on a container's namespaces and not yet known to be ready: the
+    container's own set-up (mounts, pivot_root) runs meanwhile, and ``ready()`` then waits for the
+    helper, publishes the ports and returns the NetworkHandle; ``abort()`` ends the helper instead."""
+
+    def __init__(self, steps: Generator[None, None, NetworkHandle]) -> None:
+        self._steps = steps
+
+    def ready(self) -> NetworkHandle:
+        try:
+            next(self._steps)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        raise AssertionError("a network attach step yielded twice")
+
+    def abort(self) -> None:
+        self._steps.close()  # runs the steps' cleanup: the helper is killed, its files removed
+
+
+def start_network(mode: str, pid: int, ports: Sequence[PortMapping] = (), *, allow_host_loopback: bool = False,
+                  tun_path: str = TUN_PATH, options: Mapping[str, str] | None = None) -> PendingNetwork:
+    """``attach_network`` in two steps: the helper is spawned (and the host ports checked) now,
+    and ``ready()`` waits for it. ``pid`` may be any process in the container's user and net
+    namespaces (the keeper, before the container's PID 1 exists)."""
+    steps = _attach_steps(mode, pid, ports, allow_host_loopback, tun_path, options)
+    next(steps)  # up to the helper's start; raises what that raises
+    return PendingNetwork(steps)
+
+
+def _attach_steps(mode: str, pid: int, ports: Sequence[PortMapping], allow_host_loopback: bool, tun_path: str,
+                  options: Mapping[str, str] | None) -> Generator[None, None, NetworkHandle]:
+    """The attach as a generator: it yields once the helper runs, and returns the handle."""
     mode = _resolve_mode(mode, tun_path)
     if mode in ("none", "host"):
         warnings = network_warnings(mode, ports)
+        yield
         if mode == "none":
             return NetworkHandle(NetworkInfo("none", None, None, ()), warnings=warnings)
         return NetworkHandle(NetworkInfo("host", None, None, tuple(host_resolv()[0])), warnings=warnings)
     check_network_mode(mode, tun_path)
     reserved = reserve_ports(ports)
     if mode == "slirp4netns":
-        return _attach_slirp4netns(pid, reserved, allow_host_loopback, options or {})
+        return (yield from _attach_slirp4netns(pid, reserved, allow_host_loopback, options or {}))
     from rootlet.runtime.net.pastaopts import pasta_args
 
-    return _attach_pasta(pid, reserved, allow_host_loopback, pasta_args(dict(options or {})))
+    return (yield from _attach_pasta(pid, reserved, allow_host_loopback, pasta_args(dict(options or {}))))
 
 
 

@@ -28,6 +28,10 @@ from rootlet.runtime.oci.keeper import keeper_main
 from rootlet.runtime.oci.mapwriter import write_id_maps
 from rootlet.runtime.oci.spec import RuntimeSpec
 
+TYPE_CHECKING = False  # typing costs milliseconds to import; only type checkers need it
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 
 class _Lines:
     """Line reader over a pipe descriptor (messages from the keeper may arrive together)."""
@@ -204,8 +208,13 @@ def _finish_failed(keeper: int, lines: _Lines, err_r: int) -> ContainerStartErro
     return failure or ContainerStartError("the container process exited before starting the command")
 
 
-def spawn(spec: RuntimeSpec) -> ContainerProcess:
-    """Start the container described by ``spec``; return once its command has been exec'ed.
+def spawn(spec: RuntimeSpec, on_namespaces: Callable[[int], None] | None = None) -> ContainerProcess:
+    """Start the container described by ``spec``; return once its command has been exec'ed (or,
+    with ``spec.gate``, waits at the gate).
+
+    ``on_namespaces(pid)`` is called once the container's namespaces exist and have their id maps,
+    while the keeper (``pid``, inside them) goes on to mount its filesystem: what needs only the
+    namespaces (the network helper) starts then, in parallel with the mounts.
 
     Raises ContainerStartError with ``exit_code`` 125 (rootlet's own failure: namespaces, maps,
     mounts), 126 (the command cannot be invoked: permission denied, unknown user, bad workdir) or
@@ -276,6 +285,8 @@ def spawn(spec: RuntimeSpec) -> ContainerProcess:
                 # The keeper's own report (a failed unshare) explains more than the map helper.
                 raise _collect_failure(keeper, lines, err_r) or map_error from None
             os.write(go_w, b"G")
+            if on_namespaces is not None:
+                on_namespaces(keeper)
         finally:
             if go_w != -1:
                 os.close(go_w)
