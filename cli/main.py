@@ -267,10 +267,9 @@ def _fast_words(words: list[str]) -> tuple[str, ...] | None:
 
 
 def _fast(words: tuple[str, ...], root: str, args: list[str]) -> int:
-    from importlib import import_module
-
     module, function, _, _ = FAST_COMMANDS[words]
-    return getattr(import_module(module), function)(root, args, " ".join(words))
+    # __import__, not importlib.import_module: the importlib package is two more imports.
+    return getattr(__import__(module, fromlist=[function]), function)(root, args, " ".join(words))
 
 
 def _typer_main(args: list[str]) -> int:

@@ -22,7 +22,10 @@ from collections.abc import Iterator
 from rootlet.registry.errors import DigestMismatch, ImageNotFound, StoreError, UsageError
 from rootlet.registry.fsutil import atomic_write, atomic_write_json, flocked, read_json
 from rootlet.registry.record import Record
-from rootlet.registry.reference import DOCKER_HUB, Reference, check_digest, parse_reference
+
+TYPE_CHECKING = False  # the reference parser is imported where names are parsed, not by every command
+if TYPE_CHECKING:
+    from rootlet.registry.reference import Reference
 
 STORE_VERSION = 1
 
@@ -91,9 +94,13 @@ class ImageStore:
 
     # -- blobs ----------------------------------------------------------------------------
     def blob_path(self, digest: str) -> str:
+        from rootlet.registry.reference import check_digest  # images only: `ps`, `exec` need no reference parser
+
         return os.path.join(self.blobs, check_digest(digest).split(":", 1)[1])
 
     def partial_path(self, digest: str) -> str:
+        from rootlet.registry.reference import check_digest
+
         return os.path.join(self.partial, check_digest(digest).split(":", 1)[1])
 
     def has_blob(self, digest: str) -> bool:
@@ -168,6 +175,8 @@ class ImageStore:
 
     def resolve(self, name: str, search_registries: list[str] | None = None) -> ImageRecord:
         """Find a local image by id, id prefix, full reference or short name (podman's rules)."""
+        from rootlet.registry.reference import DOCKER_HUB
+
         return resolve_image(self.load(), name, search_registries or [DOCKER_HUB])
 
 
@@ -196,6 +205,8 @@ def match_image(images: dict[str, ImageRecord], name: str,
             return hits[0], (hits[0].repo_tags[0] if hits[0].repo_tags else hits[0].id)
         if len(hits) > 1:
             raise ImageNotFound(f"image id prefix {text!r} is ambiguous", "give more characters of the id")
+    from rootlet.registry.reference import parse_reference
+
     try:
         ref = parse_reference(name)
     except Exception:

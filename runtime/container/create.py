@@ -245,7 +245,7 @@ def create_container(store: ImageStore, opts: RunOptions, prepared: Prepared, im
     """
     from rootlet.runtime.container.netmode import config_extras, write_container_etc
     from rootlet.runtime.net.usermode import network_warnings
-    from rootlet.runtime.oci.caps import CAPABILITIES
+    from rootlet.runtime.oci.capnames import CAPABILITIES
 
     config = read_image_config(store, image)
     mode, extras = config_extras(store, opts, prepared, config)  # user networks, pods, healthchecks

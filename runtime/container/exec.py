@@ -87,7 +87,7 @@ def exec_in_container(store: ImageStore, opts: ExecOptions, host_env: Mapping[st
         argv=tuple(opts.command), env=tuple(env), cwd=opts.workdir or cfg.cwd or "/",
         user=opts.user if opts.user is not None else cfg.user, tty=opts.tty)
     if opts.privileged:
-        from rootlet.runtime.oci.caps import CAPABILITIES
+        from rootlet.runtime.oci.capnames import CAPABILITIES
 
         spec = spec.replace(caps=tuple(CAPABILITIES), no_new_privs=False, seccomp=None)
     try:

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from rootlet.registry.errors import UsageError
 from rootlet.registry.record import Record
 from rootlet.runtime.container.record import LogConfig, RestartPolicy
-from rootlet.runtime.oci.caps import PODMAN_DEFAULT_CAPS
+from rootlet.runtime.oci.capnames import PODMAN_DEFAULT_CAPS
 from rootlet.runtime.oci.spec import Rlimit
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

@@ -18,7 +18,7 @@ from rootlet.registry.store import ImageStore
 from rootlet.runtime.container.record import ContainerConfig, ContainerState, Mount
 from rootlet.runtime.container.store import ContainerStore
 from rootlet.runtime.net.ports import PortMapping
-from rootlet.runtime.oci.caps import PODMAN_DEFAULT_CAPS
+from rootlet.runtime.oci.capnames import PODMAN_DEFAULT_CAPS
 
 
 def rfc3339(ts: float | None) -> str:

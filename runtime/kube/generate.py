@@ -187,7 +187,7 @@ def _volume(mount: Any) -> tuple[str, dict[str, Any]]:
 
 
 def _security(cfg: ContainerConfig) -> dict[str, Any]:
-    from rootlet.runtime.oci.caps import PODMAN_DEFAULT_CAPS
+    from rootlet.runtime.oci.capnames import PODMAN_DEFAULT_CAPS
 
     out: dict[str, Any] = {}
     if cfg.privileged:

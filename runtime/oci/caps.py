@@ -1,4 +1,5 @@
-"""Linux capabilities: names and numbers, podman's default set, and applying a set to the process.
+"""Linux capabilities: applying a set to the process (the names, numbers and podman's default set
+are in ``capnames``, which plain data modules import without ctypes).
 
 A container's root is only as strong as its capabilities. Like podman, rootlet gives container
 root a small default set (``PODMAN_DEFAULT_CAPS``) and removes everything else from the bounding
@@ -16,26 +17,7 @@ import errno
 
 from rootlet.runtime.linux import syscalls as linux
 from rootlet.runtime.linux.libc import check, fn
-
-#: Capability numbers from linux/capability.h.
-CAPABILITIES: dict[str, int] = {
-    "CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_DAC_READ_SEARCH": 2, "CAP_FOWNER": 3, "CAP_FSETID": 4,
-    "CAP_KILL": 5, "CAP_SETGID": 6, "CAP_SETUID": 7, "CAP_SETPCAP": 8, "CAP_LINUX_IMMUTABLE": 9,
-    "CAP_NET_BIND_SERVICE": 10, "CAP_NET_BROADCAST": 11, "CAP_NET_ADMIN": 12, "CAP_NET_RAW": 13,
-    "CAP_IPC_LOCK": 14, "CAP_IPC_OWNER": 15, "CAP_SYS_MODULE": 16, "CAP_SYS_RAWIO": 17,
-    "CAP_SYS_CHROOT": 18, "CAP_SYS_PTRACE": 19, "CAP_SYS_PACCT": 20, "CAP_SYS_ADMIN": 21,
-    "CAP_SYS_BOOT": 22, "CAP_SYS_NICE": 23, "CAP_SYS_RESOURCE": 24, "CAP_SYS_TIME": 25,
-    "CAP_SYS_TTY_CONFIG": 26, "CAP_MKNOD": 27, "CAP_LEASE": 28, "CAP_AUDIT_WRITE": 29,
-    "CAP_AUDIT_CONTROL": 30, "CAP_SETFCAP": 31, "CAP_MAC_OVERRIDE": 32, "CAP_MAC_ADMIN": 33,
-    "CAP_SYSLOG": 34, "CAP_WAKE_ALARM": 35, "CAP_BLOCK_SUSPEND": 36, "CAP_AUDIT_READ": 37,
-    "CAP_PERFMON": 38, "CAP_BPF": 39, "CAP_CHECKPOINT_RESTORE": 40,
-}
-
-#: podman's default capability set (containers.conf ``default_capabilities`` since podman 4).
-PODMAN_DEFAULT_CAPS: tuple[str, ...] = (
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_NET_BIND_SERVICE",
-    "CAP_SETFCAP", "CAP_SETGID", "CAP_SETPCAP", "CAP_SETUID", "CAP_SYS_CHROOT",
-)
+from rootlet.runtime.oci.capnames import CAPABILITIES
 
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 PR_SET_KEEPCAPS = 8

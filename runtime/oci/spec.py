@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from rootlet.registry.record import Record
-from rootlet.runtime.linux.netlink import Veth
-from rootlet.runtime.oci.caps import PODMAN_DEFAULT_CAPS
-from rootlet.runtime.oci.idmap import UsernsPlan
+from rootlet.runtime.oci.capnames import PODMAN_DEFAULT_CAPS
+TYPE_CHECKING = False  # netlink loads ctypes, idmap pwd: the records that hold a spec need neither
+if TYPE_CHECKING:
+    from rootlet.runtime.linux.netlink import Veth
+    from rootlet.runtime.oci.idmap import UsernsPlan
 
 
 class BindMount(Record):

@@ -23,6 +23,7 @@ import pytest
 
 from rootlet.registry.errors import ContainerStartError
 from rootlet.runtime.oci import caps
+from rootlet.runtime.oci.capnames import PODMAN_DEFAULT_CAPS
 from rootlet.runtime.oci.spawn import spawn
 from rootlet.runtime.oci.spec import BindMount, RuntimeSpec, TmpfsMount
 from tests.conftest import rootlet_command
@@ -322,7 +323,7 @@ def _status_fields(out: str) -> dict[str, str]:
 
 def test_capabilities_of_root(alpine: tuple[str, ...], dirs: Dirs) -> None:
     fields = _status_fields(run(alpine, dirs, "cat", "/proc/self/status").out)
-    mask = caps.cap_mask(caps.PODMAN_DEFAULT_CAPS)
+    mask = caps.cap_mask(PODMAN_DEFAULT_CAPS)
     assert int(fields["CapEff"], 16) == mask
     assert int(fields["CapPrm"], 16) == mask
     assert int(fields["CapBnd"], 16) == mask
@@ -333,7 +334,7 @@ def test_capabilities_of_root(alpine: tuple[str, ...], dirs: Dirs) -> None:
 def test_capabilities_of_a_user(alpine: tuple[str, ...], dirs: Dirs) -> None:
     fields = _status_fields(run(alpine, dirs, "cat", "/proc/self/status", user="1000").out)
     assert int(fields["CapEff"], 16) == 0 and int(fields["CapPrm"], 16) == 0
-    assert int(fields["CapBnd"], 16) == caps.cap_mask(caps.PODMAN_DEFAULT_CAPS)
+    assert int(fields["CapBnd"], 16) == caps.cap_mask(PODMAN_DEFAULT_CAPS)
 
 
 def test_added_capability_of_a_user_is_ambient(alpine: tuple[str, ...], dirs: Dirs) -> None:
