@@ -14,10 +14,27 @@ from __future__ import annotations
 
 from rootlet.registry.record import Record
 from rootlet.runtime.container.options import PULL_POLICIES, CopyOptions, ExecOptions, RunOptions
-from rootlet.runtime.build.options import BuildOptions
-from rootlet.runtime.kube.options import KubeGenerateOptions, KubePlayOptions  # --- kube, beside its planner
-from rootlet.runtime.image.options import PullOptions
-from rootlet.runtime.image.push import PushOptions  # --- push: defined beside its one consumer
+
+#: Re-exported records defined beside their one consumer, imported when first asked for (``ps``
+#: need not load the build, kube and image packages for their names).
+_ELSEWHERE = {"BuildOptions": "rootlet.runtime.build.options", "KubeGenerateOptions": "rootlet.runtime.kube.options",
+              "KubePlayOptions": "rootlet.runtime.kube.options", "PullOptions": "rootlet.runtime.image.options",
+              "PushOptions": "rootlet.runtime.image.options"}
+
+TYPE_CHECKING = False  # typing costs milliseconds to import; only type checkers need it
+if TYPE_CHECKING:
+    from rootlet.runtime.build.options import BuildOptions
+    from rootlet.runtime.image.options import PullOptions, PushOptions
+    from rootlet.runtime.kube.options import KubeGenerateOptions, KubePlayOptions
+
+
+def __getattr__(name: str) -> object:
+    module = _ELSEWHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(__import__(module, fromlist=[name]), name)
+    globals()[name] = value
+    return value
 
 __all__ = [
     "BuildOptions",

@@ -23,6 +23,7 @@ import os
 import time
 
 from rootlet.registry.record import Record
+from rootlet.runtime.image.options import PushOptions
 
 TYPE_CHECKING = False  # typing costs milliseconds to import; only type checkers need it
 if TYPE_CHECKING:
@@ -51,23 +52,6 @@ COMPRESSIONS = ("gzip", "zstd")
 MAX_PARALLEL_UPLOADS = 3
 #: podman's transports rootlet cannot write, refused by name rather than taken for a registry host.
 OTHER_TRANSPORTS = ("containers-storage", "docker-daemon", "ostree", "sif")
-
-
-class PushOptions(Record):
-    """``push``: the local ``image`` to ``destination`` (``docker://HOST/REPO:TAG``, a plain
-    reference, ``oci-archive:FILE[:REF]``, ``docker-archive:FILE[:REF]``, ``oci:DIR[:REF]``; None:
-    the image's own name). ``format`` oci|v2s2 (None: the image's own manifest type), ``compression_format``
-    gzip|zstd (None: the layers as stored), ``digestfile`` receives the manifest digest."""
-
-    image: str
-    destination: str | None = None
-    format: str | None = None
-    compression_format: str | None = None
-    digestfile: str | None = None
-    tls_verify: bool | None = None
-    creds: str | None = None
-    authfile: str | None = None
-    cert_dir: str | None = None
 
 
 class PushReport(Record):
