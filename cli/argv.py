@@ -37,7 +37,7 @@ class Flag(Record):
 
 
 #: ``--help``: every fast-parsed command takes it (``parse_command`` prints the help).
-HELP_FLAG = Flag(("--help",), "help", "bool", "Show this message and exit.")
+HELP_FLAG = Flag(("-h", "--help"), "help", "bool", "Show this message and exit.")
 
 
 class Parsed(Record):

@@ -203,6 +203,7 @@ def test_fast_parsed_commands_refuse_what_they_do_not_know(rootlet: RunRootlet, 
         rootlet("inspect", "--format", "{{.Id}}", "idle").stdout.strip()
     helped = rootlet("container", "rm", "--help")
     assert helped.returncode == 0 and helped.stdout.startswith("Usage: rootlet container rm ")
+    assert rootlet("ps", "-h").stdout.startswith("Usage: rootlet ps ")  # -h as every typer command takes it
     assert "--volumes" in helped.stdout and "--depend" in helped.stdout
     listing = rootlet("container", "--help").stdout
     assert all(f"  {word} " in listing for word in ("ls", "rm", "stop", "logs", "inspect")), listing
