@@ -1,6 +1,7 @@
 """The keeper (C1): the process that holds a container's namespaces and root filesystem.
 
     P ── fork ──> C1: unshare(user) ── "U" ──> P writes the id maps; unshare(mount, uts, ipc[, net])
+                  C1 ── "N" ──> P (the namespaces all exist: P may start the network helper)
                   C1 <── "G" ── P
                   C1: become root of the namespace, mount the overlay on merged_dir,
                       unshare(pid), fork ──> C2 (``rootlet.runtime.oci.process``)
@@ -66,6 +67,9 @@ def keeper_main(spec: RuntimeSpec, plan: UsernsPlan, flags: int, parent: int, er
             os.write(info_w, b"U\n")
         if flags & linux.CLONE_NEWNET:
             linux.loopback_up()
+        # The user namespace was reported first (its maps are written meanwhile); a helper that
+        # joins the net namespace must wait for this, or it may find the host's still.
+        os.write(info_w, b"N\n")
     except OSError as e:
         report_error(err_w, ContainerStartError(f"cannot create the container's namespaces: {e.strerror}",
                                                 unshare_hint(e)))

@@ -285,11 +285,13 @@ def spawn(spec: RuntimeSpec, on_namespaces: Callable[[int], None] | None = None)
                 # The keeper's own report (a failed unshare) explains more than the map helper.
                 raise _collect_failure(keeper, lines, err_r) or map_error from None
             os.write(go_w, b"G")
-            if on_namespaces is not None:
-                on_namespaces(keeper)
         finally:
             if go_w != -1:
                 os.close(go_w)
+        if lines.next() != "N":  # the keeper could not make (or join) its other namespaces
+            raise _finish_failed(keeper, lines, err_r)
+        if on_namespaces is not None:
+            on_namespaces(keeper)
         line = lines.next()
         if line is None or not line.startswith("C"):
             raise _finish_failed(keeper, lines, err_r)

@@ -156,3 +156,18 @@ def test_sigterm_to_rootlet_reaches_the_container_and_rm_cleans_up(rootlet_env: 
     assert proc.returncode == 7, err
     assert "got-term" in out
     assert list((store_root / "containers").iterdir()) == []
+
+
+def test_many_runs_at_once_all_get_their_network(rootlet_env: dict[str, str], alpine: str, store_root: Path) -> None:
+    """24 `run --rm` started together on 2 cores, each with its user-mode network: every one
+    succeeds and leaves nothing. (The network helper starts as soon as the keeper reports its net
+    namespace; started on the user namespace's report alone, a loaded machine let it join the
+    host's net namespace and fail with EPERM now and then.)"""
+    procs = [subprocess.Popen([*rootlet_command(), "run", "--rm", "--network", "slirp4netns", alpine, "sh", "-c",
+                               "ip -o -4 addr show tap0"],
+                              env=rootlet_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(24)]
+    results = [(p.wait(timeout=240), *p.communicate()) for p in procs]
+    failed = [r for r in results if r[0] != 0 or "10.0.2.100" not in r[1]]
+    assert not failed, failed[:3]
+    assert os.listdir(store_root / "containers") == []
