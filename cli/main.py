@@ -17,29 +17,30 @@ if TYPE_CHECKING:
     import typer
 
 #: Commands parsed by cli/argv.py instead of typer, whose import alone costs more than podman's
-#: whole `ps`: the command words -> (module, function, its Flag table, summary for the listings).
-#: Each function takes (store root, arguments, command words) and returns the exit status.
+#: whole `ps`: (module, function, its Flag table, summary for the listings), and the command words
+#: that name it. Each function takes (store root, arguments, command words) and returns the status.
+_FAST: tuple[tuple[tuple[str, str, str, str], tuple[tuple[str, ...], ...]], ...] = (
+    (("rootlet.cli.run", "run_command", "RUN_FLAGS", "Run a command in a new container."), (("run",),)),
+    (("rootlet.cli.run", "run_command", "CREATE_FLAGS", "Create a container without starting it."), (("create",),)),
+    (("rootlet.cli.exec", "exec_command", "EXEC_FLAGS", "Run a command in a running container."), (("exec",),)),
+    (("rootlet.cli.image_list", "images_command", "IMAGES_FLAGS", "List local images."),
+     (("images",), ("image", "ls"), ("image", "list"))),
+    (("rootlet.cli.inspect", "inspect_command", "INSPECT_FLAGS", "Show containers or images as JSON."),
+     (("inspect",),)),
+    (("rootlet.cli.inspect", "inspect_command", "TYPED_FLAGS", "Show containers as JSON."),
+     (("container", "inspect"),)),
+    (("rootlet.cli.inspect", "inspect_command", "TYPED_FLAGS", "Show images as JSON."), (("image", "inspect"),)),
+    (("rootlet.cli.logs", "logs_command", "LOGS_FLAGS", "Print a container's output."),
+     (("logs",), ("container", "logs"))),
+    (("rootlet.cli.ps", "ps_command", "PS_FLAGS", "List containers (running ones, or all with -a)."),
+     (("ps",), ("container", "ps"), ("container", "ls"), ("container", "list"))),
+    (("rootlet.cli.stoprm", "rm_command", "RM_FLAGS", "Remove containers."), (("rm",), ("container", "rm"))),
+    (("rootlet.cli.stoprm", "stop_command", "STOP_FLAGS", "Stop running containers."),
+     (("stop",), ("container", "stop"))),
+)
+#: The command words -> (module, function, Flag table, summary).
 FAST_COMMANDS: dict[tuple[str, ...], tuple[str, str, str, str]] = {
-    ("run",): ("rootlet.cli.run", "run_command", "RUN_FLAGS", "Run a command in a new container."),
-    ("create",): ("rootlet.cli.run", "run_command", "CREATE_FLAGS", "Create a container without starting it."),
-    ("exec",): ("rootlet.cli.exec", "exec_command", "EXEC_FLAGS", "Run a command in a running container."),
-    ("images",): ("rootlet.cli.image_list", "images_command", "IMAGES_FLAGS", "List local images."),
-    ("image", "ls"): ("rootlet.cli.image_list", "images_command", "IMAGES_FLAGS", "List local images."),
-    ("image", "list"): ("rootlet.cli.image_list", "images_command", "IMAGES_FLAGS", "List local images."),
-    ("inspect",): ("rootlet.cli.inspect", "inspect_command", "INSPECT_FLAGS", "Show containers or images as JSON."),
-    ("container", "inspect"): ("rootlet.cli.inspect", "inspect_command", "TYPED_FLAGS", "Show containers as JSON."),
-    ("image", "inspect"): ("rootlet.cli.inspect", "inspect_command", "TYPED_FLAGS", "Show images as JSON."),
-    ("logs",): ("rootlet.cli.logs", "logs_command", "LOGS_FLAGS", "Print a container's output."),
-    ("container", "logs"): ("rootlet.cli.logs", "logs_command", "LOGS_FLAGS", "Print a container's output."),
-    ("ps",): ("rootlet.cli.ps", "ps_command", "PS_FLAGS", "List containers (running ones, or all with -a)."),
-    ("container", "ps"): ("rootlet.cli.ps", "ps_command", "PS_FLAGS", "List containers."),
-    ("container", "ls"): ("rootlet.cli.ps", "ps_command", "PS_FLAGS", "List containers."),
-    ("container", "list"): ("rootlet.cli.ps", "ps_command", "PS_FLAGS", "List containers."),
-    ("rm",): ("rootlet.cli.stoprm", "rm_command", "RM_FLAGS", "Remove containers."),
-    ("container", "rm"): ("rootlet.cli.stoprm", "rm_command", "RM_FLAGS", "Remove containers."),
-    ("stop",): ("rootlet.cli.stoprm", "stop_command", "STOP_FLAGS", "Stop running containers."),
-    ("container", "stop"): ("rootlet.cli.stoprm", "stop_command", "STOP_FLAGS", "Stop running containers."),
-}
+    words: entry for entry, aliases in _FAST for words in aliases}
 
 #: Options that, as in podman (Go's pflag), may be given bare or as ``--opt=true|false``.
 OPTIONAL_BOOL_OPTIONS = ("--tls-verify", "--pause", "--archive", "--overwrite", "--stream", "--pull", "--layers")
@@ -118,7 +119,7 @@ def _add_fast_commands(group: "click.Group", args: list[str]) -> None:
     import click
 
     _, _, start = _split_globals(args)
-    for words, (module, function, flags, summary) in FAST_COMMANDS.items():
+    for words, (module, _, flags, summary) in FAST_COMMANDS.items():
         parent = group if len(words) == 1 else group.commands.get(words[0])
         if not isinstance(parent, click.Group):
             continue  # typer was given a single command (see _only): nothing to list it in
