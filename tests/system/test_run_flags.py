@@ -544,7 +544,11 @@ def test_a_second_ctrl_c_stops_the_container_and_a_third_kills_it(procs: Procs, 
     """The first Ctrl-C goes to the container, which decides what it means; a second one stops it
     (its stop signal, SIGKILL after a grace) and says so; a third kills it at once."""
     trap = ("sh", "-c", "trap 'echo INT' INT; trap 'exit 3' TERM; while :; do sleep 0.1; done")
-    proc, _, cid, snapshot = start_sleeper(procs, store_root, alpine, argv=trap, start_new_session=True)
+    proc, pid1, cid, snapshot = start_sleeper(procs, store_root, alpine, argv=trap, start_new_session=True)
+    # The shell exists before it has run its `trap`s: a SIGINT before that is ignored (PID 1).
+    wait_for("the container's INT and TERM traps",
+             lambda: caught_signals(pid1.pid) & (1 << (signal.SIGINT - 1)) and
+             caught_signals(pid1.pid) & (1 << (signal.SIGTERM - 1)))
     os.killpg(proc.pid, signal.SIGINT)
     assert select.select([proc.stdout], [], [], 10)[0], "the container's INT trap did not run"
     assert proc.stdout.readline() == b"INT\n"             # proxied: its INT trap ran, and it goes on
