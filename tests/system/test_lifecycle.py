@@ -919,7 +919,9 @@ def test_exec_exit_codes_follow_run(rootlet: RunRootlet, rootlet_env: dict[str, 
 
 def test_exec_user_env_workdir_stdin_privileged_and_detach(rootlet: RunRootlet, rootlet_env: dict[str, str],
                                                     busybox: str, tmp_path: Path) -> None:
-    run_d(rootlet, "--name", "opts", "-e", "BASE=1", busybox, "sleep", "30")
+    # Alive for the whole test however slow the machine (its end would take the detached command
+    # with it); removed at the end.
+    run_d(rootlet, "--name", "opts", "-e", "BASE=1", busybox, "sleep", "600")
     env_file = tmp_path / "env"
     env_file.write_text("# comment\nFROM_FILE=2\n")
     proc = rootlet("exec", "-u", "nobody", "-e", "EXTRA=3", "-e", "PASSED", "--env-file", str(env_file),
@@ -947,6 +949,7 @@ def test_exec_user_env_workdir_stdin_privileged_and_detach(rootlet: RunRootlet, 
     assert rootlet("exec", "opts", "touch", "/tmp/go").returncode == 0
     wait_until(lambda: rootlet("exec", "opts", "cat", "/tmp/detached").stdout == "done\n",
                what="the detached command to finish")
+    rootlet("rm", "-f", "opts", check=True)
 
 
 def _pty_session(rootlet_env: dict[str, str], argv: list[str], script: bytes, typeahead: bool,
