@@ -60,10 +60,12 @@ def start_holder(spec: HolderSpec, plan: UsernsPlan) -> int:
         os.close(err_r)
         # Forked twice: the holder is nobody's child here, so the process that kills it (the last
         # container's owner, not its starter) never leaves a zombie in a long-lived monitor.
-        holder = os.fork()
-        if holder:
-            os.write(info_w, b"%d\n" % holder)
+        if os.fork():
             return 0
+        # The holder says its pid itself, before its step: written by the middle process, the pid
+        # could land after the step ("U123\n"); the parent then read no pid, sent no "G", and
+        # both waited for ever (a `run -d` on a network or pod hanging, 1 in a few hundred).
+        os.write(info_w, b"%d\n" % os.getpid())
         return _holder_main(spec, plan, info_w, go_r, err_w)
 
     middle = fork_child(body, err_w, default_code=1, long_lived=True)
@@ -89,6 +91,9 @@ def start_holder(spec: HolderSpec, plan: UsernsPlan) -> int:
                 raise
         if go_w != -1 and step:  # without a step it already failed: its report says why
             os.write(go_w, b"G")
+        elif go_w != -1:
+            os.close(go_w)  # a holder still waiting for "G" sees the end instead, and exits
+            go_w = -1
         error = read_error(err_r, "the namespace holder failed")
         err_r = -1
         if error is not None or not pid:
