@@ -392,7 +392,8 @@ class ContainerVerbs:
               empty_ok: bool = False, notes: bool = False, ignore_missing: bool = False) -> list[ContainerResult]:
         """Apply ``action`` to each named container; one result per name, failures included. With
         ``notes`` the action also gets a list to put warnings in. With ``ignore_missing`` a name
-        that is no container gives a result without id or error (podman's ``--ignore``)."""
+        that is no container, or a container removed meanwhile, gives a result without id or
+        error (podman's ``--ignore``)."""
         if not names and not empty_ok:
             raise UsageError("give at least one container name or id")
         containers = self.containers
@@ -406,8 +407,12 @@ class ContainerVerbs:
                 results.append(ContainerResult(name, cid, exit_code=value if code else None,  # type: ignore[arg-type]
                                                warnings=warnings))
             except ContainerNotFound as exc:
-                missing = ignore_missing and not cid
-                results.append(ContainerResult(name, cid, error=None if missing else exc, warnings=warnings))
+                # With ignore_missing a container that another command removed while this one
+                # acted on it is missing too (two `rm -f` racing: both exit 0, as podman's).
+                if ignore_missing:
+                    results.append(ContainerResult(name, "", warnings=warnings))
+                else:
+                    results.append(ContainerResult(name, cid, error=exc, warnings=warnings))
             except RootletError as exc:
                 results.append(ContainerResult(name, cid, error=exc, warnings=warnings))
         return results
