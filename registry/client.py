@@ -33,6 +33,7 @@ import os
 import re
 import shutil
 import socket
+import ssl
 import tempfile
 import threading
 import time
@@ -346,6 +347,7 @@ class RegistryClient:
         session = getattr(self._local, "session", None)
         if session is None:
             session = requests.Session()
+            session.mount("https://", _Adapter())
             session.trust_env = False
             session.headers["User-Agent"] = self.settings.user_agent
             self._local.session = session
@@ -811,7 +813,8 @@ class Source:
         return data
 
     def fetch_blob(self, digest: str, size: int, partial_path: str,
-                   on_progress: Callable[[int], None] | None = None) -> None:
+                   on_progress: Callable[[int], None] | None = None,
+                   on_data: Callable[[int, bytes], None] | None = None) -> None:
         """Download blob *digest* of *size* bytes into *partial_path*, resuming what it already holds.
 
         Existing bytes (an interrupted earlier attempt) are hashed and the download continues with
@@ -819,9 +822,15 @@ class Source:
         429 are retried with back-off, resuming each time. At the end size and sha256 are checked;
         on mismatch the partial is deleted and ``DigestMismatch`` raised. More than *size* bytes are
         never kept. *on_progress* receives byte increments (resumed bytes count once).
+
+        *on_data(offset, chunk)* sees the blob's bytes in order as they become known, resumed ones
+        first, so a consumer can unpack while the download runs; after a restart from zero it sees
+        offset 0 again. The bytes are unverified until this returns. It must not raise OSError
+        (that reads as a broken connection); any other exception it raises ends the download,
+        the partial file kept for a later resume.
         """
         path = self._blob_path(digest)
-        with _Partial(partial_path, size, on_progress) as part:
+        with _Partial(partial_path, size, on_progress, on_data) as part:
             attempts = max(1, self.client.settings.retries)
             failures = 0
             while part.pos < size:
@@ -869,14 +878,41 @@ class Source:
             part.verify(digest, self.host)
 
 
+class _Adapter(requests.adapters.HTTPAdapter):
+    """requests' adapter, with one SSLContext shared by every unverified TLS connection.
+
+    For ``verify=False`` urllib3 builds a context per connection and loads the system CAs into
+    it (~30 ms of CPU each), which a connection that checks no certificate never reads: every
+    pull from a loopback or insecure registry paid it, as https is tried first. With a client
+    certificate the context is the connection's own again (the certificate is loaded into it).
+    requests 2.32 and newer call this hook; older ones never do, and keep building one per
+    connection (slower, not wrong).
+    """
+
+    _insecure: ssl.SSLContext | None = None
+
+    def build_connection_pool_key_attributes(self, request: requests.PreparedRequest, verify: bool | str,
+                                             cert: str | tuple[str, str] | None = None) -> tuple[dict, dict]:
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
+        if verify is False and cert is None and host_params.get("scheme") == "https":
+            if _Adapter._insecure is None:
+                from urllib3.util.ssl_ import create_urllib3_context
+
+                _Adapter._insecure = create_urllib3_context(cert_reqs=ssl.CERT_NONE)
+            pool_kwargs["ssl_context"] = _Adapter._insecure
+        return host_params, pool_kwargs
+
+
 class _Partial:
     """An interrupted-or-growing download in ``blobs/partial``: its bytes, their running sha256, and
     the three things a download does to it (append, start over, check at the end)."""
 
-    def __init__(self, path: str, size: int, on_progress: Callable[[int], None] | None) -> None:
+    def __init__(self, path: str, size: int, on_progress: Callable[[int], None] | None,
+                 on_data: Callable[[int, bytes], None] | None = None) -> None:
         self.path = path
         self.size = size
         self.on_progress = on_progress
+        self.on_data = on_data
         self.reported = 0
         self.hasher = hashlib.sha256()
         self.pos = 0
@@ -884,14 +920,16 @@ class _Partial:
 
     def __enter__(self) -> _Partial:
         # Resume: hash what an earlier attempt left; more than the blob's size cannot be right.
+        if os.fstat(self.file.fileno()).st_size > self.size:
+            self.file.truncate(0)
         while True:
             block = self.file.read(CHUNK)
             if not block:
                 break
             self.hasher.update(block)
+            if self.on_data is not None:
+                self.on_data(self.pos, block)
             self.pos += len(block)
-        if self.pos > self.size:
-            self.reset()
         self._progress()
         return self
 
@@ -913,6 +951,8 @@ class _Partial:
     def append(self, chunk: bytes) -> None:
         self.file.write(chunk)
         self.hasher.update(chunk)
+        if self.on_data is not None:
+            self.on_data(self.pos, chunk)
         self.pos += len(chunk)
         self._progress()
 
