@@ -32,17 +32,21 @@ import struct
 import threading
 import weakref
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
 
 from rootlet.registry.errors import ChildError, UsernsError
-from rootlet.runtime.linux import syscalls as linux
 from rootlet.runtime.linux.child import (close_fds_except, decode_error, describe_status, encode_error, fork_child,
                                          reap)
 from rootlet.runtime.linux.rmtree import remove_tree  # noqa: F401 - re-exported for worker.call
-from rootlet.runtime.oci.idmap import UsernsPlan, become_root
-from rootlet.runtime.oci.mapwriter import unshare_hint, write_id_maps
 
-T = TypeVar("T")
+# What only the child (syscalls: ctypes) or the handshake needs is imported there: a pull forks
+# its workers before it imports anything heavy, and pays for none of it when it needs no worker.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    from rootlet.runtime.oci.idmap import UsernsPlan
+
+    T = TypeVar("T")
 
 _HEADER = struct.Struct("!Q")
 # Upper bound for one frame; a corrupt length must not make us allocate gigabytes.
@@ -52,6 +56,8 @@ _CLOSE_TIMEOUT = 10.0
 # Reply frames start with one of these: a pickled result, or an error record.
 _RESULT = b"R"
 _ERROR = b"E"
+# What a deferred child is told when it is to set up its namespace.
+_START = b"start"
 
 
 # --- framing -------------------------------------------------------------------------------------
@@ -128,11 +134,32 @@ def _serve(request_fd: int, reply_fd: int) -> None:
         _send(reply_fd, reply)
 
 
-def _child_main(plan: UsernsPlan, mount_ns: bool, request_fd: int, reply_fd: int, parent: int) -> int:
-    """The whole life of the worker child after fork; returns its exit status."""
+def _child_main(plan: UsernsPlan, mount_ns: bool, request_fd: int, reply_fd: int, parent: int,
+                deferred: bool = False) -> int:
+    """The whole life of the worker child after fork; returns its exit status.
+
+    A *deferred* child waits for the parent's word before it sets up its namespace, importing
+    the modules the parent names meanwhile (``preload``); it exits when the parent closes the
+    pipe instead."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    while deferred:
+        frame = _receive(request_fd)
+        if frame is None:
+            return 0
+        if frame == _START:
+            break
+        import importlib
+
+        for name in frame.decode().split(","):
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001 - the call that needs it will say why
+                pass
+    from rootlet.runtime.linux import syscalls as linux
+    from rootlet.runtime.oci.idmap import become_root
+
     try:
         flags = 0 if plan.rootful else linux.CLONE_NEWUSER
         if mount_ns:
@@ -192,11 +219,17 @@ class UsernsWorker:
 
     pid: int
 
-    def __init__(self, plan: UsernsPlan, *, mount_ns: bool = False, keep_fds: Iterable[int] = ()) -> None:
+    def __init__(self, plan: UsernsPlan, *, mount_ns: bool = False, keep_fds: Iterable[int] = (),
+                 deferred: bool = False) -> None:
+        """Fork the worker and set up its namespace; with *deferred*, only fork it (a cheap fork
+        of a process that has imported little keeps the worker small) and leave the set-up to
+        ``start`` or the first ``call``."""
         self.plan = plan
         self.mount_ns = mount_ns
         self._lock = threading.Lock()
         self._dead: str | None = None
+        self._started = not deferred
+        self._kicked = False
         request_r, request_w = os.pipe()
         reply_r, reply_w = os.pipe()
         parent = os.getpid()
@@ -204,7 +237,7 @@ class UsernsWorker:
         def child() -> int:
             # A sibling worker must not hold our pipes open.
             close_fds_except([0, 1, 2, request_r, reply_w, *keep_fds])
-            return _child_main(plan, mount_ns, request_r, reply_w, parent)
+            return _child_main(plan, mount_ns, request_r, reply_w, parent, deferred)
 
         pid = fork_child(child, default_code=1, long_lived=True)
         os.close(request_r)
@@ -213,16 +246,44 @@ class UsernsWorker:
         self._state: dict[str, Any] = {"pid": pid, "request_fd": request_w, "reply_fd": reply_r,
                                        "status": None, "reaped": False, "timeout": _CLOSE_TIMEOUT}
         self._finalizer = weakref.finalize(self, _shutdown, self._state)
+        if not deferred:
+            self._setup(self._handshake)
+
+    def _setup(self, step: Callable[[], None]) -> None:
+        """Run a step of the set-up; a failure ends the child."""
         try:
-            self._handshake()
+            step()
         except BaseException:
             self._state["timeout"] = 0.5
             self._finalizer()
             raise
 
+    def preload(self, *modules: str) -> None:
+        """Have a deferred child that is not started yet import *modules* (what its calls will
+        need) while it waits: best when this process waits too (on the network, say), as the
+        child's imports then cost no time of its."""
+        if not self._kicked and not self._started and self._state["request_fd"] is not None:
+            self._setup(lambda: _send(self._state["request_fd"], ",".join(modules).encode()))
+
+    def kick(self) -> None:
+        """Let a deferred child set up its namespace (``start`` finishes it): kicking several
+        first lets them do so at the same time."""
+        if not self._started and not self._kicked and self._state["request_fd"] is not None:
+            self._kicked = True
+            self._setup(lambda: _send(self._state["request_fd"], _START))
+
+    def start(self) -> None:
+        """Set up a deferred worker's namespace now (the first ``call`` does it otherwise)."""
+        if not self._started:
+            self.kick()
+            self._started = True
+            self._setup(self._handshake)
+
     # The setup dialogue with the child.
     def _handshake(self) -> None:
         """Wait for unshare, write the maps, release the child and wait until it is root."""
+        from rootlet.runtime.oci.mapwriter import write_id_maps
+
         self._expect_ok("could not create a user namespace", unshare=True)
         write_id_maps(self.pid, self.plan)
         _send(self._state["request_fd"], b"go")
@@ -237,6 +298,8 @@ class UsernsWorker:
             raise UsernsError(f"{what}: the worker process {describe_status(status)}")
         if frame[:1] == _RESULT:
             return
+        from rootlet.runtime.oci.mapwriter import unshare_hint
+
         exc = decode_error(frame[1:])
         text = getattr(exc, "message", None) or str(exc)
         raise UsernsError(f"{what}: {text}", unshare_hint(exc) if unshare else None)
@@ -250,6 +313,9 @@ class UsernsWorker:
         child raises UsernsError.
         """
         request = pickle.dumps((func, args, kwargs))  # fails here, before the protocol starts
+        if not self._started:
+            with self._lock:
+                self.start()
         with self._lock:
             if self._dead is not None:
                 raise UsernsError(f"the user namespace worker is gone ({self._dead})")
@@ -294,8 +360,14 @@ class UsernsWorker:
         return self._dead is None and self._state["request_fd"] is not None
 
     def close(self) -> None:
-        """Let the child finish its current call and exit, then reap it. Idempotent."""
+        """Let the child finish its current call and exit, then reap it. Idempotent. A deferred
+        child never started holds nothing: it is killed, not waited for (it may be importing)."""
         with self._lock:
+            if not self._started and self._state["status"] is None and not self._state["reaped"]:
+                try:
+                    os.kill(self.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
             self._finalizer()
 
     def __enter__(self) -> UsernsWorker:
