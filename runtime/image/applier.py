@@ -48,7 +48,7 @@ from rootlet.runtime.image.decompress import LayerSource, PrefetchingSource, ope
 from rootlet.runtime.image.tarstream import TarFormatError, TarMember, TarReader
 from rootlet.runtime.linux import syscalls as linux
 
-__all__ = ["ApplyOptions", "ApplyResult", "apply_layer", "open_layer_stream"]
+__all__ = ["ApplyOptions", "ApplyResult", "apply_layer", "fix_implied", "open_layer_stream"]
 
 _MAX_META_HEADER = 1 << 20
 """Largest PAX or GNU longname/longlink record we read into memory (real ones are < 4 KiB);
@@ -97,6 +97,10 @@ class ApplyOptions:
         ``trusted.overlay.opaque=y`` (the kernel overlay without ``userxattr`` reads that one).
     lower_dirs: diff directories of the layers below, topmost first; parent directories this
         layer implies without listing them take their mode and owner from there.
+    lowers_pending: the layer has lower layers that are not unpacked yet (a pull unpacks layers
+        in parallel): implied parent directories get the defaults now and are listed in
+        ``ApplyResult.implied``; ``fix_implied`` gives them the lower layers' metadata once those
+        are in place, with the same result as applying on top of them.
     max_ratio: decompression-bomb guard: abort when the uncompressed stream exceeds 1 GiB
         and max_ratio times the compressed size.
     max_bytes: absolute cap on uncompressed bytes (None: only the ratio guard).
@@ -105,6 +109,7 @@ class ApplyOptions:
     single_id: bool = False
     privileged_xattrs: bool = False
     lower_dirs: tuple[str, ...] = ()
+    lowers_pending: bool = False
     max_ratio: int = 1000
     max_bytes: int | None = None
 
@@ -117,7 +122,8 @@ class ApplyResult:
     size: uncompressed bytes. entries: tar members processed. skipped_devices: char/block
     device members not created (a user namespace cannot). dropped_xattrs: xattrs refused
     because they would steer the overlay or ownership. failed_xattrs: security.capability
-    xattrs the kernel did not let us set (unprivileged).
+    xattrs the kernel did not let us set (unprivileged). implied: with ``lowers_pending``, the
+    implied parent directories whose metadata must come from the lower layers (``fix_implied``).
     """
 
     diff_id: str
@@ -126,6 +132,7 @@ class ApplyResult:
     skipped_devices: int
     dropped_xattrs: int = 0
     failed_xattrs: int = 0
+    implied: tuple[str, ...] = ()
 
 
 def _have_openat2(probe_fd: int) -> bool:
@@ -208,6 +215,8 @@ class _Applier:
         # restrictive modes do not block extraction and later entries do not bump mtimes.
         self._dirs: dict[str, tuple[int, int | None]] = {}
         self._lower_fds: dict[str, int | None] = {}
+        # With lowers_pending: implied parents still to take the lower layers' metadata.
+        self.implied: dict[str, None] = {}
         self.skipped_devices = 0
         self.dropped_xattrs = 0
         self.failed_xattrs = 0
@@ -282,6 +291,7 @@ class _Applier:
             st = os.stat(leaf, dir_fd=pfd, follow_symlinks=False)
             if stat.S_ISDIR(st.st_mode):
                 fresh = False
+                self.implied.pop(name, None)  # the entry's own metadata, not the lower layer's
             else:
                 self._remove(pfd, leaf, name)
                 os.mkdir(leaf, 0o700, dir_fd=pfd)
@@ -465,7 +475,7 @@ class _Applier:
         """
         comps = parent.split("/")
         fd = os.open(".", _O_DIRPATH, dir_fd=self.root_fd)
-        lower_visible = bool(self.opts.lower_dirs)
+        lower_visible = bool(self.opts.lower_dirs) or self.opts.lowers_pending
         try:
             for i, comp in enumerate(comps):
                 prefix = "/".join(comps[: i + 1])
@@ -515,6 +525,9 @@ class _Applier:
         of this layer above or at it), so its metadata must not leak into the new directory.
         """
         mode, uid, gid, mtime = 0o755, 0, 0, None
+        if lower_visible and self.opts.lowers_pending:
+            self.implied[path] = None  # the defaults for now; fix_implied looks below later
+            lower_visible = False
         found = self._lower_dir_stat(path) if lower_visible else None
         if found is not None:
             mode, uid, gid, mtime = stat.S_IMODE(found.st_mode), found.st_uid, found.st_gid, found.st_mtime_ns
@@ -588,6 +601,8 @@ class _Applier:
             prefix = name + "/"
             for key in [k for k in self._dirs if k == name or k.startswith(prefix)]:
                 del self._dirs[key]
+            for key in [k for k in self.implied if k == name or k.startswith(prefix)]:
+                del self.implied[key]
             self._stale = True
         else:
             os.unlink(leaf, dir_fd=pfd)
@@ -654,14 +669,9 @@ class _Applier:
             if path == "":
                 self._finish_dir(self.root_fd, mode, mtime)
                 continue
-            parent, _, leaf = path.rpartition("/")
-            try:
-                pfd = self._parent(parent, create=False)
-                fd = os.open(leaf, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
-            except OSError as e:
-                if e.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
-                    continue  # replaced later in the layer by a non-directory
-                raise
+            fd = self.open_dir(path)
+            if fd is None:
+                continue  # replaced later in the layer by a non-directory
             try:
                 self._finish_dir(fd, mode, mtime)
             finally:
@@ -670,12 +680,56 @@ class _Applier:
                 self._drop_cache()
         self._drop_cache()
 
+    def open_dir(self, path: str) -> int | None:
+        """A read fd of the layer's directory *path* (parents resolved in the layer's root, the
+        leaf opened O_NOFOLLOW), or None when there is no directory at *path* any more."""
+        parent, _, leaf = path.rpartition("/")
+        try:
+            pfd = self._parent(parent, create=False)
+            return os.open(leaf, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+        except OSError as e:
+            if e.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+                return None
+            raise
+
     @staticmethod
     def _finish_dir(fd: int, mode: int, mtime: int | None) -> None:
         """Final mode (after chown, so setgid sticks) and mtime of one directory."""
         os.fchmod(fd, mode)
         if mtime is not None:
             os.utime(fd, ns=(mtime, mtime))
+
+
+def fix_implied(dest: str, implied: tuple[str, ...], opts: ApplyOptions) -> None:
+    """Give the implied parent directories *implied* of the layer in *dest* (applied with
+    ``lowers_pending``) the owner, mode and mtime of the same directory in ``opts.lower_dirs``,
+    now that those are in place: the result is what applying on top of them gives.
+
+    Each path is resolved in the layer's root and opened ``O_NOFOLLOW``, so nothing outside the
+    layer is touched; a path that is no directory any more is skipped.
+    """
+    applier = _Applier(dest, opts)
+    try:
+        for path in sorted(implied, key=lambda p: p.count("/"), reverse=True):
+            found = applier._lower_dir_stat(path)
+            if found is None:
+                continue  # no lower directory: the defaults it has are right
+            try:
+                fd = applier.open_dir(path)
+            except OSError as e:
+                raise _fs_error(e, f"layer directory {path!r}") from None
+            if fd is None:
+                continue
+            try:
+                uid, gid = found.st_uid, found.st_gid
+                applier._chown(lambda: os.fchown(fd, uid, gid), uid, gid, path)  # noqa: B023
+                _Applier._finish_dir(fd, stat.S_IMODE(found.st_mode), found.st_mtime_ns)
+            except OSError as e:
+                raise _fs_error(e, f"layer directory {path!r}") from None
+            finally:
+                os.close(fd)
+    finally:
+        applier.close()
 
 
 def _fs_error(e: OSError | ValueError | OverflowError, what: str) -> Exception:
@@ -770,4 +824,5 @@ def apply_layer(path: str, compression: str, dest: str, opts: ApplyOptions = App
         skipped_devices=applier.skipped_devices,
         dropped_xattrs=applier.dropped_xattrs,
         failed_xattrs=applier.failed_xattrs,
+        implied=tuple(applier.implied),
     )

@@ -25,7 +25,7 @@ import json
 import os
 
 from rootlet.registry.errors import DigestMismatch, StoreError
-from rootlet.registry.fsutil import flocked, make_temp_dir, read_json
+from rootlet.registry.fsutil import atomic_write, flocked, make_temp_dir, read_json
 from rootlet.registry.record import Record
 from rootlet.registry.store import ImageStore
 from rootlet.runtime.linux.proc import pid_alive
@@ -107,8 +107,18 @@ class LayerStore:
         )
         return LayerInfo(chain_hex, diff_id, int(result["size"]), compressed_digest)
 
+    def place(self, staging: str, chain_hex: str, blob_path: str, move_blob: bool,
+              info: dict[str, object]) -> tuple[str, list[str]]:
+        """Finish a staged layer whose blob and diff_id are verified, from the calling process
+        (the staging dir is the user's own; only its contents belong to subordinate ids), under
+        the layer's lock, held only for that: ``_finish``. The blob is moved in when *move_blob*
+        (a download of this pull), else hard linked. Returns "unpacked" or "exists", and the
+        directories the caller must remove inside the user namespace."""
+        with self.lock(chain_hex):
+            return _finish(staging, self.layer_dir(chain_hex), blob_path, move_blob, info)
+
     def stale_entries(self) -> list[str]:
-        """Staging and deletion dirs in ``tmp/`` left by processes that no longer run."""
+        """Staging and deletion dirs and stream FIFOs in ``tmp/`` left by processes that no longer run."""
         out: list[str] = []
         try:
             names = os.listdir(self.store.tmp)
@@ -116,7 +126,7 @@ class LayerStore:
             return out
         for name in names:
             parts = name.split("-")
-            if len(parts) >= 3 and parts[0] in ("layer", "del") and parts[1].isdigit():
+            if len(parts) >= 3 and parts[0] in ("layer", "del", "stream") and parts[1].isdigit():
                 if not pid_alive(int(parts[1])):
                     out.append(os.path.join(self.store.tmp, name))
         return out
@@ -132,51 +142,102 @@ def unpack_job(tmp_root: str, layers_root: str, owner_pid: int, blob_path: str, 
                chain_hex: str, diff_id: str, lower_dirs: tuple[str, ...], compressed_digest: str,
                compressed_size: int, single_id: bool, privileged: bool) -> dict[str, int | str]:
     """Runs inside the user namespace: apply, verify the diff_id, rename into place."""
-    from rootlet.runtime.image.applier import ApplyOptions, apply_layer
-
     final = os.path.join(layers_root, chain_hex)
     if os.path.exists(os.path.join(final, "info.json")):
         return {"size": int(read_json(os.path.join(final, "info.json"))["size"]), "status": "exists"}
-    staging = make_temp_dir(tmp_root, f"layer-{owner_pid}-")
+    staged = stage_job(tmp_root, owner_pid, blob_path, compression, diff_id, compressed_digest, compressed_size,
+                       lower_dirs, False, single_id, privileged)
+    staging = str(staged["staging"])
     try:
-        os.chmod(staging, 0o700)
-        diff = os.path.join(staging, "diff")
-        os.mkdir(diff, 0o755)
-        opts = ApplyOptions(single_id=single_id, privileged_xattrs=privileged, lower_dirs=lower_dirs)
-        result = apply_layer(blob_path, compression, diff, opts, compressed_size=compressed_size)
-        if result.diff_id != diff_id:
-            raise DigestMismatch(
-                f"layer {compressed_digest} unpacks to {result.diff_id}, but the image config says {diff_id}",
-                "the image is corrupt or was tampered with; nothing of it was kept")
-        info = {"diff_id": diff_id, "size": result.size, "compressed_digest": compressed_digest,
-                "compressed_size": compressed_size, "compression": compression, "entries": result.entries}
-        return {"size": result.size, "status": _place(staging, final, blob_path, info)}
+        info = {"diff_id": diff_id, "size": staged["size"], "compressed_digest": compressed_digest,
+                "compressed_size": compressed_size, "compression": compression, "entries": staged["entries"]}
+        return {"size": int(staged["size"]), "status": _place(staging, final, blob_path, info)}
     except BaseException:
         with contextlib.suppress(OSError):
             remove_tree(staging)
         raise
 
 
+def stage_job(tmp_root: str, owner_pid: int, source: str, compression: str, diff_id: str, compressed_digest: str,
+              compressed_size: int, lower_dirs: tuple[str, ...], lowers_pending: bool, single_id: bool,
+              privileged: bool) -> dict[str, object]:
+    """Runs inside the user namespace: apply the layer read from *source* (its blob, or a FIFO a
+    pull writes the blob into while it downloads) into a new staging directory ``tmp/layer-PID-…``
+    and check its diff_id. Nothing is placed: the caller places it once the blob's own digest is
+    verified too (``LayerStore.place``), or removes it. On failure nothing of it is left.
+
+    Returns ``staging``, ``size`` and ``entries``, and ``implied``: with *lowers_pending* (the
+    layers below are still being unpacked), the implied parents ``fix_implied_job`` must finish.
+    """
+    from rootlet.runtime.image.applier import ApplyOptions, apply_layer
+
+    staging = make_temp_dir(tmp_root, f"layer-{owner_pid}-")
+    try:
+        diff = os.path.join(staging, "diff")
+        os.mkdir(diff, 0o755)
+        opts = ApplyOptions(single_id=single_id, privileged_xattrs=privileged, lower_dirs=lower_dirs,
+                            lowers_pending=lowers_pending)
+        result = apply_layer(source, compression, diff, opts, compressed_size=compressed_size)
+        if result.diff_id != diff_id:
+            raise DigestMismatch(
+                f"layer {compressed_digest} unpacks to {result.diff_id}, but the image config says {diff_id}",
+                "the image is corrupt or was tampered with; nothing of it was kept")
+        return {"staging": staging, "size": result.size, "entries": result.entries, "implied": result.implied}
+    except BaseException:
+        with contextlib.suppress(OSError):
+            remove_tree(staging)
+        raise
+
+
+def fix_implied_job(staging: str, implied: tuple[str, ...], lower_dirs: tuple[str, ...], single_id: bool) -> None:
+    """Runs inside the user namespace: give the implied parents of a staged layer the metadata of
+    the lower layers, now in place (``applier.fix_implied``)."""
+    from rootlet.runtime.image.applier import ApplyOptions, fix_implied
+
+    fix_implied(os.path.join(staging, "diff"), implied, ApplyOptions(single_id=single_id, lower_dirs=lower_dirs))
+
+
 def _place(staging: str, final: str, blob_path: str, info: dict[str, object]) -> str:
-    """Finish a staged layer: keep its blob, write info.json, rename it into place (in the user
-    namespace). Returns "unpacked", or "exists" when another process placed the same layer first."""
-    _keep_blob(blob_path, os.path.join(staging, "blob"))
-    with open(os.path.join(staging, "info.json"), "w") as f:
-        json.dump(info, f)
-        f.flush()
-        os.fsync(f.fileno())
-    if os.path.isdir(final):
-        # A directory without info.json is debris of an old crash; never trust it.
-        os.rename(final, staging + ".old")
-        remove_tree(staging + ".old")
+    """``_finish`` inside the user namespace, which removes what it leaves over itself."""
+    status, leftovers = _finish(staging, final, blob_path, False, info)
+    for path in leftovers:
+        remove_tree(path)
+    return status
+
+
+def _finish(staging: str, final: str, blob_path: str, move_blob: bool,
+            info: dict[str, object]) -> tuple[str, list[str]]:
+    """Finish a staged layer: its blob in as ``blob`` (moved, or hard linked), ``info.json``
+    written durably (file and directory fsynced: once per layer), then the directory renamed
+    into place. Returns "unpacked", or "exists" when another process placed the same layer first,
+    and the directories to remove (subordinate ids: inside the user namespace): the staging dir
+    when it was not needed, debris of an old crash moved out of the way into ``tmp/``."""
+    dest = os.path.join(staging, "blob")
+    if move_blob:
+        try:
+            os.rename(blob_path, dest)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            _keep_blob(blob_path, dest)
+            os.unlink(blob_path)
+    else:
+        _keep_blob(blob_path, dest)
+    atomic_write(os.path.join(staging, "info.json"), json.dumps(info).encode(), 0o600)
+    if os.path.exists(os.path.join(final, "info.json")):
+        return "exists", [staging]
+    leftovers: list[str] = []
+    if os.path.isdir(final):  # without info.json: debris of an old crash; never trust it
+        aside = make_temp_dir(os.path.dirname(staging), f"del-{os.getpid()}-")
+        os.rename(final, os.path.join(aside, "layer"))
+        leftovers.append(aside)
     try:
         os.rename(staging, final)
     except OSError as exc:
         if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
             raise
-        remove_tree(staging)
-        return "exists"
-    return "unpacked"
+        return "exists", [*leftovers, staging]
+    return "unpacked", leftovers
 
 
 def _store_new_layer(staging: str, layers_root: str, blob_path: str, layer: NewLayer, size: int, entries: int,

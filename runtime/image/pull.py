@@ -1,10 +1,13 @@
 """The pull pipeline: reference → manifest → platform → blobs → verified layers → image record.
 
-Downloads run a few at a time in threads while the layers are unpacked, in order, by one worker
-process that lives in the user's user namespace. The worker is forked before any thread starts
-(a child forked while another thread holds a lock can deadlock). Nothing unverified is kept: blobs
-are checked against digest and size, unpacked layers against the config's diff_ids, and the image
-record is written last, under the store lock.
+A pull whose image is stored with all its layers costs one request (the manifest's HEAD). Else the
+missing layers are fetched by ``rootlet.runtime.image.fetchlayers``: a few downloads at a time,
+each streamed into one of several user-namespace workers that unpack layers in parallel. The
+workers are forked first of all, before the pull imports its HTTP stack (they stay small) and
+before any thread can exist (a child forked while another thread holds a lock can deadlock; the
+first progress event may start one); their namespaces are set up only when a layer is missing.
+Nothing unverified is kept: blobs are checked against digest and size, unpacked layers against
+the config's diff_ids, and the image record is written last, under the store lock.
 """
 
 from __future__ import annotations
@@ -12,12 +15,10 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Protocol
+from typing import Any, Protocol
 
 from rootlet.registry import mediatypes as mt
-from rootlet.registry.errors import DigestMismatch, LayerError, ManifestError, RootletError, StoreError, UsageError
-from rootlet.registry.fsutil import flocked
+from rootlet.registry.errors import ManifestError, RootletError, StoreError, UsageError
 from rootlet.registry.manifest import (ImageConfig, ImageIndex, ImageManifest, Platform, chain_ids,
                                        parse_config, parse_manifest)
 from rootlet.registry.record import Record
@@ -26,8 +27,8 @@ from rootlet.registry.store import ImageRecord, ImageStore
 from rootlet.runtime.image.layers import LayerStore
 from rootlet.runtime.image.options import PullOptions
 
-#: Downloads at once: enough to fill a link, few enough not to trip registry rate limits.
-MAX_PARALLEL_DOWNLOADS = 3
+#: Layers unpacked at once, at most (and at most one per CPU: each also inflates in a thread).
+MAX_UNPACKERS = 4
 
 
 class PullProgress(Protocol):
@@ -79,6 +80,29 @@ def pull_image(store: ImageStore, opts: PullOptions, progress: PullProgress | No
     started = time.monotonic()
     ref = parse_reference(opts.reference)
     wanted = wanted_platform(opts)
+    # The unpacking workers are forked now, before the HTTP stack is imported: each is a copy of
+    # this process, and a small copy keeps a pull's peak memory down (their namespaces are set
+    # up only if a layer is missing; else they are killed, which costs a fork each).
+    workers = _prefork()
+    try:
+        return _pull(store, opts, progress, started, ref, wanted, workers)
+    finally:
+        for worker in workers:
+            worker.close()
+
+
+def _prefork() -> list[Any]:
+    """Deferred workers (``UsernsWorker(deferred=True)``), one per CPU up to MAX_UNPACKERS."""
+    from rootlet.runtime.oci.idmap import plan_userns
+    from rootlet.runtime.oci.userns import UsernsWorker
+
+    plan = plan_userns()
+    count = max(1, min(len(os.sched_getaffinity(0)), MAX_UNPACKERS))
+    return [UsernsWorker(plan, deferred=True) for _ in range(count)]
+
+
+def _pull(store: ImageStore, opts: PullOptions, progress: PullProgress, started: float, ref: Reference,
+          wanted: Platform, workers: list[Any]) -> PullReport:
     from rootlet.registry.client import ClientSettings, RegistryClient
     from rootlet.registry.config import RegistriesConfig
 
@@ -86,6 +110,8 @@ def pull_image(store: ImageStore, opts: PullOptions, progress: PullProgress | No
     config = RegistriesConfig.load()
     client = RegistryClient(ClientSettings(tls_verify=opts.tls_verify, creds=opts.creds,
                                            authfile=opts.authfile, cert_dir=opts.cert_dir), config)
+    for worker in workers:  # while this process waits for the registry, not while it imports
+        worker.preload("rootlet.runtime.image.applier")
     try:
         source, head = client.open(ref)
         qualified: Reference = source.ref
@@ -122,7 +148,7 @@ def pull_image(store: ImageStore, opts: PullOptions, progress: PullProgress | No
 
         report = PullReport("", str(qualified), manifest_digest, layers_total=len(manifest.layers))
         chains = [c.split(":", 1)[1] for c in chain_ids(image_config.diff_ids)]
-        _fetch_and_unpack(store, source, manifest, image_config, chains, progress, report)
+        _fetch_and_unpack(store, source, manifest, image_config, chains, progress, report, workers)
 
         record = ImageRecord(
             id=manifest.config.digest.split(":", 1)[1], config_digest=manifest.config.digest,
@@ -181,85 +207,36 @@ def _check_layers(manifest: ImageManifest, config: ImageConfig) -> None:
 
 
 def _fetch_and_unpack(store: ImageStore, source: object, manifest: ImageManifest, config: ImageConfig,
-                      chains: list[str], progress: PullProgress, report: PullReport) -> None:
+                      chains: list[str], progress: PullProgress, report: PullReport, preforked: list[Any]) -> None:
+    """Fetch, unpack and place the layers the store lacks (``fetchlayers``), with as many of the
+    *preforked* workers as there are missing layers."""
     layers = LayerStore(store)
     missing = [i for i, c in enumerate(chains) if not layers.has(c)]
-    for i, desc in enumerate(manifest.layers):
-        if i not in missing:
-            progress.layer(desc.digest, desc.size, "exists")
     if not missing:
+        for desc in manifest.layers:
+            progress.layer(desc.digest, desc.size, "exists")
         return
+    from rootlet.runtime.image.fetchlayers import LayerFetcher, WorkerPool
     from rootlet.runtime.linux.rmtree import remove_tree
-    from rootlet.runtime.oci.idmap import plan_userns
-    from rootlet.runtime.oci.userns import UsernsWorker
 
-    plan = plan_userns()
-    if plan.single_id:
-        warning = f"{plan.reason}: unpacking with a single id, every file will be owned by you"
-        report.warnings.append(warning)
-        progress.warn(warning, plan.hint)
-    # Fork the user-namespace worker now, before the download threads exist.
-    with UsernsWorker(plan) as worker:
-        for stale in layers.stale_entries():
-            with contextlib.suppress(RootletError, OSError):
-                worker.call(remove_tree, stale)
-        with ThreadPoolExecutor(MAX_PARALLEL_DOWNLOADS, thread_name_prefix="pull") as pool:
-            futures: dict[int, Future[str | None]] = {
-                i: pool.submit(_download, store, layers, source, manifest.layers[i], chains[i], progress, report)
-                for i in missing
-            }
-            try:
-                for i in missing:
-                    desc = manifest.layers[i]
-                    blob = futures[i].result()
-                    with layers.lock(chains[i]):
-                        if layers.has(chains[i]):
-                            progress.layer(desc.digest, desc.size, "exists")
-                            continue
-                        if blob is None or not os.path.exists(blob):
-                            blob = _download(store, layers, source, desc, chains[i], progress, report)
-                            if blob is None:
-                                continue
-                        progress.layer(desc.digest, desc.size, "extracting")
-                        try:
-                            layers.unpack(worker, blob, mt.LAYER_COMPRESSION.get(desc.media_type, "gzip"),
-                                          chains[i], config.diff_ids[i], chains[:i], desc.digest, desc.size,
-                                          plan.single_id, plan.rootful)
-                        except (LayerError, DigestMismatch) as exc:
-                            store.remove_blob(desc.digest)
-                            if isinstance(exc, DigestMismatch):
-                                raise
-                            raise LayerError(f"layer {desc.digest[:19]}: {exc.message}",
-                                             exc.hint or "the image is malformed or hostile; nothing of it was kept"
-                                             ) from None
-                        store.remove_blob(desc.digest)
-                        progress.layer(desc.digest, desc.size, "done")
-            except BaseException:
-                for f in futures.values():
-                    f.cancel()
-                raise
-
-
-def _download(store: ImageStore, layers: LayerStore, source: object, desc: object, chain_hex: str,
-              progress: PullProgress, report: PullReport) -> str | None:
-    """Fetch one layer blob into ``blobs/`` unless the layer or blob is already there."""
-    digest, size = desc.digest, desc.size  # type: ignore[attr-defined]
-    if layers.has(chain_hex):
-        return None
-    path = store.blob_path(digest)
-    with flocked(store.lock_path("blob-" + digest.split(":", 1)[1])):
-        if layers.has(chain_hex):
-            return None
-        if os.path.exists(path):
-            return path
-        progress.layer(digest, size, "downloading")
-        partial = store.partial_path(digest)
-        source.fetch_blob(digest, size, partial, lambda n: progress.advance(digest, n))  # type: ignore[attr-defined]
-        store.commit_partial(digest)
-        report.layers_fetched += 1
-        report.bytes_fetched += size
-        progress.layer(digest, size, "downloaded")
-    return path
+    used = preforked[:len(missing)]
+    plan = used[0].plan
+    pool = WorkerPool(used)
+    try:
+        if plan.single_id:
+            warning = f"{plan.reason}: unpacking with a single id, every file will be owned by you"
+            report.warnings.append(warning)
+            progress.warn(warning, plan.hint)
+        for i, desc in enumerate(manifest.layers):
+            if i not in missing:
+                progress.layer(desc.digest, desc.size, "exists")
+        with pool.lend() as worker:
+            for stale in layers.stale_entries():
+                with contextlib.suppress(RootletError, OSError):
+                    worker.call(remove_tree, stale)
+        LayerFetcher(store, source, manifest, config, chains, progress, report, pool, plan).run(missing, len(used))
+    finally:
+        pool.close()
 
 
 def _layers_present(store: ImageStore, rec: ImageRecord) -> bool:
