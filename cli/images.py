@@ -1,5 +1,6 @@
-"""Image commands: pull, rmi, tag, untag, image prune, image exists (and the ``image`` group aliases;
-``images`` and ``image inspect`` are in cli/image_list.py and cli/inspect.py)."""
+"""Image commands: rmi, tag, untag, image prune, image exists (and the ``image`` group aliases;
+``pull``, ``images`` and ``image inspect`` are in cli/pull.py, cli/image_list.py and cli/inspect.py:
+parsed without typer)."""
 
 from __future__ import annotations
 
@@ -22,33 +23,6 @@ def parse_bool(value: Optional[str], flag: str) -> Optional[bool]:
     if low in ("false", "0", "no"):
         return False
     raise UsageError(f"invalid value {value!r} for {flag}", f"use {flag}=true or {flag}=false")
-
-
-def pull(
-    ctx: typer.Context,
-    reference: str = typer.Argument(..., metavar="IMAGE", help="Image reference, e.g. alpine or host:5000/ns/app:tag."),
-    platform: Optional[str] = typer.Option(None, "--platform", help="OS/ARCH[/VARIANT] to pull (default: this machine's)."),
-    arch: Optional[str] = typer.Option(None, "--arch", help="Architecture to pull (with --os, --variant)."),
-    os_: Optional[str] = typer.Option(None, "--os", help="Operating system to pull."),
-    variant: Optional[str] = typer.Option(None, "--variant", help="Architecture variant to pull."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the image id."),
-    tls_verify: Optional[str] = typer.Option(None, "--tls-verify", metavar="BOOL",
-                                             help="Require HTTPS with verified certificates (default: per registries.conf)."),
-    creds: Optional[str] = typer.Option(None, "--creds", metavar="USER[:PASS]", help="Credentials for the registry."),
-    authfile: Optional[str] = typer.Option(None, "--authfile", help="Path of the auth.json to use."),
-    cert_dir: Optional[str] = typer.Option(None, "--cert-dir", help="Directory with CA certificates (*.crt) for the registry."),
-) -> None:
-    """Pull an image from a registry into the local store; prints the image id."""
-    from rootlet.cli.progress import pull_progress
-    from rootlet.runtime.engine.options import PullOptions
-
-    app: AppContext = ctx.obj
-    opts = PullOptions(reference=reference, platform=platform, os=os_, arch=arch, variant=variant,
-                       tls_verify=parse_bool(tls_verify, "--tls-verify"), creds=creds, authfile=authfile,
-                       cert_dir=cert_dir)
-    with pull_progress(quiet) as progress:
-        report = app.engine().pull(opts, progress)
-    out(report.image_id)
 
 
 def rmi(
@@ -126,12 +100,10 @@ def image_exists(
 
 def register(app: typer.Typer) -> None:
     """Add the image commands to *app* (top level and under ``image``)."""
-    app.command("pull")(pull)
     app.command("rmi")(rmi)
     app.command("tag")(tag)
     app.command("untag")(untag)
     group = typer.Typer(help="Manage images.", no_args_is_help=True)
-    group.command("pull")(pull)
     group.command("rm")(rmi)
     group.command("tag")(tag)
     group.command("untag")(untag)

@@ -32,6 +32,8 @@ _FAST: tuple[tuple[tuple[str, str, str, str], tuple[tuple[str, ...], ...]], ...]
     (("rootlet.cli.inspect", "inspect_command", "TYPED_FLAGS", "Show images as JSON."), (("image", "inspect"),)),
     (("rootlet.cli.logs", "logs_command", "LOGS_FLAGS", "Print a container's output."),
      (("logs",), ("container", "logs"))),
+    (("rootlet.cli.pull", "pull_command", "PULL_FLAGS", "Pull an image from a registry into the local store."),
+     (("pull",), ("image", "pull"))),
     (("rootlet.cli.ps", "ps_command", "PS_FLAGS", "List containers (running ones, or all with -a)."),
      (("ps",), ("container", "ps"), ("container", "ls"), ("container", "list"))),
     (("rootlet.cli.stoprm", "rm_command", "RM_FLAGS", "Remove containers."), (("rm",), ("container", "rm"))),

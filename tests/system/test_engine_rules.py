@@ -142,6 +142,15 @@ def test_run_that_pulls_does_not_import_typer(rootlet_env: dict[str, str], regis
     assert not {"typer", "click", "rich"} & modules
 
 
+@pytest.mark.parametrize("args", [["pull", "-q"], ["image", "pull", "--quiet"]], ids=" ".join)
+def test_pull_does_not_import_typer(rootlet_env: dict[str, str], registry: str, args: list[str]) -> None:
+    """Scripts pull before they run: typer's and click's import would be paid by every pull."""
+    proc, modules = _imported_modules(rootlet_env, *args, f"{registry}/library/alpine:3.20")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "rootlet.runtime.image.fetchlayers" in modules  # it did fetch layers
+    assert not {"typer", "click", "rich"} & modules
+
+
 def test_run_rm_with_a_published_port_does_not_import_tempfile(rootlet_env: dict[str, str], rootlet: RunRootlet,
                                                                busybox: str) -> None:
     rootlet("run", "--rm", busybox, "true", check=True)  # warm: the seccomp program is compiled once per store
@@ -194,7 +203,9 @@ def test_fast_parsed_commands_refuse_what_they_do_not_know(rootlet: RunRootlet, 
                           (["ps", "--last", "x"], "invalid --last"), (["images", "a", "b"], "at most one name"),
                           (["inspect"], "needs at least one"), (["logs", "--tail", "many", "idle"], "invalid --tail"),
                           (["stop", "-t", "soon", "idle"], "invalid --time"), (["container", "rm", "-z", "idle"],
-                                                                            "unknown shorthand flag: 'z'")):
+                                                                            "unknown shorthand flag: 'z'"),
+                          (["pull"], "needs an image"), (["image", "pull", "a", "b"], "takes one image"),
+                          (["pull", "--tls-verify=maybe", "alpine"], "must be true or false")):
         proc = rootlet(*args)
         assert proc.returncode == 125, (args, proc.stdout, proc.stderr)
         assert message in proc.stderr and "Hint: " in proc.stderr, (args, proc.stderr)
