@@ -10,9 +10,11 @@ caller's ``InUse`` callback, *under the image store's lock*, which images and la
 use. ``create`` re-checks its image under the same lock after writing the container's record, so
 an ``rmi`` and a ``create`` racing each other never leave a container without its layers.
 
-Layers being unpacked by a pull hold their layer lock for the whole extraction: a removal takes
-layer locks without waiting and leaves a busy layer for a later prune, so an ``rmi`` never waits
-on an extraction while holding the store lock (which would block every other pull and create).
+A layer is unpacked in ``tmp/``, out of a removal's sight, and placed under its layer lock, held
+for a few renames: a removal takes layer locks without waiting and leaves a busy layer for a later
+prune, so an ``rmi`` never waits while holding the store lock (which would block every other pull
+and create). A layer removed after it was placed but before its image was recorded makes that
+pull, load or commit fail with "try again" (it checks its layers under the store lock).
 """
 
 from __future__ import annotations
@@ -264,8 +266,8 @@ def _detach_orphans(store: ImageStore, images: dict[str, ImageRecord], used: InU
     """Rename the layers no image and no container needs out of ``layers/`` (under the store lock,
     so no pull adopts them meanwhile); returns the directories to delete.
 
-    A layer whose lock is held is being unpacked by a pull right now: it is left alone (a later
-    prune takes it if that pull fails), never waited for.
+    A layer whose lock is held is being placed right now: it is left alone (a later prune takes
+    it if its image is never recorded), never waited for.
     """
     needed = {c for rec in images.values() for c in rec.layers} | used.layers
     layers = LayerStore(store)

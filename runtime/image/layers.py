@@ -24,7 +24,7 @@ import errno
 import json
 import os
 
-from rootlet.registry.errors import DigestMismatch, StoreError
+from rootlet.registry.errors import DigestMismatch, RootletError, StoreError
 from rootlet.registry.fsutil import atomic_write, flocked, make_temp_dir, read_json
 from rootlet.registry.record import Record
 from rootlet.registry.store import ImageStore
@@ -89,7 +89,8 @@ class LayerStore:
                          compression=doc.get("compression") or "gzip", diff_id=doc["diff_id"])
 
     def lock(self, chain_hex: str) -> contextlib.AbstractContextManager[bool]:
-        """Serialise unpacking of one layer across processes (two pulls store it once)."""
+        """Serialise placing one layer across processes (held only for the rename into place and
+        what decides it: never across a download or an unpack)."""
         return flocked(self.store.lock_path("layer-" + chain_hex))
 
     def unpack(self, worker: object, blob_path: str, compression: str, chain_hex: str, diff_id: str,
@@ -97,15 +98,25 @@ class LayerStore:
                single_id: bool, privileged: bool) -> LayerInfo:
         """Unpack a verified blob into the store as layer *chain_hex*; returns its info.
 
-        The caller holds ``lock(chain_hex)``. *worker* is a ``UsernsWorker`` whose namespace maps
-        the user's subordinate ids, so owners in the tar become real owners on disk.
+        *worker* is a ``UsernsWorker`` whose namespace maps the user's subordinate ids, so owners
+        in the tar become real owners on disk. The layer is applied into a staging directory with
+        no lock held, then placed under the layer's lock (``place``), held only for that: two
+        processes making one layer may both unpack it; the first to place it wins.
         """
         lowers = tuple(self.diff_dir(h) for h in reversed(lower_chain_hexes))
-        result = worker.call(  # type: ignore[attr-defined]
-            unpack_job, self.store.tmp, self.root, os.getpid(), blob_path, compression, chain_hex,
-            diff_id, lowers, compressed_digest, compressed_size, single_id, privileged,
-        )
-        return LayerInfo(chain_hex, diff_id, int(result["size"]), compressed_digest)
+        staged = worker.call(  # type: ignore[attr-defined]
+            stage_job, self.store.tmp, os.getpid(), blob_path, compression, diff_id, compressed_digest,
+            compressed_size, lowers, False, single_id, privileged)
+        leftovers = [str(staged["staging"])]
+        try:
+            info = {"diff_id": diff_id, "size": staged["size"], "compressed_digest": compressed_digest,
+                    "compressed_size": compressed_size, "compression": compression, "entries": staged["entries"]}
+            _status, leftovers = self.place(leftovers[0], chain_hex, blob_path, False, info)
+        finally:
+            for path in leftovers:
+                with contextlib.suppress(RootletError, OSError):
+                    worker.call(remove_tree, path)  # type: ignore[attr-defined]
+        return LayerInfo(chain_hex, diff_id, int(staged["size"]), compressed_digest)
 
     def place(self, staging: str, chain_hex: str, blob_path: str, move_blob: bool,
               info: dict[str, object]) -> tuple[str, list[str]]:
@@ -136,26 +147,6 @@ class LayerStore:
             return [n for n in os.listdir(self.root) if len(n) == 64]
         except FileNotFoundError:
             return []
-
-
-def unpack_job(tmp_root: str, layers_root: str, owner_pid: int, blob_path: str, compression: str,
-               chain_hex: str, diff_id: str, lower_dirs: tuple[str, ...], compressed_digest: str,
-               compressed_size: int, single_id: bool, privileged: bool) -> dict[str, int | str]:
-    """Runs inside the user namespace: apply, verify the diff_id, rename into place."""
-    final = os.path.join(layers_root, chain_hex)
-    if os.path.exists(os.path.join(final, "info.json")):
-        return {"size": int(read_json(os.path.join(final, "info.json"))["size"]), "status": "exists"}
-    staged = stage_job(tmp_root, owner_pid, blob_path, compression, diff_id, compressed_digest, compressed_size,
-                       lower_dirs, False, single_id, privileged)
-    staging = str(staged["staging"])
-    try:
-        info = {"diff_id": diff_id, "size": staged["size"], "compressed_digest": compressed_digest,
-                "compressed_size": compressed_size, "compression": compression, "entries": staged["entries"]}
-        return {"size": int(staged["size"]), "status": _place(staging, final, blob_path, info)}
-    except BaseException:
-        with contextlib.suppress(OSError):
-            remove_tree(staging)
-        raise
 
 
 def stage_job(tmp_root: str, owner_pid: int, source: str, compression: str, diff_id: str, compressed_digest: str,
@@ -198,8 +189,12 @@ def fix_implied_job(staging: str, implied: tuple[str, ...], lower_dirs: tuple[st
 
 
 def _place(staging: str, final: str, blob_path: str, info: dict[str, object]) -> str:
-    """``_finish`` inside the user namespace, which removes what it leaves over itself."""
-    status, leftovers = _finish(staging, final, blob_path, False, info)
+    """``_finish`` inside the user namespace, under the layer's lock (as ``LayerStore.place``:
+    without it, a layer another process placed meanwhile would look like debris to ``_finish``);
+    removes what it leaves over itself, after the lock."""
+    layers_root, chain_hex = os.path.split(final)
+    with flocked(ImageStore(os.path.dirname(layers_root)).lock_path("layer-" + chain_hex)):
+        status, leftovers = _finish(staging, final, blob_path, False, info)
     for path in leftovers:
         remove_tree(path)
     return status

@@ -48,9 +48,8 @@ def add_layers(store: ImageStore, worker: object, base_diff_ids: list[str], new:
     chains = [c.split(":", 1)[1] for c in chain_ids(diff_ids)]
     layers = LayerStore(store)
     for i, layer in enumerate(new, start=len(base_diff_ids)):
-        with layers.lock(chains[i]):
-            if layers.has(chains[i]):
-                continue
+        # No lock across the unpack: `unpack` places the layer under its lock, held only for that.
+        if not layers.has(chains[i]):
             layers.unpack(worker, layer.path, layer.compression, chains[i], layer.diff_id, chains[:i],
                           layer.digest, layer.size, single_id, privileged)
     return chains

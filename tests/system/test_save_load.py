@@ -65,6 +65,26 @@ def test_save_then_load_in_a_fresh_store_keeps_the_image_and_runs(rootlet: RunRo
     assert os.listdir(Path(other_store["ROOTLET_ROOT"]) / "tmp") == []
 
 
+def test_loads_of_one_archive_at_once_all_succeed_and_store_each_layer_once(
+        rootlet: RunRootlet, rootlet_env: dict[str, str], alpine: str, tmp_path: Path,
+        other_store: dict[str, str]) -> None:
+    """No lock is held across a layer's unpacking: each load unpacks it in tmp/, the first to
+    place it wins, and the others' copies are removed."""
+    archive = tmp_path / "alpine.tar"
+    rootlet("save", "-q", "-o", str(archive), alpine, check=True)
+    env = {**rootlet_env, **other_store}
+    procs = [subprocess.Popen([*rootlet_command(), "load", "-q", "-i", str(archive)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env) for _ in range(4)]
+    results = [(p.wait(180), *p.communicate()) for p in procs]
+    assert [r[0] for r in results] == [0] * 4, [r[2] for r in results]
+    assert {r[1] for r in results} == {f"Loaded image: {alpine}\n"}
+    root = Path(other_store["ROOTLET_ROOT"])
+    assert len(os.listdir(root / "layers")) == len(_inspect(rootlet, alpine)["RootFS"]["Layers"])
+    assert os.listdir(root / "tmp") == []
+    out = rootlet("run", "--rm", alpine, "cat", "/etc/alpine-release", env=other_store, check=True).stdout
+    assert out.startswith("3.20")
+
+
 def test_a_multi_image_archive_loads_every_image(rootlet: RunRootlet, alpine: str, busybox: str, tmp_path: Path,
                                                 other_store: dict[str, str]) -> None:
     archive = tmp_path / "both.tar"
