@@ -48,12 +48,15 @@ def images_command(root: str, argv: list[str], command: str = "images") -> int:
         ids = dict.fromkeys(row.id if p.no_trunc else row.id[:12] for row in rows)
         sys.stdout.write("".join(i + "\n" for i in ids))
         return 0
-    json_docs: dict[str, dict] = {}
-    if p.format:  # one entry per image, however many names list it
+
+    def json_docs() -> list[dict]:
+        docs: dict[str, dict] = {}  # one entry per image, however many names list it
         for row in rows:
-            json_docs.setdefault(row.id, image_json(row))
+            docs.setdefault(row.id, image_json(row))
+        return list(docs.values())
+
     default = IMAGES_TABLE.replace("{{.Tag}}", "{{.Tag}}\t{{.Digest}}" if p.digests else "{{.Tag}}")
-    print_rows(p.format, list(json_docs.values()), [_image_doc(row, p.no_trunc) for row in rows], default,
+    print_rows(p.format, json_docs, lambda: [_image_doc(row, p.no_trunc) for row in rows], default,
                IMAGES_HEADERS, heading=not p.noheading)
     return 0
 

@@ -60,8 +60,8 @@ def ps_command(root: str, argv: list[str], command: str = "ps") -> int:
     if p.quiet:
         sys.stdout.write("".join((r.id if p.no_trunc else r.id[:12]) + "\n" for r in rows))
         return 0
-    print_rows(p.format, [ps_json(r) for r in rows] if p.format else (),
-               [ps_doc(r, p.no_trunc, p.size) for r in rows], PS_TABLE + ("\t{{.Size}}" if p.size else ""),
+    print_rows(p.format, lambda: [ps_json(r) for r in rows],
+               lambda: [ps_doc(r, p.no_trunc, p.size) for r in rows], PS_TABLE + ("\t{{.Size}}" if p.size else ""),
                PS_HEADERS, heading=not p.noheading)
     return 0
 

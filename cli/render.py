@@ -12,7 +12,7 @@ import time
 
 TYPE_CHECKING = False  # typing costs milliseconds to import; listings are benchmarked against podman's
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from typing import Any
 
 
@@ -74,18 +74,25 @@ def print_docs(docs: Sequence[Any], fmt: str | None) -> None:
         out(render_template(fmt, {**doc, **extra} if extra else doc))
 
 
-def print_rows(fmt: str | None, json_docs: Sequence[Any], rows: Sequence[Any], default: str,
+def print_rows(fmt: str | None, json_docs: Sequence[Any] | Callable[[], Sequence[Any]],
+               rows: Sequence[Any] | Callable[[], Sequence[Any]], default: str,
                headers: dict[str, str] | None = None, heading: bool = True) -> None:
     """A listing as ``--format`` asks: ``json_docs`` as JSON, or ``rows`` through the template
-    given (``table …`` too) or else the command's own ``default`` table."""
-    text = _default_table(default, rows, headers, heading) if not fmt else None
+    given (``table …`` too) or else the command's own ``default`` table. Either may be given as
+    a function that makes it: only the one printed is made (hundreds of rows of ``ps``)."""
+    if not fmt:
+        rows = rows() if callable(rows) else rows
+        text = _default_table(default, rows, headers, heading)
+    else:
+        text = None
     if text is None:
         from rootlet.cli.template import format_kind, render_rows
 
         kind = format_kind(fmt)
         if kind == "json":
-            dump_json(list(json_docs))
+            dump_json(list(json_docs() if callable(json_docs) else json_docs))
             return
+        rows = rows() if callable(rows) else rows
         text = render_rows((fmt or "") if kind in ("table", "template") else default, rows, headers, heading=heading)
     if text:
         out(text)
