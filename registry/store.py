@@ -98,11 +98,6 @@ class ImageStore:
 
         return os.path.join(self.blobs, check_digest(digest).split(":", 1)[1])
 
-    def partial_path(self, digest: str) -> str:
-        from rootlet.registry.reference import check_digest
-
-        return os.path.join(self.partial, check_digest(digest).split(":", 1)[1])
-
     def has_blob(self, digest: str) -> bool:
         return os.path.exists(self.blob_path(digest))
 
@@ -128,10 +123,6 @@ class ImageStore:
         if len(data) > max_bytes:
             raise StoreError(f"blob {digest} is larger than {max_bytes} bytes")
         return data
-
-    def commit_partial(self, digest: str) -> None:
-        """Move a verified download from ``blobs/partial`` into place."""
-        os.replace(self.partial_path(digest), self.blob_path(digest))
 
     def remove_blob(self, digest: str) -> None:
         with contextlib.suppress(FileNotFoundError):

@@ -40,7 +40,7 @@ from rootlet.registry import mediatypes as mt
 from rootlet.registry.errors import DigestMismatch, LayerError, RootletError
 from rootlet.registry.manifest import ImageConfig, ImageManifest
 from rootlet.registry.store import ImageStore
-from rootlet.runtime.image.layers import LayerStore, fix_implied_job, stage_job
+from rootlet.runtime.image.layers import LayerStore, fix_implied_job, info_doc, stage_job
 from rootlet.runtime.linux.proc import pid_alive
 from rootlet.runtime.linux.rmtree import remove_tree
 
@@ -252,8 +252,7 @@ class LayerFetcher:
             lowers = tuple(self.layers.diff_dir(h) for h in reversed(self.chains[:i]))
             with self.pool.lend() as worker:
                 worker.call(fix_implied_job, staged.staging, staged.implied, lowers, self.single_id)
-        info = {"diff_id": self.diff_ids[i], "size": staged.size, "compressed_digest": desc.digest,
-                "compressed_size": desc.size, "compression": self._compression(i), "entries": staged.entries}
+        info = info_doc(self.diff_ids[i], staged.size, staged.entries, desc.digest, desc.size, self._compression(i))
         _status, leftovers = self.layers.place(staged.staging, self.chains[i], staged.blob, staged.move_blob, info)
         if leftovers:
             with self.pool.lend() as worker:

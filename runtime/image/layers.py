@@ -109,8 +109,8 @@ class LayerStore:
             compressed_size, lowers, False, single_id, privileged)
         leftovers = [str(staged["staging"])]
         try:
-            info = {"diff_id": diff_id, "size": staged["size"], "compressed_digest": compressed_digest,
-                    "compressed_size": compressed_size, "compression": compression, "entries": staged["entries"]}
+            info = info_doc(diff_id, int(staged["size"]), int(staged["entries"]), compressed_digest, compressed_size,
+                            compression)
             _status, leftovers = self.place(leftovers[0], chain_hex, blob_path, False, info)
         finally:
             for path in leftovers:
@@ -147,6 +147,13 @@ class LayerStore:
             return [n for n in os.listdir(self.root) if len(n) == 64]
         except FileNotFoundError:
             return []
+
+
+def info_doc(diff_id: str, size: int, entries: int, compressed_digest: str, compressed_size: int,
+             compression: str) -> dict[str, object]:
+    """A stored layer's ``info.json``: its diff_id, unpacked size and tar entries, and its kept blob."""
+    return {"diff_id": diff_id, "size": size, "compressed_digest": compressed_digest,
+            "compressed_size": compressed_size, "compression": compression, "entries": entries}
 
 
 def stage_job(tmp_root: str, owner_pid: int, source: str, compression: str, diff_id: str, compressed_digest: str,
@@ -247,8 +254,7 @@ def _store_new_layer(staging: str, layers_root: str, blob_path: str, layer: NewL
     chain = layer.diff_id if parent_chain is None else \
         "sha256:" + hashlib.sha256(f"sha256:{parent_chain} {layer.diff_id}".encode()).hexdigest()
     chain_hex = chain.split(":", 1)[1]
-    info = {"diff_id": layer.diff_id, "size": size, "compressed_digest": layer.digest,
-            "compressed_size": layer.size, "compression": layer.compression, "entries": entries}
+    info = info_doc(layer.diff_id, size, entries, layer.digest, layer.size, layer.compression)
     final = os.path.join(layers_root, chain_hex)
     if os.path.exists(os.path.join(final, "info.json")):
         remove_tree(staging)
