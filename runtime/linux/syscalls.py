@@ -54,6 +54,7 @@ UMOUNT_NOFOLLOW = 8
 
 # prctl(2) options used by the runtime.
 PR_SET_PDEATHSIG = 1
+PR_GET_PDEATHSIG = 2
 PR_SET_DUMPABLE = 4
 PR_SET_NAME = 15
 PR_CAPBSET_DROP = 24
@@ -144,6 +145,15 @@ def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 
 def set_pdeathsig(sig: int) -> None:
     """Have the kernel send ``sig`` to this process when its parent thread dies."""
     prctl(PR_SET_PDEATHSIG, sig)
+
+
+def get_pdeathsig() -> int:
+    """The signal ``set_pdeathsig`` asked for, 0 for none (a credential change clears it)."""
+    value = ctypes.c_int(0)
+    c_prctl = fn("prctl", ctypes.c_int, ctypes.c_int, ctypes.POINTER(ctypes.c_int), ctypes.c_ulong, ctypes.c_ulong,
+                 ctypes.c_ulong)
+    check(c_prctl(PR_GET_PDEATHSIG, ctypes.byref(value), 0, 0, 0), "prctl")
+    return value.value
 
 
 def set_dumpable(on: bool = True) -> None:

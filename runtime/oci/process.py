@@ -63,7 +63,13 @@ def container_main(spec: RuntimeSpec, plan: UsernsPlan, err_w: int, console_fd: 
     if not spec.init:
         exec_command(spec, plan.single_id, ids, err_w)
         return 126  # not reached: exec_command returns only by raising
-    child = fork_child(lambda: exec_command(spec, plan.single_id, ids, err_w) or 126, err_w, 126)
+
+    def command() -> int:
+        linux.set_pdeathsig(signal.SIGKILL)  # as C2's: a fork clears it
+        exec_command(spec, plan.single_id, ids, err_w)
+        return 126
+
+    child = fork_child(command, err_w, 126)
     close_fds_except({0, 1, 2})
     become_reaper(spec)
     return reaper(child)
@@ -115,6 +121,11 @@ def exec_command(spec: RuntimeSpec, single_id: bool, ids: tuple[int, int, list[i
     ``err_w`` (the O_CLOEXEC error pipe) stays open until the execve closes it.
     """
     uid, gid, groups = ids
+    # The credential change below clears the parent-death signal: it is set again afterwards only
+    # if the caller had set one. `exec -d` has none: its parent exits at once, and a signal set
+    # here would kill the detached command whenever that parent was slower to exit than this
+    # process was to get here (the command then died right after its execve, 1 run in hundreds).
+    pdeathsig = linux.get_pdeathsig()
     if spec.seccomp is not None:
         try:
             linux.load_seccomp(spec.seccomp)  # while we still have CAP_SYS_ADMIN in the namespace
@@ -152,7 +163,8 @@ def exec_command(spec: RuntimeSpec, single_id: bool, ids: tuple[int, int, list[i
         raise ContainerStartError(f"cannot switch to user {spec.user or 'root'} ({uid}:{gid}): {e.strerror}",
                                   "the id may not be mapped in the user namespace" if e.errno == 22 else None,
                                   126) from e
-    linux.set_pdeathsig(signal.SIGKILL)  # the credential change cleared it
+    if pdeathsig:
+        linux.set_pdeathsig(pdeathsig)  # the credential change cleared it
     try:
         os.chdir(spec.cwd or "/")
     except OSError as e:
