@@ -6,9 +6,10 @@ working; nothing here imports rich.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
+
+from rootlet.registry import jsoncodec
 
 TYPE_CHECKING = False  # typing costs milliseconds to import; listings are benchmarked against podman's
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ def err(text: str) -> None:
 
 
 def dump_json(obj: Any) -> None:
-    out(json.dumps(obj, indent=4))
+    out(jsoncodec.dumps_indented(obj, 4))
 
 
 def raise_collected(errors: Sequence[Any], codes: Sequence[tuple[type, int]] = ()) -> None:

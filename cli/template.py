@@ -30,10 +30,10 @@ Errors are ``UsageError("template: …", hint)``, one line; syntax errors give `
 from __future__ import annotations
 
 import functools
-import json
 import re
 
 from rootlet.cli.tabwrite import tabwrite
+from rootlet.registry import jsoncodec
 from rootlet.registry.errors import UsageError
 
 TYPE_CHECKING = False  # typing costs milliseconds to import, and commands that format pay startup
@@ -320,7 +320,7 @@ def _verb(verb: str, a: Any, flags: str, width: str | None, prec: str | None) ->
     if verb in "vs" or verb == "t" and isinstance(a, bool) or verb in "gG" and _kind(a) == "number":  # %g: shortest
         body = _text(a) if prec is None or verb in "gG" else _text(a)[:int(prec or 0)]
     elif verb == "q":
-        body = json.dumps(a if isinstance(a, str) else _text(a), ensure_ascii=False)
+        body = jsoncodec.dumps(a if isinstance(a, str) else _text(a), ensure_ascii=False)
     elif verb in "xX" and isinstance(a, str):
         body = a.encode().hex().upper() if verb == "X" else a.encode().hex()
     else:
@@ -405,7 +405,7 @@ _FUNCS: dict[str, tuple[Any, str]] = {
     "len": (len, "c"), "index": (_index, "a*"), "slice": (_slice, "q*"),
     "print": (_sprint, "*"), "printf": (_sprintf, "s*"), "println": (lambda *a: " ".join(map(_text, a)) + "\n", "*"),
     # podman's, containers/common pkg/report DefaultFuncs; json is Go's encoder minus its newline
-    "json": (lambda v: json.dumps(v, ensure_ascii=False, separators=(",", ":")), "a"),
+    "json": (lambda v: jsoncodec.dumps(v, ensure_ascii=False), "a"),
     "join": (lambda items, sep: sep.join(map(_text, items)), "ls"),
     "lower": (str.lower, "s"), "upper": (str.upper, "s"),
     "title": (lambda s: re.sub(r"(?<!\w)\w", lambda m: m.group().upper(), s), "s"),  # strings.Title

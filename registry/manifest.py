@@ -6,10 +6,9 @@ bound downloads) and lenient where registries differ harmlessly (a missing ``med
 
 from __future__ import annotations
 
-import json
 import os
 
-
+from rootlet.registry import jsoncodec
 from rootlet.registry import mediatypes as mt
 from rootlet.registry.errors import ManifestError, PlatformNotFound, UsageError
 from rootlet.registry.record import Record
@@ -131,7 +130,7 @@ class ImageManifest(Record):
 def parse_manifest(data: bytes, media_type: str | None) -> ImageIndex | ImageManifest:
     """Parse a manifest document, deciding its kind by the Content-Type or its ``mediaType`` field."""
     try:
-        doc = json.loads(data)
+        doc = jsoncodec.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ManifestError(f"manifest is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
@@ -181,7 +180,7 @@ class ImageConfig(Record):
 def parse_config(data: bytes) -> ImageConfig:
     """Parse an image config blob; its ``rootfs.diff_ids`` are checked to be sha256 digests."""
     try:
-        doc = json.loads(data)
+        doc = jsoncodec.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ManifestError(f"image config is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import json
 import posixpath
-import signal
 
 from rootlet.registry.errors import BuildError, RootletError
 from rootlet.runtime.build.dockerfile import Instruction
 from rootlet.runtime.build.expand import expand, expand_words, key_values
+from rootlet.runtime.linux import signals
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -148,7 +148,7 @@ def _signal(sig: str, what: str) -> str:
         return sig
     name = sig.upper()
     name = name if name.startswith("SIG") else "SIG" + name
-    if name.startswith("SIGRTMIN") or name.startswith("SIGRTMAX") or hasattr(signal.Signals, name):
+    if name.startswith("SIGRTMIN") or name.startswith("SIGRTMAX") or name in signals.NUMBERS:
         return name
     raise BuildError(f"{what}: unknown signal {sig!r}", "use a name (SIGINT) or a number")
 

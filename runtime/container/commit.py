@@ -22,6 +22,7 @@ from rootlet.registry.store import ImageRecord, ImageStore
 from rootlet.runtime.container.record import SIGTERM, ContainerConfig
 from rootlet.runtime.container.store import ContainerStore
 from rootlet.runtime.image.changes import apply_changes
+from rootlet.runtime.linux import signals
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -48,15 +49,6 @@ def _rfc3339(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1e9):09d}Z"
 
 
-def _signal_name(number: int) -> str:
-    import signal
-
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return str(number)
-
-
 def runtime_config(base: dict[str, Any], cfg: ContainerConfig) -> dict[str, Any]:
     """The image's ``config`` object updated with what the container ran with."""
     out = copy.deepcopy(base)
@@ -80,7 +72,7 @@ def runtime_config(base: dict[str, Any], cfg: ContainerConfig) -> dict[str, Any]
     if ports:
         out["ExposedPorts"] = ports
     if cfg.stop_signal != SIGTERM or base.get("StopSignal"):
-        out["StopSignal"] = _signal_name(cfg.stop_signal)
+        out["StopSignal"] = signals.signal_name(cfg.stop_signal)
     return {k: v for k, v in out.items() if v is not None}
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import stat
 
 from rootlet.registry.errors import ContainerStartError, CopyError, PathNotFound, UsageError
@@ -35,6 +34,7 @@ from rootlet.runtime.container import cptar
 from rootlet.runtime.container.cptree import Owners, copy_contents, copy_entry
 from rootlet.runtime.container.options import CopyOptions
 from rootlet.runtime.container.store import ContainerStore
+from rootlet.runtime.linux import signals
 from rootlet.runtime.linux import syscalls as linux
 from rootlet.runtime.linux.child import as_error, error_pipe, fork_child, read_all, read_error, wait_for
 from rootlet.runtime.linux.proc import same_process
@@ -372,7 +372,7 @@ def _copy_running(pid: int, started: int, req: CopyRequest, user: str) -> list[s
     def body() -> int:
         os.close(err_r)
         os.close(said_r)
-        linux.set_pdeathsig(signal.SIGKILL)
+        linux.set_pdeathsig(signals.SIGKILL)
         linux.join_namespaces(fds)
         os.chdir("/")
         warnings = in_view(req, user, host_fd, host_leaf)

@@ -153,9 +153,9 @@ def read_image_config(store: ImageStore, image: ImageRecord) -> dict[str, object
     The blob was verified and validated when it was pulled; only its ``config`` is needed here,
     so the manifest module (and its validation) stays off the run path.
     """
-    import json
+    from rootlet.registry import jsoncodec
 
-    doc = json.loads(store.read_blob(image.config_digest))
+    doc = jsoncodec.loads(store.read_blob(image.config_digest))
     cfg = doc.get("config") if isinstance(doc, dict) else None
     return cfg if isinstance(cfg, dict) else {}
 

@@ -17,7 +17,6 @@ run's exit codes (126, 127), as the error records of the child-process toolkit.
 from __future__ import annotations
 
 import os
-import signal
 from collections.abc import Callable, Mapping
 
 from rootlet.registry.errors import ContainerStartError, ContainerStateError, UsageError
@@ -26,6 +25,7 @@ from rootlet.registry.store import ImageStore
 from rootlet.runtime.container import flags
 from rootlet.runtime.container.options import ExecOptions
 from rootlet.runtime.container.store import ContainerStore
+from rootlet.runtime.linux import signals
 from rootlet.runtime.linux import syscalls as linux
 from rootlet.runtime.linux.child import (as_error, close_fds_except, error_pipe, exit_code, fork_child, read_error, redirect_to_null,
                                          wait_for)
@@ -107,10 +107,10 @@ def _run(spec: RuntimeSpec, single_id: bool, ns_fds: list[tuple[int, int]], opts
     # Everything the children import must be imported now: after setns(mnt) the filesystem is the
     # container's, where neither Python's library nor rootlet exists.
     import fcntl  # noqa: F401
-    import json  # noqa: F401
     import resource  # noqa: F401
     import termios  # noqa: F401
 
+    from rootlet.registry import jsoncodec  # noqa: F401 - the children's error records
     from rootlet.runtime.oci import process  # noqa: F401
     from rootlet.runtime.oci.pty import relay_pty, terminal_size
     from rootlet.runtime.oci.stdio import make_pipes, relay
@@ -176,7 +176,7 @@ def _run(spec: RuntimeSpec, single_id: bool, ns_fds: list[tuple[int, int]], opts
                 pipes = None  # relay closed them
         status = wait_for(helper)
     except BaseException:
-        os.kill(helper, signal.SIGKILL)  # the new process dies with it (parent-death signal)
+        os.kill(helper, signals.SIGKILL)  # the new process dies with it (parent-death signal)
         wait_for(helper)
         raise
     finally:
@@ -204,7 +204,7 @@ def _helper(spec: RuntimeSpec, single_id: bool, ns_fds: list[tuple[int, int]], o
     if console is not None:
         keep.add(console.fileno())  # type: ignore[attr-defined]
     close_fds_except(keep)
-    linux.set_pdeathsig(signal.SIGKILL)
+    linux.set_pdeathsig(signals.SIGKILL)
     if os.getppid() != parent:
         return 125
     # Y is born in the container's pid namespace with a copy of our memory: zero the caller's
@@ -217,7 +217,7 @@ def _helper(spec: RuntimeSpec, single_id: bool, ns_fds: list[tuple[int, int]], o
     except OSError as e:
         raise ContainerStartError(f"cannot join the container's namespaces: {e.strerror}",
                                   "the container may have just exited") from e
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # P decides what Ctrl-C means
+    signals.signal(signals.SIGINT, signals.SIG_IGN)  # P decides what Ctrl-C means
     child = fork_child(lambda: _process(spec, single_id, opts, err_w, console, winsize), err_w, 126)
     os.close(err_w)
     if console is not None:
@@ -237,7 +237,7 @@ def _process(spec: RuntimeSpec, single_id: bool, opts: ExecOptions, err_w: int, 
     from rootlet.runtime.oci.user import resolve_user
 
     if not opts.detach:
-        linux.set_pdeathsig(signal.SIGKILL)
+        linux.set_pdeathsig(signals.SIGKILL)
     os.setsid()
     if console is not None:
         import socket

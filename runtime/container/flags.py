@@ -9,15 +9,15 @@ every front end (CLI, REST service, kube play) gets the same rules and the same 
 
 from __future__ import annotations
 
-import json
 import os
-import re
-import signal
 from collections.abc import Mapping, Sequence
 
+from rootlet.registry import jsoncodec
 from rootlet.registry.errors import UsageError
+from rootlet.registry.names import is_valid_name
 from rootlet.registry.record import Record
 from rootlet.runtime.container.record import LogConfig, RestartPolicy
+from rootlet.runtime.linux import signals
 from rootlet.runtime.oci.capnames import PODMAN_DEFAULT_CAPS
 from rootlet.runtime.oci.spec import Rlimit
 
@@ -38,8 +38,6 @@ def check_user(value: str, flag: str) -> str:
         if "\0" in part or part != part.strip():
             raise UsageError(f"invalid {flag} {value!r}")
     return value
-_ENV_NAME = re.compile(r"[^=\s][^=]*\Z")
-_VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*\Z")
 
 
 def compose_argv(entrypoint_flag: str | None, command: Sequence[str], image_config: Mapping[str, object]) -> list[str]:
@@ -56,7 +54,7 @@ def compose_argv(entrypoint_flag: str | None, command: Sequence[str], image_conf
             entrypoint: list[str] = []
         elif entrypoint_flag.startswith("["):
             try:
-                parsed = json.loads(entrypoint_flag)
+                parsed = jsoncodec.loads(entrypoint_flag)
             except ValueError:
                 raise UsageError(f"invalid --entrypoint JSON array {entrypoint_flag!r}") from None
             if not isinstance(parsed, list) or not all(isinstance(x, str) for x in parsed):
@@ -124,7 +122,7 @@ def expand_env(items: Sequence[str], host_env: Mapping[str, str]) -> list[str]:
     out = []
     for item in items:
         name, eq, _ = item.partition("=")
-        if not name or not _ENV_NAME.match(name) or "\0" in item:
+        if not name or name[0].isspace() or "\0" in item:
             raise UsageError(f"invalid environment variable {item!r}", "use -e NAME=VALUE or -e NAME")
         if eq:
             out.append(item)
@@ -194,7 +192,7 @@ def parse_volume(spec: str) -> VolumeSpec:
     if source.startswith("/") or source.startswith(".") or source.startswith("~"):
         return VolumeSpec("bind", os.path.abspath(os.path.expanduser(source)), dest, readonly, chown=chown,
                           relabel=relabel)
-    if not _VOLUME_NAME.match(source):
+    if not is_valid_name(source):
         raise UsageError(f"invalid volume name {source!r}", "names use letters, digits, '_', '.', '-'")
     return VolumeSpec("volume", source, dest, readonly, chown=chown, relabel=relabel)
 
@@ -242,7 +240,7 @@ def parse_mount(spec: str) -> VolumeSpec:
             raise UsageError(f"--mount type=bind needs source=HOSTPATH ({spec!r})")
         return VolumeSpec("bind", os.path.abspath(os.path.expanduser(source)), dest, readonly, relabel=relabel)
     if kind == "volume":
-        if source and not _VOLUME_NAME.match(source):
+        if source and not is_valid_name(source):
             raise UsageError(f"invalid volume name {source!r}")
         return VolumeSpec("volume", source, dest, readonly, relabel=relabel)
     if source:
@@ -427,13 +425,12 @@ def parse_signal(value: str, flag: str) -> int:
     else:
         name = text if text.startswith("SIG") else "SIG" + text
         if name.startswith("SIGRTMIN") or name.startswith("SIGRTMAX"):
-            base = signal.SIGRTMIN if name.startswith("SIGRTMIN") else signal.SIGRTMAX
+            base = signals.SIGRTMIN if name.startswith("SIGRTMIN") else signals.SIGRTMAX
             offset = name[8:]
             try:
                 return int(base) + int(offset or 0)
             except ValueError:
                 pass
-        sig = getattr(signal.Signals, name, None) if name in signal.Signals.__members__ else None
-        if sig is not None:
-            return int(sig)
+        if name in signals.NUMBERS:
+            return signals.NUMBERS[name]
     raise UsageError(f"invalid signal {value!r} for {flag}", "use a name such as TERM, KILL, HUP or a number")

@@ -16,11 +16,10 @@ every interval while the container runs (``rootlet.runtime.lifecycle.health``), 
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import time
 
+from rootlet.registry import jsoncodec
 from rootlet.registry.errors import ContainerStateError, UsageError
 from rootlet.registry.fsutil import atomic_write_json, flocked, read_json
 from rootlet.registry.record import Record
@@ -60,6 +59,8 @@ class HealthState(Record):
 
 def parse_duration(text: str, flag: str) -> int:
     """A Go duration (``30s``, ``1m30s``, ``500ms``, ``0``) in nanoseconds."""
+    import re  # only for --health-* flags: `run` imports this module on every start
+
     parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", text or "")
     if text == "0":
         return 0
@@ -73,7 +74,7 @@ def _test(command: str) -> list[str]:
     taken as CMD), else a shell line (CMD-SHELL), as podman reads it."""
     if command.strip().startswith("["):
         try:
-            argv = json.loads(command)
+            argv = jsoncodec.loads(command)
         except ValueError:
             raise UsageError(f"invalid --health-cmd {command!r}: not a JSON array") from None
         if not argv or not all(isinstance(a, str) for a in argv):
@@ -197,7 +198,7 @@ def rfc3339(ts: float) -> str:
 def _execute(store: ImageStore, cid: str, check: HealthConfig, host_env: dict[str, str]) -> tuple[int, str]:
     """(exit code, output) of the test in the container; killed (exit 1) after the timeout."""
     import select
-    import signal
+    from rootlet.runtime.linux import signals
 
     from rootlet.registry.errors import RootletError
     from rootlet.runtime.container.exec import ExecStreams, exec_in_container
@@ -215,7 +216,7 @@ def _execute(store: ImageStore, cid: str, check: HealthConfig, host_env: dict[st
                 left = deadline - time.monotonic()
                 if left <= 0:
                     timed_out.append(True)
-                    os.kill(streams.pid, signal.SIGKILL)  # the check dies with its helper
+                    os.kill(streams.pid, signals.SIGKILL)  # the check dies with its helper
                     return
                 ready, _, _ = select.select(list(live), [], [], left)
                 for fd in ready:

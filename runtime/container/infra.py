@@ -127,10 +127,10 @@ def _start_with_slirp(cfg: PodConfig, spec, plan) -> PodState:  # noqa: ANN001 -
 
 
 def _kill(pid: int) -> None:
-    import signal
+    from rootlet.runtime.linux import signals
 
     with contextlib.suppress(OSError):
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, signals.SIGKILL)
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, 0)
 
@@ -145,13 +145,13 @@ def _remove_run_dir(path: str) -> None:
 
 def _cleanup(store: ImageStore, cfg: PodConfig, state: PodState) -> None:
     """What a stopped or dead infra leaves: its helper, its files, its place on user networks."""
-    import signal
+    from rootlet.runtime.linux import signals
 
     from rootlet.runtime.linux.proc import kill_checked
 
     if state.boot_id == boot_id():
-        kill_checked(state.infra_pid, state.infra_start, signal.SIGKILL)
-        kill_checked(state.slirp_pid, state.slirp_start, signal.SIGKILL)
+        kill_checked(state.infra_pid, state.infra_start, signals.SIGKILL)
+        kill_checked(state.slirp_pid, state.slirp_start, signals.SIGKILL)
     for pid in (state.infra_pid, state.slirp_pid):  # our children when we started them: no zombies
         reap_ours(pid)
     _remove_run_dir(state.run_dir)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import time
 from collections.abc import Sequence
 
@@ -17,6 +16,7 @@ from rootlet.registry.errors import ContainerNotFound, RootletError, UsageError
 from rootlet.registry.store import ImageStore
 from rootlet.runtime.container.record import ContainerConfig, ContainerState, Mount
 from rootlet.runtime.container.store import ContainerStore
+from rootlet.runtime.linux import signals
 from rootlet.runtime.net.ports import PortMapping
 from rootlet.runtime.oci.capnames import PODMAN_DEFAULT_CAPS
 
@@ -84,7 +84,7 @@ def inspect_container(store: ImageStore, cid: str) -> dict[str, Any]:
             "Tty": cfg.tty,
             "OpenStdin": cfg.interactive,
             "StdinOnce": cfg.stdin_once,
-            "StopSignal": _signal_name(cfg.stop_signal),
+            "StopSignal": signals.signal_name(cfg.stop_signal),
             "StopTimeout": cfg.stop_timeout,
         },
         "EffectiveCaps": sorted(cfg.caps),
@@ -129,13 +129,6 @@ def _mount_doc(m: Mount) -> dict[str, Any]:
         return {"Type": "volume", "Name": m.name, "Source": m.source, "Destination": m.destination,
                 "RW": not m.readonly}
     return {"Type": m.type, "Source": m.source, "Destination": m.destination, "RW": not m.readonly}
-
-
-def _signal_name(num: int) -> str:
-    try:
-        return signal.Signals(num).name
-    except ValueError:
-        return str(num)
 
 
 def _parse_filters(filters: Sequence[str]) -> list[tuple[str, str]]:

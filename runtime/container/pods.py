@@ -15,10 +15,10 @@ infra container (``# OF CONTAINERS``), and named by its own id (``INFRA ID``).
 from __future__ import annotations
 
 import os
-import re
 
 from rootlet.registry.errors import NameInUse, PodNotFound, UsageError
 from rootlet.registry.fsutil import atomic_write_json, flocked, read_json
+from rootlet.registry.names import is_valid_name
 from rootlet.registry.record import Record
 from rootlet.registry.store import ImageStore
 from rootlet.runtime.linux.proc import boot_id, same_process
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
 #: Namespaces a pod can share (podman's default: all of these; rootlet makes no cgroups).
 SHAREABLE = ("net", "ipc", "uts")
-_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
 
 
 class PodConfig(Record):
@@ -73,7 +72,7 @@ class PodState(Record):
 
 
 def check_pod_name(name: str) -> str:
-    if not _NAME.fullmatch(name or "") or len(name) > 200:
+    if not is_valid_name(name or "") or len(name) > 200:
         raise UsageError(f"invalid pod name {name!r}", "names use letters, digits, '_', '.', '-'")
     return name
 

@@ -24,14 +24,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import time
 from collections.abc import Callable, Iterator
 
 from rootlet.registry.errors import ContainerError, ContainerNotFound, NameInUse, RootletError, UsageError
 from rootlet.registry.fsutil import atomic_write_json, flocked, read_json
+from rootlet.registry.names import is_valid_name
 from rootlet.registry.store import ImageStore
 from rootlet.runtime.container.record import ContainerConfig, ContainerState
+from rootlet.runtime.linux import signals
 from rootlet.runtime.linux.proc import boot_id, kill_checked, same_process
 
 TYPE_CHECKING = False  # typing costs milliseconds to import; only type checkers need it
@@ -248,7 +249,7 @@ class ContainerStore:
             if state.status != "running" or self.owner_alive(state):
                 return state
             if state.boot_id == boot_id():
-                kill_checked(state.pid, state.pid_start, signal.SIGKILL)
+                kill_checked(state.pid, state.pid_start, signals.SIGKILL)
             reap_strays(self.dir(cid))
             state = state.replace(
                 status="exited", exit_code=LOST_EXIT_CODE, finished_at=state.finished_at or time.time(),
@@ -275,7 +276,7 @@ def reap_strays(container_dir: str) -> None:
             continue
         if argv and argv[0].endswith(b"fuse-overlayfs") and any(needle in a for a in argv[1:]):
             with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
+                os.kill(pid, signals.SIGKILL)
 
 
 def _name_in_use(name: str, cid: str) -> NameInUse:
@@ -294,8 +295,6 @@ def _generate_name(existing: dict[str, str]) -> str:
 
 def check_name(name: str) -> str:
     """Container names follow docker's rule: ``[a-zA-Z0-9][a-zA-Z0-9_.-]*``."""
-    import re
-
-    if not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", name):
+    if not is_valid_name(name):
         raise UsageError(f"invalid container name {name!r}", "names use letters, digits, '_', '.', '-'")
     return name

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 
 from rootlet.registry.errors import UsageError, VolumeInUse, VolumeNotFound
 from rootlet.registry.fsutil import atomic_write_json, flocked, read_json
+from rootlet.registry.names import is_valid_name
 from rootlet.registry.record import Record
 from rootlet.registry.store import ImageStore
 from rootlet.runtime.container.flags import VolumeSpec
@@ -33,7 +33,6 @@ TYPE_CHECKING = False  # typing costs milliseconds to import; only type checkers
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
 
-_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
 #: Words a tmpfs volume's ``o=`` may hold (tmpfs's own data and per-mount flags).
 TMPFS_WORDS = ("size", "mode", "nr_inodes", "uid", "gid", "noexec", "exec", "nosuid", "suid", "nodev", "dev",
                "ro", "rw", "noatime", "relatime", "strictatime")
@@ -63,7 +62,7 @@ class VolumeConfig(Record):
 
 def check_volume_name(name: str) -> str:
     """podman's rule for volume names: ``[a-zA-Z0-9][a-zA-Z0-9_.-]*``."""
-    if not _NAME.fullmatch(name or "") or len(name) > 255:
+    if not is_valid_name(name or "") or len(name) > 255:
         raise UsageError(f"invalid volume name {name!r}: names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*",
                          "use letters, digits, '_', '.' and '-', starting with a letter or digit")
     return name
@@ -129,12 +128,12 @@ class VolumeStore:
     def names(self) -> list[str]:
         """Every volume's name, sorted (podman lists them so)."""
         try:
-            return sorted(n for n in os.listdir(self.root) if _NAME.fullmatch(n) and os.path.isdir(self.data(n)))
+            return sorted(n for n in os.listdir(self.root) if is_valid_name(n) and os.path.isdir(self.data(n)))
         except FileNotFoundError:
             return []
 
     def exists(self, name: str) -> bool:
-        return bool(_NAME.fullmatch(name)) and os.path.isdir(self.data(name))
+        return is_valid_name(name) and os.path.isdir(self.data(name))
 
     def config(self, name: str) -> VolumeConfig:
         """A volume's metadata; a volume without any (made by rootlet 0.1) as a plain local one."""
@@ -317,6 +316,8 @@ def select_volumes(volumes: VolumeStore, filters: tuple[str, ...] | list[str], a
 def _passes(cfg: VolumeConfig, key: str, value: str, users: dict[str, list[ContainerConfig]] | None) -> bool:
     truth = value.lower() in ("true", "1")
     if key == "name":
+        import re  # only here: `run -v NAME:/dst` has no use for it
+
         try:
             return re.search(value, cfg.name) is not None
         except re.error:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import signal
 
 from rootlet.registry.errors import PodNotFound, PodStateError, RootletError, UsageError
 from rootlet.runtime.engine.options import PodActionOptions, PodCreateOptions
 from rootlet.runtime.engine.reports import InspectReport, NamedResult, PodSummary, TopReport
+from rootlet.runtime.linux import signals
 
 TYPE_CHECKING = False  # typing costs milliseconds to import; only type checkers need it
 if TYPE_CHECKING:
@@ -162,7 +162,7 @@ class PodVerbs:
             for c in running:
                 with contextlib.suppress(RootletError):
                     kill_container(self.images_store, c.id, num)
-            if num == signal.SIGKILL:
+            if num == signals.SIGKILL:
                 for c in running:
                     with contextlib.suppress(RootletError):
                         wait_recorded(self.containers, c.id)  # type: ignore[attr-defined]

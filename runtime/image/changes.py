@@ -117,14 +117,14 @@ def apply_change(config: dict[str, Any], change: str) -> None:
 
 
 def _check_signal(value: str) -> None:
-    import signal
+    from rootlet.runtime.linux import signals
 
     name = value.upper()
     if value.isdigit() and 0 < int(value) < 65:
         return
     if not name.startswith("SIG"):
         name = "SIG" + name
-    if name not in signal.Signals.__members__ and not name.startswith("SIGRTM"):
+    if name not in signals.NUMBERS and not name.startswith("SIGRTM"):
         raise UsageError(f"STOPSIGNAL {value!r} is not a signal", "e.g. STOPSIGNAL SIGINT or STOPSIGNAL 2")
 
 

@@ -29,7 +29,6 @@ import errno
 import fcntl
 import os
 import queue
-import signal
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -41,6 +40,7 @@ from rootlet.registry.errors import DigestMismatch, LayerError, RootletError
 from rootlet.registry.manifest import ImageConfig, ImageManifest
 from rootlet.registry.store import ImageStore
 from rootlet.runtime.image.layers import LayerStore, fix_implied_job, info_doc, stage_job
+from rootlet.runtime.linux import signals
 from rootlet.runtime.linux.proc import pid_alive
 from rootlet.runtime.linux.rmtree import remove_tree
 
@@ -98,7 +98,7 @@ class WorkerPool:
         """SIGKILL every worker: a thread waiting on one's call then sees it die (UsernsError)."""
         for worker in self._all:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(worker.pid, signal.SIGKILL)
+                os.kill(worker.pid, signals.SIGKILL)
 
     def close(self) -> None:
         for worker in self._all:

@@ -9,8 +9,7 @@ no history) get steps of their own with nothing but their size.
 
 from __future__ import annotations
 
-import json
-
+from rootlet.registry import jsoncodec
 from rootlet.registry.record import Record
 from rootlet.registry.store import ImageStore
 from rootlet.runtime.image.layers import LayerStore
@@ -30,7 +29,7 @@ def image_history(store: ImageStore, name: str) -> list[HistoryRow]:
     """The steps of image *name*, newest first."""
     images = store.load()
     rec = store.resolve(name)
-    doc = json.loads(store.read_blob(rec.config_digest))
+    doc = jsoncodec.loads(store.read_blob(rec.config_digest))
     entries = [h for h in (doc.get("history") or []) if isinstance(h, dict)]
     layers = LayerStore(store)
     by_top = {tuple(other.layers): other for other in images.values()}

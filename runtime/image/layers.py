@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 
+from rootlet.registry import jsoncodec
 from rootlet.registry.errors import DigestMismatch, RootletError, StoreError
 from rootlet.registry.fsutil import atomic_write, flocked, make_temp_dir, read_json
 from rootlet.registry.record import Record
@@ -225,7 +225,7 @@ def _finish(staging: str, final: str, blob_path: str, move_blob: bool,
             os.unlink(blob_path)
     else:
         _keep_blob(blob_path, dest)
-    atomic_write(os.path.join(staging, "info.json"), json.dumps(info).encode(), 0o600)
+    atomic_write(os.path.join(staging, "info.json"), jsoncodec.dumps(info).encode(), 0o600)
     if os.path.exists(os.path.join(final, "info.json")):
         return "exists", [staging]
     leftovers: list[str] = []

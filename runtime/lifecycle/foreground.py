@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import time
 from collections.abc import Callable
 
@@ -18,6 +17,7 @@ from rootlet.registry.store import ImageStore
 from rootlet.runtime.container.launchspec import check_layers
 from rootlet.runtime.container.store import ContainerStore
 from rootlet.runtime.lifecycle.launch import Launched, launch, record_exit
+from rootlet.runtime.linux import signals
 from rootlet.runtime.oci.pty import relay_pty, terminal_size
 from rootlet.runtime.oci.stdio import Pipes, make_pipes, relay
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 #: Signals a foreground container receives from us (``--sig-proxy``, on by default).
-PROXIED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+PROXIED_SIGNALS = (signals.SIGINT, signals.SIGTERM, signals.SIGHUP, signals.SIGQUIT, signals.SIGUSR1, signals.SIGUSR2)
 #: A second Ctrl-C this soon after the first stops the container; a third kills it.
 DOUBLE_PRESS = 5.0
 #: How long a container stopped by a second Ctrl-C gets before SIGKILL.
@@ -68,27 +68,27 @@ def run_foreground(store: ImageStore, cid: str, *, interactive: bool, sig_proxy:
 
     def kill(_sig: int, _frame: object) -> None:
         if "proc" in holder:
-            holder["proc"].signal(signal.SIGKILL)
+            holder["proc"].signal(signals.SIGKILL)
 
     def proxy(sig: int, _frame: object) -> None:
         if "proc" not in holder:
             holder["pending"].append(sig)
             return
         proc = holder["proc"]
-        if sig == signal.SIGINT:
+        if sig == signals.SIGINT:
             now = time.monotonic()
             presses = [t for t in holder["interrupts"] if now - t < DOUBLE_PRESS] + [now]
             holder["interrupts"] = presses
             if len(presses) == 2:
                 if notify is not None:
-                    notify(f"Stopping {cfg.name}: {_signal_name(cfg.stop_signal)} now, SIGKILL in "
+                    notify(f"Stopping {cfg.name}: {signals.signal_name(cfg.stop_signal)} now, SIGKILL in "
                            f"{CTRL_C_GRACE:g} seconds (press Ctrl-C again to kill it now)")
                 proc.signal(cfg.stop_signal)
-                old_handlers.setdefault(signal.SIGALRM, signal.signal(signal.SIGALRM, kill))
-                signal.setitimer(signal.ITIMER_REAL, CTRL_C_GRACE)
+                old_handlers.setdefault(signals.SIGALRM, signals.signal(signals.SIGALRM, kill))
+                signals.setitimer(signals.ITIMER_REAL, CTRL_C_GRACE)
                 return
             if len(presses) > 2:
-                proc.signal(signal.SIGKILL)
+                proc.signal(signals.SIGKILL)
                 return
         proc.signal(sig)
 
@@ -100,11 +100,11 @@ def run_foreground(store: ImageStore, cid: str, *, interactive: bool, sig_proxy:
             if not cfg.tty:
                 pipes = make_pipes(stdin=interactive)
             for sig in PROXIED_SIGNALS if sig_proxy else ():
-                old_handlers[sig] = signal.signal(sig, proxy)
+                old_handlers[sig] = signals.signal(sig, proxy)
             if not sig_proxy:
                 # docker and podman ignore these when not proxying, rather than die of them.
-                for sig in (signal.SIGUSR1, signal.SIGUSR2):
-                    old_handlers[sig] = signal.signal(sig, signal.SIG_IGN)
+                for sig in (signals.SIGUSR1, signals.SIGUSR2):
+                    old_handlers[sig] = signals.signal(sig, signals.SIG_IGN)
             for fd in keep_fds:
                 # Not into the helpers we start (slirp4netns, newuidmap): only the container gets them.
                 os.set_inheritable(fd, False)
@@ -130,10 +130,10 @@ def run_foreground(store: ImageStore, cid: str, *, interactive: bool, sig_proxy:
         record_exit(containers, cid, code)
         return code
     finally:
-        if signal.SIGALRM in old_handlers:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+        if signals.SIGALRM in old_handlers:
+            signals.setitimer(signals.ITIMER_REAL, 0)
         for sig, handler in old_handlers.items():
-            signal.signal(sig, handler)
+            signals.signal(sig, handler)
         if pipes is not None:
             pipes.close()
         if log is not None:
@@ -143,13 +143,6 @@ def run_foreground(store: ImageStore, cid: str, *, interactive: bool, sig_proxy:
             # them); otherwise the helper's 20-50 ms teardown is not waited for.
             started.stop_network(wait=bool(cfg.ports))
             if started.proc.returncode is None:  # interrupted before the container was reaped
-                started.proc.signal(signal.SIGKILL)
+                started.proc.signal(signals.SIGKILL)
                 with contextlib.suppress(Exception):
                     record_exit(containers, cid, started.proc.wait())
-
-
-def _signal_name(num: int) -> str:
-    try:
-        return signal.Signals(num).name
-    except ValueError:
-        return str(num)

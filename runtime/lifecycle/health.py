@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import time
 
 from rootlet.registry.store import ImageStore
 from rootlet.runtime.container.record import ContainerConfig
+from rootlet.runtime.linux import signals
 
 TYPE_CHECKING = False  # typing costs milliseconds to import; only type checkers need it
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ class Checked:
     def stop(self, wait: bool = True) -> None:
         if self.ticker:
             with contextlib.suppress(OSError):
-                os.kill(self.ticker, signal.SIGKILL)
+                os.kill(self.ticker, signals.SIGKILL)
             with contextlib.suppress(ChildProcessError, OSError):
                 os.waitpid(self.ticker, 0)
             self.ticker = 0
@@ -71,13 +71,13 @@ def _tick(root: str, cid: str, interval: float, owner: int) -> int:
     from rootlet.runtime.linux import syscalls as linux
     from rootlet.runtime.linux.child import close_fds_except, redirect_to_null
 
-    linux.set_pdeathsig(signal.SIGKILL)
+    linux.set_pdeathsig(signals.SIGKILL)
     if os.getppid() != owner:
         return 0
     redirect_to_null(0, 1, 2)
     close_fds_except({0, 1, 2})
-    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM, signal.SIGPIPE):
-        signal.signal(sig, signal.SIG_DFL if sig == signal.SIGTERM else signal.SIG_IGN)
+    for sig in (signals.SIGINT, signals.SIGHUP, signals.SIGTERM, signals.SIGPIPE):
+        signals.signal(sig, signals.SIG_DFL if sig == signals.SIGTERM else signals.SIG_IGN)
     linux.set_process_name("rootlet-health")
     store = ImageStore(root)
     containers = ContainerStore(store)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import time
 
 from rootlet.registry.errors import RootletError
@@ -17,6 +16,7 @@ from rootlet.registry.store import ImageStore
 from rootlet.runtime.container.launchspec import runtime_spec
 from rootlet.runtime.container.record import ContainerConfig
 from rootlet.runtime.container.store import ContainerStore
+from rootlet.runtime.linux import signals
 from rootlet.runtime.linux.proc import boot_id, start_time
 from rootlet.runtime.oci.spawn import ContainerProcess, spawn
 from rootlet.runtime.system.events import container_event
@@ -112,7 +112,7 @@ def launch(store: ImageStore, containers: ContainerStore, cfg: ContainerConfig, 
             network = start_checks(store, cfg, network)
     except BaseException:
         if proc.returncode is None:
-            proc.signal(signal.SIGKILL)
+            proc.signal(signals.SIGKILL)
             with contextlib.suppress(Exception):
                 proc.wait()
         if "pending" in early:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import time
 
 from rootlet.registry.errors import ContainerNotFound, ContainerStartError, RootletError
@@ -29,6 +28,7 @@ from rootlet.runtime.container.launchspec import check_layers
 from rootlet.runtime.container.record import RestartPolicy
 from rootlet.runtime.container.store import ContainerStore
 from rootlet.runtime.lifecycle.launch import launch, record_exit
+from rootlet.runtime.linux import signals
 from rootlet.runtime.linux.child import (MAX_RECORD, as_error, close_fds_except, decode_error, error_pipe,
                                          fork_child, read_all, redirect_to_null, report_error, report_ok)
 from rootlet.runtime.oci.stdio import make_pipes
@@ -101,8 +101,8 @@ def _monitor(root: str, cid: str, report_w: int, keep_fds: tuple[int, ...] = ())
     redirect_to_null(0, 1, 2)
     close_fds_except({0, 1, 2, report_w, *keep_fds})
     os.chdir("/")  # do not keep the caller's directory (or its filesystem) busy for the container's life
-    for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGPIPE, signal.SIGTTOU, signal.SIGTTIN):
-        signal.signal(sig, signal.SIG_IGN)
+    for sig in (signals.SIGHUP, signals.SIGINT, signals.SIGPIPE, signals.SIGTTOU, signals.SIGTTIN):
+        signals.signal(sig, signals.SIG_IGN)
     store = ImageStore(root)
     containers = ContainerStore(store)
     cfg = containers.config(cid)
@@ -117,7 +117,7 @@ def _monitor(root: str, cid: str, report_w: int, keep_fds: tuple[int, ...] = ())
         if "launched" in current:
             current["launched"].proc.signal(cfg.stop_signal)
 
-    signal.signal(signal.SIGTERM, on_term)
+    signals.signal(signals.SIGTERM, on_term)
     from rootlet.runtime.lifecycle.attach import AttachHub
 
     try:  # clients attach here (the REST API's attach); it listens before the first start

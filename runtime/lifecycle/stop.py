@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import time
 
 from rootlet.registry.errors import ContainerNotFound, ContainerRunning, ContainerStateError, RootletError
@@ -18,6 +17,7 @@ from rootlet.registry.fsutil import atomic_write
 from rootlet.registry.store import ImageStore
 from rootlet.runtime.container.record import ContainerConfig, ContainerState
 from rootlet.runtime.container.store import ContainerStore
+from rootlet.runtime.linux import signals
 from rootlet.runtime.linux.child import wait_pid_exit
 from rootlet.runtime.linux.proc import kill_checked, same_process
 from rootlet.runtime.system.events import container_event
@@ -115,20 +115,13 @@ def stop_container(store: ImageStore, cid: str, timeout: float | None = None, si
         _wait_pid_gone(state.pid, state.pid_start, timeout)
     if same_process(state.pid, state.pid_start):
         if timeout > 0 and notes is not None:
-            notes.append(f"StopSignal {_signal_name(stop_sig)} failed to stop container {cfg.name} in "
+            notes.append(f"StopSignal {signals.signal_name(stop_sig)} failed to stop container {cfg.name} in "
                          f"{timeout:g} seconds, resorting to SIGKILL")
-        kill_checked(state.pid, state.pid_start, signal.SIGKILL)
+        kill_checked(state.pid, state.pid_start, signals.SIGKILL)
         _wait_pid_gone(state.pid, state.pid_start, 5.0)
     state = wait_recorded(containers, cid)
     container_event(store.root, cfg, "stop")
     return state
-
-
-def _signal_name(num: int) -> str:
-    try:
-        return signal.Signals(num).name
-    except ValueError:
-        return str(num)
 
 
 def kill_container(store: ImageStore, cid: str, sig: int) -> None:
@@ -213,7 +206,7 @@ def _remove_stopped(store: ImageStore, containers: ContainerStore, cid: str, cfg
         if state.status in ("running", "restarting"):
             # Started again between our stop and the lock (a racing `start`): stop it once more.
             containers.update_state(cid, stop_requested=True)
-            kill_checked(state.pid, state.pid_start, signal.SIGKILL)
+            kill_checked(state.pid, state.pid_start, signals.SIGKILL)
             state = wait_recorded(containers, cid)
             if state.status in ("running", "restarting"):
                 raise ContainerStateError(f"container {cfg.name} did not stop", "try `rootlet rm -f` again")

@@ -23,13 +23,13 @@ O_CLOEXEC end closing with nothing written.
 from __future__ import annotations
 
 import gc
-import json
 import os
-import signal
 from collections.abc import Callable, Iterable
 
 from rootlet.registry import errors as errors_module
+from rootlet.registry import jsoncodec
 from rootlet.registry.errors import ChildError, RootletError
+from rootlet.runtime.linux import signals
 
 #: Largest error record read back from a child: a hostile or broken child cannot make us
 #: allocate more than this.
@@ -64,7 +64,7 @@ def encode_error(exc: BaseException, default_code: int = 125, with_traceback: bo
         import traceback
 
         doc["traceback"] = "".join(traceback.format_exception(exc)).rstrip()
-    return json.dumps(doc).encode() + b"\n"
+    return jsoncodec.dumps(doc).encode() + b"\n"
 
 
 def report_error(fd: int, exc: BaseException, default_code: int = 125, with_traceback: bool = False) -> int:
@@ -76,7 +76,7 @@ def report_error(fd: int, exc: BaseException, default_code: int = 125, with_trac
     except OSError:
         pass
     try:
-        return int(json.loads(data)["code"])
+        return int(jsoncodec.loads(data)["code"])
     except (ValueError, KeyError):
         return default_code
 
@@ -98,7 +98,7 @@ def decode_error(data: bytes, fallback: str = "the child process failed") -> Bas
     if not data.strip():
         return None
     try:
-        doc = json.loads(data.decode(errors="replace").splitlines()[0])
+        doc = jsoncodec.loads(data.decode(errors="replace").splitlines()[0])
     except (ValueError, IndexError):
         return ChildError(f"{fallback}: {data[:200]!r}")
     if not isinstance(doc, dict):
@@ -220,15 +220,15 @@ def reset_signals() -> None:
     Python ignores SIGPIPE and SIGXFSZ and execve keeps ignored signals ignored, so every signal
     is reset explicitly.
     """
-    for sig in signal.valid_signals():
-        if sig in (signal.SIGKILL, signal.SIGSTOP):
+    for sig in signals.valid_signals():
+        if sig in (signals.SIGKILL, signals.SIGSTOP):
             continue
         try:
-            if signal.getsignal(sig) is not signal.SIG_DFL:
-                signal.signal(sig, signal.SIG_DFL)
+            if signals.getsignal(sig) is not signals.SIG_DFL:
+                signals.signal(sig, signals.SIG_DFL)
         except (OSError, ValueError):
             pass
-    signal.pthread_sigmask(signal.SIG_SETMASK, ())
+    signals.pthread_sigmask(signals.SIG_SETMASK, ())
 
 
 # --- wait statuses ------------------------------------------------------------------------------
@@ -271,7 +271,7 @@ def reap(pid: int, timeout: float) -> int | None:
         return status
     if not wait_pid_exit(pid, timeout):
         try:
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, signals.SIGKILL)
         except ProcessLookupError:
             pass
     return wait_for(pid)
@@ -296,7 +296,7 @@ def wait_pid_exit(pid: int, timeout: float) -> bool:
 def stop_child(pid: int, timeout: float = 5.0) -> None:
     """SIGTERM child ``pid``, SIGKILL it after ``timeout`` s, and reap it (helpers: fuse-overlayfs)."""
     try:
-        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, signals.SIGTERM)
     except ProcessLookupError:
         return
     reap(pid, timeout)

@@ -8,7 +8,8 @@ start time on this boot. A reused pid is therefore never signalled.
 from __future__ import annotations
 
 import os
-import signal
+
+from rootlet.runtime.linux import signals
 
 
 def boot_id() -> str:
@@ -57,7 +58,7 @@ def kill_checked(pid: int, started: int, sig: int) -> bool:
         # The pidfd pins the process: re-check the start time, then signal that very one.
         if start_time(pid) != started:
             return False
-        signal.pidfd_send_signal(fd, sig)
+        signals.pidfd_send_signal(fd, sig)
         return True
     except OSError:
         return False

@@ -17,10 +17,10 @@ stdio on /dev/null, and outlives the command that started it: whoever finds it n
 from __future__ import annotations
 
 import os
-import signal
 
 from rootlet.registry.errors import NetworkError
 from rootlet.registry.record import Record
+from rootlet.runtime.linux import signals
 from rootlet.runtime.linux import syscalls as linux
 from rootlet.runtime.linux.child import (close_fds_except, error_pipe, fork_child, read_error, redirect_to_null,
                                          report_ok)
@@ -116,7 +116,7 @@ def _kill(pid: int) -> None:
     if pid <= 0:
         return
     with contextlib.suppress(OSError):
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, signals.SIGKILL)
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, 0)
 
@@ -129,9 +129,9 @@ def _holder_main(spec: HolderSpec, plan: UsernsPlan, info_w: int, go_r: int, err
     keep.update(fd for fd in (spec.join_user, spec.veth_netns) if fd >= 0)
     close_fds_except(keep)
     os.chdir("/")  # keep no directory of the caller's busy
-    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.SIGTTOU, signal.SIGTTIN, signal.SIGUSR1):
-        signal.signal(sig, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    for sig in (signals.SIGINT, signals.SIGHUP, signals.SIGPIPE, signals.SIGTTOU, signals.SIGTTIN, signals.SIGUSR1):
+        signals.signal(sig, signals.SIG_IGN)
+    signals.signal(signals.SIGTERM, signals.SIG_DFL)
     if spec.join_user >= 0:
         linux.setns(spec.join_user, linux.CLONE_NEWUSER)
         os.close(spec.join_user)
@@ -174,9 +174,9 @@ def _holder_main(spec: HolderSpec, plan: UsernsPlan, info_w: int, go_r: int, err
 
         serve_dns(spec.dns_state, sock)
     # Reap whatever is left to us (nothing is started here), and wait to be killed.
-    signal.signal(signal.SIGCHLD, lambda _s, _f: _reap())
+    signals.signal(signals.SIGCHLD, lambda _s, _f: _reap())
     while True:
-        signal.pause()
+        signals.pause()
 
 
 def _reap() -> None:

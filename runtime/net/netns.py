@@ -98,14 +98,14 @@ def _restart_helper(store: ImageStore, state: NetnsState) -> NetnsState:
 
 def _teardown(state: NetnsState) -> None:
     """Kill the holder and slirp4netns (only the processes recorded) and remove the helper's files."""
-    import signal
+    from rootlet.runtime.linux import signals
 
     from rootlet.runtime.linux.proc import kill_checked
     from rootlet.runtime.linux.rmtree import remove_tree
 
     if state.boot_id == boot_id():
-        kill_checked(state.holder_pid, state.holder_start, signal.SIGKILL)
-        kill_checked(state.slirp_pid, state.slirp_start, signal.SIGKILL)
+        kill_checked(state.holder_pid, state.holder_start, signals.SIGKILL)
+        kill_checked(state.slirp_pid, state.slirp_start, signals.SIGKILL)
     for pid in (state.holder_pid, state.slirp_pid):  # our children when we started them: no zombies
         reap_ours(pid)
     if state.run_dir and os.path.basename(state.run_dir).startswith("rootlet-netns-"):

@@ -12,10 +12,10 @@ network's, a route of this host, or the user-mode helper's own 10.0.2.0/24 in th
 from __future__ import annotations
 
 import os
-import re
 
 from rootlet.registry.errors import NetworkNotFound, NetworkUsageError, UsageError
 from rootlet.registry.fsutil import atomic_write_json, flocked, read_json
+from rootlet.registry.names import is_valid_name
 from rootlet.registry.record import Record
 from rootlet.registry.store import ImageStore
 
@@ -23,7 +23,6 @@ TYPE_CHECKING = False  # typing costs milliseconds to import; only type checkers
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
 #: Words ``--network`` takes as modes, which therefore cannot name a network.
 RESERVED = ("none", "host", "bridge", "private", "default", "slirp4netns", "pasta", "container", "ns", "pod",
             "podman")
@@ -64,7 +63,7 @@ class NetRequest(Record):
 
 def check_network_name(name: str) -> str:
     """podman's rule for network names, and none of the words ``--network`` takes as a mode."""
-    if not name or not _NAME.fullmatch(name) or len(name) > 200:
+    if not is_valid_name(name) or len(name) > 200:
         raise NetworkUsageError(f"invalid network name {name!r}: names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*",
                                 "use letters, digits, '_', '.' and '-', starting with a letter or digit")
     if name in RESERVED:
@@ -111,11 +110,11 @@ class NetworkStore:
             return []
 
     def exists(self, name: str) -> bool:
-        return bool(name) and _NAME.fullmatch(name) is not None and os.path.exists(self.path(name))
+        return is_valid_name(name) and os.path.exists(self.path(name))
 
     def config(self, name: str) -> NetworkConfig:
         """The network called ``name``, or whose id is ``name`` (or a unique prefix of it)."""
-        if name and _NAME.fullmatch(name):
+        if is_valid_name(name):
             doc = read_json(self.path(name), default=None)
             if isinstance(doc, dict):
                 return NetworkConfig.from_json(doc)
@@ -254,6 +253,8 @@ def select_networks(configs: list[NetworkConfig], filters: tuple[str, ...], used
 
     def one(cfg: NetworkConfig, key: str, value: str) -> bool:
         if key == "name":
+            import re  # only here: the import costs milliseconds on every command that touches networks
+
             try:
                 return re.search(value, cfg.name) is not None
             except re.error:

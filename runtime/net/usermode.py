@@ -321,13 +321,13 @@ def _spawn(argv: list[str], pass_fds: tuple[int, ...], log: IO[bytes], pdeathsig
     try:
         for fd in pass_fds:
             os.set_inheritable(fd, True)
-        import signal
+        from rootlet.runtime.linux import signals
 
         # Default dispositions and an empty mask, as subprocess's restore_signals gives: Python
         # ignores SIGPIPE, and pasta refuses to start when it cannot install its handlers.
         pid = os.posix_spawn(argv[0], argv, os.environ, setsid=True, setsigmask=(),
-                             setsigdef=[s for s in signal.valid_signals()
-                                        if s not in (signal.SIGKILL, signal.SIGSTOP)], file_actions=[
+                             setsigdef=[s for s in signals.valid_signals()
+                                        if s not in (signals.SIGKILL, signals.SIGSTOP)], file_actions=[
             (os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, null, 1), (os.POSIX_SPAWN_DUP2, log.fileno(), 2)])
     except OSError as e:
         raise NetworkError(f"cannot run {argv[0]}: {e.strerror}") from None
@@ -346,19 +346,20 @@ def _runtime_dir() -> str:
 
 def _slirp_request(api_socket: str, request: dict[str, object]) -> dict[str, object]:
     """Send one JSON request to the slirp4netns API socket and return its JSON answer."""
-    import json
     import socket
+
+    from rootlet.registry import jsoncodec
 
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(READY_TIMEOUT)
         s.connect(api_socket)
-        s.sendall(json.dumps(request).encode())
+        s.sendall(jsoncodec.dumps(request).encode())
         s.shutdown(socket.SHUT_WR)
         data = b""
         while chunk := s.recv(65536):
             data += chunk
     try:
-        answer = json.loads(data)
+        answer = jsoncodec.loads(data)
     except ValueError:
         raise NetworkError(f"slirp4netns answered {data[:200]!r} to {request['execute']}") from None
     return answer if isinstance(answer, dict) else {}

@@ -19,9 +19,9 @@ the namespace's init, and that must be C2, not fuse-overlayfs.
 from __future__ import annotations
 
 import os
-import signal
 
 from rootlet.registry.errors import ContainerStartError
+from rootlet.runtime.linux import signals
 from rootlet.runtime.linux import syscalls as linux
 from rootlet.runtime.linux.child import close_fds_except, fork_child, redirect_to_null, report_error, stop_child
 from rootlet.runtime.oci.idmap import UsernsPlan, become_root
@@ -34,8 +34,8 @@ from rootlet.runtime.oci.spec import RuntimeSpec
 def keeper_main(spec: RuntimeSpec, plan: UsernsPlan, flags: int, parent: int, err_w: int, info_w: int,
             go_r: int, console_fd: int | None, gate_r: int | None = None) -> int:
     """C1: namespaces, overlay, fork C2, wait for it, clean up, report its wait status."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # P decides what Ctrl-C means
-    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    signals.signal(signals.SIGINT, signals.SIG_IGN)  # P decides what Ctrl-C means
+    signals.signal(signals.SIGPIPE, signals.SIG_IGN)
     # Nothing of the caller's stdio stays here (errors go through err_w): C2 starts from /dev/null
     # and takes only the pipes the caller made for it.
     spec = spec.replace(stdio=tuple(os.dup(fd) if fd is not None and fd <= 2 else fd for fd in spec.stdio))
@@ -82,7 +82,7 @@ def keeper_main(spec: RuntimeSpec, plan: UsernsPlan, flags: int, parent: int, er
     def on_term(_sig: int, _frame: object) -> None:
         if "c2" in children:
             try:
-                os.kill(children["c2"], signal.SIGKILL)
+                os.kill(children["c2"], signals.SIGKILL)
             except ProcessLookupError:
                 pass
         else:  # no container yet: stop fuse-overlayfs if it runs, and go
@@ -93,8 +93,8 @@ def keeper_main(spec: RuntimeSpec, plan: UsernsPlan, flags: int, parent: int, er
     fuse_pid: int | None = None
     try:
         become_root(plan)
-        signal.signal(signal.SIGTERM, on_term)
-        linux.set_pdeathsig(signal.SIGTERM)  # after the id change, which clears it
+        signals.signal(signals.SIGTERM, on_term)
+        linux.set_pdeathsig(signals.SIGTERM)  # after the id change, which clears it
         # The id change also cleared "dumpable" when root here is not our host uid (keep-id), and
         # slirp4netns/pasta could then not open the namespaces of the container held at its gate.
         linux.set_dumpable()
@@ -140,10 +140,10 @@ def keeper_main(spec: RuntimeSpec, plan: UsernsPlan, flags: int, parent: int, er
     if spec.timeout:
         # podman's --timeout: the container's PID 1 (and with it its namespace) is killed once the
         # time is up; waitpid below is resumed after the handler (PEP 475).
-        signal.signal(signal.SIGALRM, lambda _sig, _frame: os.kill(c2, signal.SIGKILL))
-        signal.alarm(spec.timeout)
+        signals.signal(signals.SIGALRM, lambda _sig, _frame: os.kill(c2, signals.SIGKILL))
+        signals.alarm(spec.timeout)
     _, status = os.waitpid(c2, 0)
-    signal.alarm(0)
+    signals.alarm(0)
     unmount_overlay(spec.merged_dir, fuse_pid)
     try:
         os.write(info_w, b"S%d\n" % status)

@@ -17,9 +17,9 @@ invoked, 127 when it does not exist.
 from __future__ import annotations
 
 import os
-import signal
 
 from rootlet.registry.errors import ContainerStartError
+from rootlet.runtime.linux import signals
 from rootlet.runtime.linux import syscalls as linux
 from rootlet.runtime.linux.child import close_fds_except, exit_code, fork_child, redirect_to_null, reset_signals
 from rootlet.runtime.oci import caps as capmod
@@ -30,15 +30,15 @@ from rootlet.runtime.oci.spec import RuntimeSpec
 from rootlet.runtime.oci.user import find_executable, make_workdir, resolve_user
 
 #: Signals the ``init`` reaper passes on to the command.
-FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
-                     signal.SIGUSR2, signal.SIGWINCH)
+FORWARDED_SIGNALS = (signals.SIGINT, signals.SIGTERM, signals.SIGHUP, signals.SIGQUIT, signals.SIGUSR1,
+                     signals.SIGUSR2, signals.SIGWINCH)
 
 
 def container_main(spec: RuntimeSpec, plan: UsernsPlan, err_w: int, console_fd: int | None,
                     gate_r: int | None) -> int:
     """C2, PID 1 of the new pid namespace: everything up to execve (or the init loop)."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the keeper's handler; the rest is reset before exec
-    linux.set_pdeathsig(signal.SIGKILL)
+    signals.signal(signals.SIGTERM, signals.SIG_DFL)  # the keeper's handler; the rest is reset before exec
+    linux.set_pdeathsig(signals.SIGKILL)
     os.setsid()
     if not spec.tty:
         take_stdio(spec.stdio)
@@ -65,7 +65,7 @@ def container_main(spec: RuntimeSpec, plan: UsernsPlan, err_w: int, console_fd: 
         return 126  # not reached: exec_command returns only by raising
 
     def command() -> int:
-        linux.set_pdeathsig(signal.SIGKILL)  # as C2's: a fork clears it
+        linux.set_pdeathsig(signals.SIGKILL)  # as C2's: a fork clears it
         exec_command(spec, plan.single_id, ids, err_w)
         return 126
 
@@ -200,7 +200,7 @@ def reaper(child: int) -> int:
             pass
 
     for sig in FORWARDED_SIGNALS:
-        signal.signal(sig, forward)
+        signals.signal(sig, forward)
     while True:
         try:
             pid, status = os.wait()

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 
+from rootlet.runtime.linux import signals
 from rootlet.runtime.linux import syscalls as linux
 
 
@@ -68,7 +68,7 @@ def relay_pty(master: int, status_fd: int | None, interactive: bool) -> None:
         ttymod.setraw(0, termios.TCSANOW)  # not TCSAFLUSH: keep what was typed ahead
     try:
         _sync_winsize(master)
-        signal.signal(signal.SIGWINCH, lambda *_: _sync_winsize(master))
+        signals.signal(signals.SIGWINCH, lambda *_: _sync_winsize(master))
         fds = [master] + ([0] if interactive else [])
         while True:
             ready, _, _ = select.select(fds, [], [], 0.5)

@@ -15,10 +15,10 @@ covers everything it runs.
 
 from __future__ import annotations
 
-import json
 import os
 import zlib
 
+from rootlet.registry import jsoncodec
 from rootlet.registry.errors import UsageError
 from rootlet.registry.fsutil import atomic_write
 
@@ -80,7 +80,7 @@ def default_profile() -> bytes:
                 return f.read(MAX_PROFILE + 1)
         except OSError:
             continue
-    return json.dumps(BUILTIN_PROFILE, sort_keys=True).encode()
+    return jsoncodec.dumps(BUILTIN_PROFILE, sort_keys=True).encode()
 
 
 def read_profile(path: str) -> bytes:
@@ -99,7 +99,7 @@ def read_profile(path: str) -> bytes:
 
 def _parse(data: bytes, where: str) -> dict[str, object]:
     try:
-        doc = json.loads(data)
+        doc = jsoncodec.loads(data)
     except ValueError as e:
         raise UsageError(f"the seccomp profile {where} is not valid JSON: {e}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("syscalls", []), list) or \

@@ -17,9 +17,9 @@ first): a lock held by another thread at fork time stays locked in the child.
 from __future__ import annotations
 
 import os
-import signal
 
 from rootlet.registry.errors import ContainerError, ContainerStartError, RootletError
+from rootlet.runtime.linux import signals
 from rootlet.runtime.linux import syscalls as linux
 from rootlet.runtime.linux.child import (MAX_RECORD, as_error, decode_error, describe_status, error_pipe, exit_code,
                                          fork_child, read_all, read_error, wait_for)
@@ -154,7 +154,7 @@ class ContainerProcess:
         """Send ``sig`` to the container's PID 1 (nothing happens if it is gone)."""
         try:
             if self._pidfd is not None:
-                signal.pidfd_send_signal(self._pidfd, sig)
+                signals.pidfd_send_signal(self._pidfd, sig)
             elif self._code is None:
                 os.kill(self.pid, sig)
         except (ProcessLookupError, OSError):
@@ -178,7 +178,7 @@ class ContainerProcess:
 def _abort(keeper: int, lines: _Lines | None) -> None:
     """Kill the keeper (its pdeath/SIGKILL chain takes the container down) and reap it."""
     try:
-        os.kill(keeper, signal.SIGKILL)
+        os.kill(keeper, signals.SIGKILL)
     except ProcessLookupError:
         pass
     wait_for(keeper)

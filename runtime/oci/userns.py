@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import os
 import pickle
-import signal
 import struct
 import threading
 import weakref
 from collections.abc import Callable, Iterable
 
 from rootlet.registry.errors import ChildError, UsernsError
+from rootlet.runtime.linux import signals
 from rootlet.runtime.linux.child import (close_fds_except, decode_error, describe_status, encode_error, fork_child,
                                          reap)
 from rootlet.runtime.linux.rmtree import remove_tree  # noqa: F401 - re-exported for worker.call
@@ -141,9 +141,9 @@ def _child_main(plan: UsernsPlan, mount_ns: bool, request_fd: int, reply_fd: int
     A *deferred* child waits for the parent's word before it sets up its namespace, importing
     the modules the parent names meanwhile (``preload``); it exits when the parent closes the
     pipe instead."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    signals.signal(signals.SIGINT, signals.SIG_IGN)  # the parent decides what Ctrl-C means
+    signals.signal(signals.SIGTERM, signals.SIG_DFL)
+    signals.signal(signals.SIGPIPE, signals.SIG_DFL)
     while deferred:
         frame = _receive(request_fd)
         if frame is None:
@@ -179,7 +179,7 @@ def _child_main(plan: UsernsPlan, mount_ns: bool, request_fd: int, reply_fd: int
             # host's / is usually shared).
             linux.mount(None, "/", None, linux.MS_REC | linux.MS_SLAVE, None)
         # Die with the parent. Set after setresuid: a credential change clears the death signal.
-        linux.set_pdeathsig(signal.SIGKILL)
+        linux.set_pdeathsig(signals.SIGKILL)
         if os.getppid() != parent:
             return 0
     except BaseException as exc:  # noqa: BLE001
@@ -347,7 +347,7 @@ class UsernsWorker:
     def _kill(self, why: str) -> None:
         """Give up on the child: kill it, reap it and remember why (lock held)."""
         try:
-            os.kill(self.pid, signal.SIGKILL)
+            os.kill(self.pid, signals.SIGKILL)
         except ProcessLookupError:
             pass
         self._state["timeout"] = 5.0
@@ -365,7 +365,7 @@ class UsernsWorker:
         with self._lock:
             if not self._started and self._state["status"] is None and not self._state["reaped"]:
                 try:
-                    os.kill(self.pid, signal.SIGKILL)
+                    os.kill(self.pid, signals.SIGKILL)
                 except ProcessLookupError:
                     pass
             self._finalizer()

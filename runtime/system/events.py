@@ -18,9 +18,10 @@ This module is imported on the ``run`` path: it needs nothing but ``os``, ``json
 
 from __future__ import annotations
 
-import json
 import os
 import time
+
+from rootlet.registry import jsoncodec
 
 TYPE_CHECKING = False  # typing costs milliseconds to import; only type checkers need it
 if TYPE_CHECKING:
@@ -52,10 +53,10 @@ def record_event(root: str, type_: str, status: str, *, id: str = "", name: str 
         doc["attrs"] = dict(attributes)
     if exit_code is not None:
         doc["exit"] = exit_code
-    line = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "backslashreplace") + b"\n"
+    line = jsoncodec.dumps(doc, ensure_ascii=False).encode("utf-8", "backslashreplace") + b"\n"
     if len(line) > MAX_LINE:  # a single write of a short line is what keeps writers from interleaving
         doc.pop("attrs", None)
-        line = json.dumps(doc, separators=(",", ":")).encode("utf-8", "backslashreplace")[:MAX_LINE - 1] + b"\n"
+        line = jsoncodec.dumps(doc).encode("utf-8", "backslashreplace")[:MAX_LINE - 1] + b"\n"
     path = os.path.join(root, EVENTS_FILE)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
@@ -117,7 +118,7 @@ class Event:
 def parse_line(line: bytes) -> Event | None:
     """An event from one line of the log; None for a line that is not one (torn by a crash)."""
     try:
-        doc = json.loads(line)
+        doc = jsoncodec.loads(line)
     except ValueError:
         return None
     return Event(doc) if isinstance(doc, dict) and "t" in doc and "type" in doc else None
