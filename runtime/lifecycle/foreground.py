@@ -126,7 +126,7 @@ def run_foreground(store: ImageStore, cid: str, *, interactive: bool, sig_proxy:
                    (pipes.stderr, "stderr", 2 if "stderr" in streams else None)], proc.status_fd, sink=log,
                   stdin=(0, pipes.stdin) if pipes.stdin is not None else None)
             pipes = None  # relay closed them
-        code = proc.wait()
+        code = proc.wait(reap=False)  # recorded while the kernel tears the keeper's namespaces down
         record_exit(containers, cid, code)
         return code
     finally:
@@ -146,3 +146,5 @@ def run_foreground(store: ImageStore, cid: str, *, interactive: bool, sig_proxy:
                 started.proc.signal(signals.SIGKILL)
                 with contextlib.suppress(Exception):
                     record_exit(containers, cid, started.proc.wait())
+            with contextlib.suppress(Exception):
+                started.proc.wait()  # the keeper, when its report was all the code above waited for

@@ -165,7 +165,9 @@ def _monitor(root: str, cid: str, report_w: int, keep_fds: tuple[int, ...] = ())
         hub.run(outputs, launched.proc.status_fd, log, master=master,
                 stdin=pipes.stdin if pipes is not None else master if cfg.interactive else None)
         hub.finish_run()
-        code = launched.proc.wait()
+        # The exit is known once the keeper has reported it: record it now, and reap the keeper
+        # (whose namespaces the kernel is still tearing down) after, since `stop` waits for the record.
+        code = launched.proc.wait(reap=False)
         del current["launched"]
         # Kill the network helper now. Its exit takes the kernel 20-50 ms (the tap device's
         # teardown): a container with published ports waits for it before its exit is recorded,
@@ -189,6 +191,7 @@ def _monitor(root: str, cid: str, report_w: int, keep_fds: tuple[int, ...] = ())
             hub.close()
             return 0  # removed under us (`rm -f`): nothing left to record
         finally:
+            launched.proc.wait()
             if helper is not None and again:
                 helper.wait()
         if not again:

@@ -77,6 +77,7 @@ class ContainerProcess:
         self._lines = lines
         self._pidfd = pidfd
         self._code: int | None = None
+        self._reaped = False
         self._gate: tuple[int, int] | None = None  # (gate write end, error pipe) of a gated spawn
 
     def release(self) -> None:
@@ -98,8 +99,7 @@ class ContainerProcess:
         if error is not None:
             while self._lines.next() is not None:
                 pass
-            wait_for(self.keeper)
-            self._close()
+            self._reap()
             self._code = error.exit_code
             raise error
 
@@ -130,25 +130,38 @@ class ContainerProcess:
         """The exit code once ``wait`` has returned, else None."""
         return self._code
 
-    def wait(self) -> int:
-        """Block until the container has exited and been cleaned up; return docker's exit code."""
-        if self._code is not None:
-            return self._code
-        self._drop_gate()
-        status: int | None = None
-        while True:
-            line = self._lines.next()
-            if line is None:
-                break
-            if line.startswith("S"):
-                status = int(line[1:])
-        keeper_status = wait_for(self.keeper) or 0
-        self._close()
-        if status is None:
-            raise ContainerError(f"the container keeper process died ({describe_status(keeper_status)}) "
-                                 "before reporting the container's exit")
-        self._code = exit_code(status)
+    def wait(self, reap: bool = True) -> int:
+        """Block until the container has exited and been cleaned up; return docker's exit code.
+
+        The keeper reports the exit status once it has unmounted the container's root, then exits;
+        the kernel's teardown of its namespaces takes a millisecond or more. ``reap=False`` returns
+        on the report and leaves the keeper to a later ``wait()``, so the monitor can record the
+        exit (what ``stop`` and ``rm`` wait for) while that teardown runs.
+        """
+        if self._code is None:
+            self._drop_gate()
+            status: int | None = None
+            while (line := self._lines.next()) is not None:
+                if line.startswith("S"):
+                    status = int(line[1:])
+                    break  # the keeper's last line
+            if status is None:
+                keeper_status = self._reap()
+                raise ContainerError(f"the container keeper process died ({describe_status(keeper_status)}) "
+                                     "before reporting the container's exit")
+            self._code = exit_code(status)
+        if reap:
+            self._reap()
         return self._code
+
+    def _reap(self) -> int:
+        """Reap the keeper (once) and close what it wrote to; its wait status (0 once reaped)."""
+        if self._reaped:
+            return 0
+        self._reaped = True
+        status = wait_for(self.keeper) or 0
+        self._close()
+        return status
 
     def signal(self, sig: int) -> None:
         """Send ``sig`` to the container's PID 1 (nothing happens if it is gone)."""
