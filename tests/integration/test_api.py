@@ -24,7 +24,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import RunRootlet, rootlet_command
-from tests.support.apiservice import Service, api, api_image, children_of, start_service, wait_for  # noqa: F401
+from tests.support.apiservice import Service, api, api_image, start_service, wait_for  # noqa: F401
+from tests.support.procs import children_of
 
 pytestmark = pytest.mark.integration
 

@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 import pytest
 
 from tests.conftest import RunRootlet, free_port, need, rootlet_command
+from tests.support.procs import children_of
 
 pytestmark = pytest.mark.system
 
@@ -118,22 +119,6 @@ def start_time(pid: int) -> int | None:
 def alive(pid: int, started: int | None = None) -> bool:
     now = start_time(pid)
     return now is not None and (started is None or now == started)
-
-
-def zombie_children(parent: int) -> list[int]:
-    """The children of ``parent`` that have exited and were not reaped."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            data = Path(f"/proc/{entry}/stat").read_bytes()
-        except OSError:
-            continue
-        rest = data[data.rfind(b")") + 2:].split()
-        if rest[0] == b"Z" and int(rest[1]) == parent:
-            found.append(int(entry))
-    return found
 
 
 def leftover_processes(store_root: Path, ids: Iterable[str] = (),
@@ -1187,7 +1172,7 @@ def test_restart_always_and_unless_stopped_restart_until_stop(rootlet: RunRootle
         # The monitor records an exit before it reaps that run's keeper: a keeper may be a zombie
         # for a moment after its run. While a later run's PID 1 still lives, none may be.
         state = read_state(store_root, ids["loop"])
-        zombies = zombie_children(state["owner_pid"])
+        zombies = children_of(state["owner_pid"], "Z")
         if state["status"] != "running" or not alive(state["pid"], state["pid_start"]):
             return False  # between runs: look again during the next one
         assert zombies == [], f"the monitor left its keepers {zombies} unreaped"
