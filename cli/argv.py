@@ -8,13 +8,13 @@ the image name) and renders ``--help``. An unknown flag is an error (exit 125), 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 
 from rootlet.registry.errors import UsageError
 from rootlet.registry.record import Record
 
 TYPE_CHECKING = False  # typing costs milliseconds to import; it is only needed by type checkers
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any
 
 _TRUE = ("true", "1", "yes")

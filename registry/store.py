@@ -15,12 +15,10 @@ of its layers are in place. Readers never take the lock: ``images.json`` is alwa
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator
 
 from rootlet.registry.errors import DigestMismatch, ImageNotFound, StoreError, UsageError
-from rootlet.registry.fsutil import atomic_write, atomic_write_json, flocked, read_json
+from rootlet.registry.fsutil import atomic_write, atomic_write_json, locked_document, read_json
 from rootlet.registry.record import Record
 
 TYPE_CHECKING = False  # the reference parser is imported where names are parsed, not by every command
@@ -125,8 +123,10 @@ class ImageStore:
         return data
 
     def remove_blob(self, digest: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
+        try:
             os.unlink(self.blob_path(digest))
+        except FileNotFoundError:
+            pass
 
     def lock_path(self, name: str) -> str:
         return os.path.join(self.locks, name + ".lock")
@@ -141,17 +141,16 @@ class ImageStore:
                              "the store is damaged; move it away and pull again") from None
         return {k: ImageRecord.from_json(v) for k, v in (doc.get("images") or {}).items()}
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[dict[str, ImageRecord]]:
-        """Hold the store lock, yield the current records, write them back if the body succeeds."""
+    def transaction(self) -> locked_document:
+        """Hold the store lock, give the current records, write them back if the body succeeds."""
         self.ensure()
-        with flocked(self.lock_path("store")):
-            images = self.load()
-            yield images
-            atomic_write_json(self.images_file, {
-                "version": STORE_VERSION,
-                "images": {k: v.to_json() for k, v in images.items()},
-            })
+        return locked_document(self.lock_path("store"), self.load, self._write)
+
+    def _write(self, images: dict[str, ImageRecord]) -> None:
+        atomic_write_json(self.images_file, {
+            "version": STORE_VERSION,
+            "images": {k: v.to_json() for k, v in images.items()},
+        })
 
     # -- lookups --------------------------------------------------------------------------
     def find_current(self, manifest_or_index_digest: str, platform: str | None) -> ImageRecord | None:

@@ -14,7 +14,6 @@ then needs the image.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 
 from rootlet.registry.errors import ImageNotFound, UsageError
 from rootlet.registry.fsutil import atomic_write, flocked
@@ -28,6 +27,10 @@ from rootlet.runtime.container.record import ContainerConfig, LogConfig, Mount, 
 from rootlet.runtime.container.store import ContainerStore, check_name
 from rootlet.runtime.net.ports import PortMapping
 from rootlet.runtime.oci.spec import Rlimit
+
+TYPE_CHECKING = False  # typing costs milliseconds to import; only type checkers need it
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 
 class Prepared(Record):

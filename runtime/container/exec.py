@@ -17,7 +17,6 @@ run's exit codes (126, 127), as the error records of the child-process toolkit.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
 
 from rootlet.registry.errors import ContainerStartError, ContainerStateError, UsageError
 from rootlet.registry.record import Record
@@ -31,6 +30,10 @@ from rootlet.runtime.linux.child import (as_error, close_fds_except, error_pipe,
                                          wait_for)
 from rootlet.runtime.linux.proc import read_id_map, same_process
 from rootlet.runtime.oci.spec import RuntimeSpec
+
+TYPE_CHECKING = False  # typing costs milliseconds to import; only type checkers need it
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
 
 #: The namespaces an exec'd process joins (all of the container's but its cgroup).
 _JOINED = ("user", "mnt", "uts", "ipc", "net", "pid")

@@ -10,7 +10,6 @@ every front end (CLI, REST service, kube play) gets the same rules and the same 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
 
 from rootlet.registry import jsoncodec
 from rootlet.registry.errors import UsageError
@@ -20,6 +19,10 @@ from rootlet.runtime.container.record import LogConfig, RestartPolicy
 from rootlet.runtime.linux import signals
 from rootlet.runtime.oci.capnames import PODMAN_DEFAULT_CAPS
 from rootlet.runtime.oci.spec import Rlimit
+
+TYPE_CHECKING = False  # typing costs milliseconds to import; only type checkers need it
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: Largest --env-file read.

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
 
 from rootlet.registry.store import ImageStore
 from rootlet.runtime.image.layers import LayerStore
+
+TYPE_CHECKING = False  # typing costs milliseconds to import; only type checkers need it
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 #: Symlinks followed in one lookup before giving up (the kernel's limit).
 MAX_LINKS = 40

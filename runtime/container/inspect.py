@@ -3,13 +3,12 @@ the containers ``ps`` lists (filtered as docker filters them)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
-from collections.abc import Sequence
 
 TYPE_CHECKING = False  # typing costs milliseconds to import; only type checkers need it
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any
 
 from rootlet.registry.errors import ContainerNotFound, RootletError, UsageError
@@ -184,9 +183,11 @@ def list_containers(store: ImageStore, all_: bool = False,
     containers = ContainerStore(store)
     image_names: dict[str, list[str]] = {}
     if any(k == "ancestor" for k, _ in parsed):
-        with contextlib.suppress(RootletError, OSError):
+        try:
             for rec in store.load().values():
                 image_names[rec.id] = list(rec.repo_tags)
+        except (RootletError, OSError):
+            pass
     rows = []
     for cid in containers.all_ids():
         try:

@@ -22,13 +22,11 @@ start time, on this boot. Anything else means the owner died without recording t
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
-from collections.abc import Callable, Iterator
 
 from rootlet.registry.errors import ContainerError, ContainerNotFound, NameInUse, RootletError, UsageError
-from rootlet.registry.fsutil import atomic_write_json, flocked, read_json
+from rootlet.registry.fsutil import atomic_write_json, flocked, locked_document, read_json
 from rootlet.registry.names import is_valid_name
 from rootlet.registry.store import ImageStore
 from rootlet.runtime.container.record import ContainerConfig, ContainerState
@@ -37,6 +35,7 @@ from rootlet.runtime.linux.proc import boot_id, kill_checked, same_process
 
 TYPE_CHECKING = False  # typing costs milliseconds to import; only type checkers need it
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 _ADJECTIVES = ("amazing", "bold", "brave", "calm", "clever", "eager", "fervent", "gentle", "happy", "jolly",
@@ -67,16 +66,21 @@ class ContainerStore:
     def names(self) -> dict[str, str]:
         return dict(read_json(self.index, default={}) or {})
 
-    @contextlib.contextmanager
-    def _names_locked(self) -> Iterator[dict[str, str]]:
-        """The name index under its lock; written back when the body succeeds."""
+    def _names_locked(self) -> locked_document:
+        """The name index under its lock; written back when the body succeeds (and changed it)."""
         self.store.ensure()
-        with flocked(self.store.lock_path("containers")):
+        before: dict[str, str] = {}
+
+        def load() -> dict[str, str]:
             names = self.names()
-            before = dict(names)
-            yield names
+            before.update(names)
+            return names
+
+        def save(names: dict[str, str]) -> None:
             if names != before:
                 atomic_write_json(self.index, names, durable=False)
+
+        return locked_document(self.store.lock_path("containers"), load, save)
 
     # --- creating ---------------------------------------------------------------------------------
 
@@ -121,22 +125,13 @@ class ContainerStore:
 
     # --- locks and records --------------------------------------------------------------------
 
-    def locked(self, cid: str) -> contextlib.AbstractContextManager[None]:
+    def locked(self, cid: str) -> _ContainerLock:
         """Hold the container's own lock (state transitions serialise on it)."""
-        return self._lock(cid, "lock")
+        return _ContainerLock(cid, self.path(cid, "lock"))
 
-    def starting(self, cid: str) -> contextlib.AbstractContextManager[None]:
+    def starting(self, cid: str) -> _ContainerLock:
         """Hold the container's start lock: one start (or removal) at a time, from check to record."""
-        return self._lock(cid, "start.lock")
-
-    @contextlib.contextmanager
-    def _lock(self, cid: str, name: str) -> Iterator[None]:
-        with contextlib.ExitStack() as stack:
-            try:  # only a missing lock file means the container is gone, not an error of the body
-                stack.enter_context(flocked(self.path(cid, name)))
-            except FileNotFoundError:
-                raise ContainerNotFound(f"container {cid[:12]} was removed") from None
-            yield
+        return _ContainerLock(cid, self.path(cid, "start.lock"))
 
     def write_state(self, cid: str, state: ContainerState) -> None:
         atomic_write_json(self.path(cid, "state.json"), state.to_json(), durable=False)
@@ -209,8 +204,10 @@ class ContainerStore:
         """The configs of every container (those removed meanwhile are skipped)."""
         out = []
         for cid in self.all_ids():
-            with contextlib.suppress(RootletError, OSError, TypeError, ValueError):
+            try:
                 out.append(self.config(cid))
+            except (RootletError, OSError, TypeError, ValueError):
+                pass
         return out
 
     def forget(self, cid: str) -> str | None:
@@ -275,13 +272,32 @@ def reap_strays(container_dir: str) -> None:
         except OSError:
             continue
         if argv and argv[0].endswith(b"fuse-overlayfs") and any(needle in a for a in argv[1:]):
-            with contextlib.suppress(OSError):
+            try:
                 os.kill(pid, signals.SIGKILL)
+            except OSError:
+                pass
 
 
 def _name_in_use(name: str, cid: str) -> NameInUse:
     return NameInUse(f"the container name {name!r} is already in use by {cid[:12]}",
                      "choose another name, or remove that container with `rootlet rm`")
+
+
+class _ContainerLock(flocked):
+    """A container's lock; its lock file missing means the container was removed (not an error
+    of the ``with`` body, which this does not touch)."""
+
+    __slots__ = ("cid",)
+
+    def __init__(self, cid: str, path: str) -> None:
+        super().__init__(path)
+        self.cid = cid
+
+    def __enter__(self) -> bool:
+        try:
+            return super().__enter__()
+        except FileNotFoundError:
+            raise ContainerNotFound(f"container {self.cid[:12]} was removed") from None
 
 
 def _generate_name(existing: dict[str, str]) -> str:

@@ -7,8 +7,6 @@ the error of each that failed; the others still proceed (podman's behaviour).
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
 
 from rootlet.registry.errors import ContainerNotFound, ImageNotFound, RootletError, TransferError, UsageError
 from rootlet.runtime.engine.options import (
@@ -20,6 +18,7 @@ from rootlet.runtime.engine.reports import (ContainerResult, ContainerSummary, C
 
 TYPE_CHECKING = False  # typing costs milliseconds to import; only type checkers need it
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
     from collections.abc import Mapping
     from typing import BinaryIO
 
@@ -99,8 +98,10 @@ class ContainerVerbs:
     def _remove_quietly(self, cid: str) -> None:
         from rootlet.runtime.lifecycle.stop import remove_container
 
-        with contextlib.suppress(RootletError, OSError):
+        try:
             remove_container(self.images_store, cid, force=True, volumes=True)
+        except (RootletError, OSError):
+            pass
 
     def _find_or_pull(self, opts: RunOptions, progress: PullProgress | None) -> ImageRecord:
         """The image to run, pulled according to ``--pull`` (podman's policies)."""
@@ -109,8 +110,10 @@ class ContainerVerbs:
             raise UsageError(f"invalid --pull policy {opts.pull!r}", "use always, missing, never or newer")
         local: ImageRecord | None = None
         if store.exists():
-            with contextlib.suppress(ImageNotFound):
+            try:
                 local = store.resolve(opts.image)
+            except ImageNotFound:
+                pass
         if opts.platform and local is not None:
             from rootlet.registry.manifest import Platform
 

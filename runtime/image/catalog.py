@@ -19,9 +19,7 @@ pull, load or commit fail with "try again" (it checks its layers under the store
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Callable
 
 from rootlet.registry.errors import ImageInUse, ImageNotFound, RootletError, UsageError
 from rootlet.registry.fsutil import flocked, make_temp_dir
@@ -44,7 +42,10 @@ class InUse(Record):
 
 
 #: Called under the image store's lock: what containers use right now.
-InUseFn = Callable[[], InUse]
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    InUseFn = Callable[[], InUse]
 
 
 class ImageSummary(Record):
@@ -279,8 +280,10 @@ def _detach_orphans(store: ImageStore, images: dict[str, ImageRecord], used: InU
             if not taken:
                 continue
             dst = make_temp_dir(store.tmp, f"del-{os.getpid()}-")
-            with contextlib.suppress(FileNotFoundError):
+            try:
                 os.rename(layers.layer_dir(chain), os.path.join(dst, "layer"))
+            except FileNotFoundError:
+                pass
             moved.append(dst)
     return moved
 

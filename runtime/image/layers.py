@@ -19,7 +19,6 @@ below it: directories a tar implies but does not contain take their mode from th
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 
@@ -88,7 +87,7 @@ class LayerStore:
                          size=int(size) if size is not None else os.stat(path).st_size,
                          compression=doc.get("compression") or "gzip", diff_id=doc["diff_id"])
 
-    def lock(self, chain_hex: str) -> contextlib.AbstractContextManager[bool]:
+    def lock(self, chain_hex: str) -> flocked:
         """Serialise placing one layer across processes (held only for the rename into place and
         what decides it: never across a download or an unpack)."""
         return flocked(self.store.lock_path("layer-" + chain_hex))
@@ -114,8 +113,10 @@ class LayerStore:
             _status, leftovers = self.place(leftovers[0], chain_hex, blob_path, False, info)
         finally:
             for path in leftovers:
-                with contextlib.suppress(RootletError, OSError):
+                try:
                     worker.call(remove_tree, path)  # type: ignore[attr-defined]
+                except (RootletError, OSError):
+                    pass
         return LayerInfo(chain_hex, diff_id, int(staged["size"]), compressed_digest)
 
     def place(self, staging: str, chain_hex: str, blob_path: str, move_blob: bool,
@@ -182,8 +183,10 @@ def stage_job(tmp_root: str, owner_pid: int, source: str, compression: str, diff
                 "the image is corrupt or was tampered with; nothing of it was kept")
         return {"staging": staging, "size": result.size, "entries": result.entries, "implied": result.implied}
     except BaseException:
-        with contextlib.suppress(OSError):
+        try:
             remove_tree(staging)
+        except OSError:
+            pass
         raise
 
 
@@ -278,8 +281,10 @@ def adopt_layer_job(layers_root: str, staging: str, blob_path: str, write_opts: 
         return _store_new_layer(staging, layers_root, blob_path, layer, layer.tar_size, layer.entries, parent_chain,
                                 keep_empty)
     except BaseException:
-        with contextlib.suppress(OSError):
+        try:
             remove_tree(staging)
+        except OSError:
+            pass
         raise
 
 
@@ -302,12 +307,14 @@ def write_and_unpack_job(tmp_root: str, layers_root: str, owner_pid: int, src_di
 
     staging = make_temp_dir(tmp_root, f"layer-{owner_pid}-")
     read_end, write_end = os.pipe2(os.O_CLOEXEC)
-    with contextlib.suppress(OSError):
+    try:
         import fcntl
 
         # A pipe as large as an unprivileged process may make (1 MiB by default): the writer
         # hands over whole chunks instead of 64 KiB at a time, so the two processes switch less.
         fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 1 << 20)
+    except OSError:
+        pass
     result_r, result_w = os.pipe2(os.O_CLOEXEC)
     pid = -1
     try:
@@ -331,8 +338,10 @@ def write_and_unpack_job(tmp_root: str, layers_root: str, owner_pid: int, src_di
                 data = pickle.dumps(outcome)
             except Exception:
                 data = pickle.dumps(StoreError(f"unpacking the new layer failed: {outcome}"))
-            with contextlib.suppress(OSError):
+            try:
                 os.write(result_w, data)
+            except OSError:
+                pass
             os._exit(status)
         os.close(read_end)
         read_end = -1
@@ -358,18 +367,24 @@ def write_and_unpack_job(tmp_root: str, layers_root: str, owner_pid: int, src_di
         return _store_new_layer(staging, layers_root, blob_path, layer, applied.size, applied.entries, parent_chain,
                                 keep_empty)
     except BaseException:
-        with contextlib.suppress(OSError):
+        try:
             remove_tree(staging)
+        except OSError:
+            pass
         raise
     finally:
         for fd in (read_end, write_end, result_r, result_w):
             if fd >= 0:
-                with contextlib.suppress(OSError):
+                try:
                     os.close(fd)
+                except OSError:
+                    pass
         if pid > 0:
-            with contextlib.suppress(OSError):
+            try:
                 os.kill(pid, 9)
                 os.waitpid(pid, 0)
+            except OSError:
+                pass
 
 
 def _keep_blob(blob_path: str, dest: str) -> None:

@@ -24,7 +24,6 @@ than a UNIX socket address may be, and the store's 0700 directories keep other u
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import select
@@ -93,8 +92,10 @@ class AttachHub:
     def __init__(self, container_dir: str) -> None:
         self.dir = container_dir
         self.dir_fd = os.open(container_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        with contextlib.suppress(FileNotFoundError):
+        try:
             os.unlink(SOCKET_NAME, dir_fd=self.dir_fd)
+        except FileNotFoundError:
+            pass
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         self.listener.bind(socket_path(self.dir_fd, SOCKET_NAME))
         self.listener.listen(64)
@@ -116,8 +117,10 @@ class AttachHub:
             except OSError:  # its client is gone: a stale file
                 sock.close()
                 sock = None  # type: ignore[assignment]
-            with contextlib.suppress(OSError):
+            try:
                 os.unlink(name, dir_fd=self.dir_fd)
+            except OSError:
+                pass
             if sock is not None:
                 self._add(sock)
 
@@ -183,11 +186,15 @@ class AttachHub:
                         run.drain(fd)
         finally:
             for fd in list(live):
-                with contextlib.suppress(OSError):
+                try:
                     os.close(fd)
+                except OSError:
+                    pass
             if run.stdin is not None and run.stdin != master:
-                with contextlib.suppress(OSError):
+                try:
                     os.close(run.stdin)
+                except OSError:
+                    pass
             if log is not None:
                 log.flush()  # type: ignore[attr-defined]
 
@@ -195,19 +202,23 @@ class AttachHub:
         """Hand the clients what is left for them (bounded) and close them: their attach ends with
         the run, as docker's does."""
         for peer in list(self.peers.values()):
-            with contextlib.suppress(OSError):
+            try:
                 peer.sock.settimeout(FLUSH_TIMEOUT)
                 if peer.out:
                     peer.sock.sendall(peer.out)
                 peer.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             self._drop(peer)
 
     def close(self) -> None:
         """Stop listening (the monitor is ending) and remove the socket."""
         self.finish_run()
         self.listener.close()
-        with contextlib.suppress(OSError):
+        try:
             os.unlink(SOCKET_NAME, dir_fd=self.dir_fd)
+        except OSError:
+            pass
         os.close(self.dir_fd)
 
 
@@ -264,8 +275,10 @@ class _Run:
         del self.live[fd]
         if fd == self.master:
             self.stdin = None  # the pty is gone: nothing more to write to it
-        with contextlib.suppress(OSError):
+        try:
             os.close(fd)
+        except OSError:
+            pass
 
     def write_input(self) -> None:
         assert self.stdin is not None
@@ -281,8 +294,10 @@ class _Run:
 
     def _end_input(self) -> None:
         if self.stdin is not None and self.stdin != self.master:
-            with contextlib.suppress(OSError):
+            try:
                 os.close(self.stdin)
+            except OSError:
+                pass
             self.stdin = None
 
     def serve_peer(self, peer: _Peer, event: int) -> None:
@@ -325,8 +340,10 @@ class _Run:
             import termios
 
             rows, cols = struct.unpack("!HH", payload)
-            with contextlib.suppress(OSError):
+            try:
                 fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+            except OSError:
+                pass
 
 
 def is_missing(exc: OSError) -> bool:

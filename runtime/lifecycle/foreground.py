@@ -7,10 +7,8 @@ stdio, copying its output into its log on the way, and record its exit, also aft
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
-from collections.abc import Callable
 
 from rootlet.registry.errors import ContainerStateError
 from rootlet.registry.store import ImageStore
@@ -23,6 +21,7 @@ from rootlet.runtime.oci.stdio import Pipes, make_pipes, relay
 
 TYPE_CHECKING = False  # typing costs milliseconds to import; only type checkers need it
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 #: Signals a foreground container receives from us (``--sig-proxy``, on by default).
@@ -144,7 +143,11 @@ def run_foreground(store: ImageStore, cid: str, *, interactive: bool, sig_proxy:
             started.stop_network(wait=bool(cfg.ports))
             if started.proc.returncode is None:  # interrupted before the container was reaped
                 started.proc.signal(signals.SIGKILL)
-                with contextlib.suppress(Exception):
+                try:
                     record_exit(containers, cid, started.proc.wait())
-            with contextlib.suppress(Exception):
+                except Exception:
+                    pass
+            try:
                 started.proc.wait()  # the keeper, when its report was all the code above waited for
+            except Exception:
+                pass

@@ -7,7 +7,6 @@ records it as running, owned by the calling process (the monitor of a detached c
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 
@@ -113,8 +112,10 @@ def launch(store: ImageStore, containers: ContainerStore, cfg: ContainerConfig, 
     except BaseException:
         if proc.returncode is None:
             proc.signal(signals.SIGKILL)
-            with contextlib.suppress(Exception):
+            try:
                 proc.wait()
+            except Exception:
+                pass
         if "pending" in early:
             early["pending"].abort()
         if network is not None:
@@ -127,7 +128,9 @@ def launch(store: ImageStore, containers: ContainerStore, cfg: ContainerConfig, 
 
 def record_exit(containers: ContainerStore, cid: str, code: int, error: str | None = None) -> None:
     """Record that the container exited with docker's ``code``."""
-    with contextlib.suppress(RootletError, OSError):
+    try:
         containers.update_state(cid, status="exited", exit_code=code, finished_at=time.time(), pid=0,
                                 pid_start=0, ports=[], error=error)
         container_event(containers.store.root, containers.config(cid), "died", exit_code=code)
+    except (RootletError, OSError):
+        pass

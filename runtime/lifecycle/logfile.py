@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+
+TYPE_CHECKING = False  # typing costs milliseconds to import; only type checkers need it
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 #: Longest line kept in memory before it is written as a partial record.
 MAX_LINE = 16 * 1024

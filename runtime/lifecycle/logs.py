@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 from rootlet.registry.errors import ContainerNotFound, ContainerStateError
 from rootlet.registry.store import ImageStore
 from rootlet.runtime.container.store import ContainerStore
 from rootlet.runtime.lifecycle.logfile import Follower, LogRecord, select_records
+
+TYPE_CHECKING = False  # typing costs milliseconds to import; only type checkers need it
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 #: How often ``-f`` looks for new output and for the container's exit.
 POLL_INTERVAL = 0.1

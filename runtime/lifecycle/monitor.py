@@ -18,7 +18,6 @@ Killed with SIGKILL, a monitor takes its container with it (the keeper's parent-
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 
@@ -84,8 +83,10 @@ def start_detached(store: ImageStore, cid: str, keep_fds: tuple[int, ...] = ()) 
             os.close(report_r)
     # The monitor is not our child to wait for: it runs on after we exit (and is reaped by init).
     # Reap it now only if it already ended, so no zombie lingers while we still run.
-    with contextlib.suppress(ChildProcessError):
+    try:
         os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
     if not data.strip():  # it died without a word (killed): there is no success record either
         raise ContainerStartError("the container's monitor exited before starting it",
                                   "run it in the foreground (without -d) to see why")
@@ -112,8 +113,10 @@ def _monitor(root: str, cid: str, report_w: int, keep_fds: tuple[int, ...] = ())
 
     def on_term(_sig: int, _frame: object) -> None:
         # `kill MONITOR` stops the container the way `rootlet stop` would.
-        with contextlib.suppress(RootletError, OSError):
+        try:
             containers.update_state(cid, stop_requested=True)
+        except (RootletError, OSError):
+            pass
         if "launched" in current:
             current["launched"].proc.signal(cfg.stop_signal)
 
@@ -148,8 +151,10 @@ def _monitor(root: str, cid: str, report_w: int, keep_fds: tuple[int, ...] = ())
         if pipes is not None:
             pipes.close_child()
         for fd in keep_fds:  # the container has its own: ours would keep a pipe's reader waiting
-            with contextlib.suppress(OSError):
+            try:
                 os.close(fd)
+            except OSError:
+                pass
         keep_fds = ()
         current["launched"] = launched
         if first:
@@ -199,8 +204,10 @@ def _monitor(root: str, cid: str, report_w: int, keep_fds: tuple[int, ...] = ())
         restarts += 1
         backoff = 0.1 if time.monotonic() - began >= STABLE_RUN else min(backoff * 2, MAX_BACKOFF)
         if _sleep_unless_stopped(containers, cid, backoff):
-            with contextlib.suppress(RootletError, OSError):
+            try:
                 containers.update_state(cid, status="exited")
+            except (RootletError, OSError):
+                pass
             break
     hub.close()
     if log is not None:
@@ -208,8 +215,10 @@ def _monitor(root: str, cid: str, report_w: int, keep_fds: tuple[int, ...] = ())
     if cfg.auto_remove:
         from rootlet.runtime.lifecycle.stop import remove_container
 
-        with contextlib.suppress(RootletError, OSError):
+        try:
             remove_container(store, cid, force=True, volumes=True)
+        except (RootletError, OSError):
+            pass
     return 0
 
 

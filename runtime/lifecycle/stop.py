@@ -8,7 +8,6 @@ or remove it (``--rm``), another ``rootlet`` may be removing it too.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 
@@ -40,11 +39,13 @@ def _keep_exit_code(store: ImageStore, cid: str, code: int) -> None:
     d = _exits_dir(store)
     os.makedirs(d, mode=0o700, exist_ok=True)
     now = time.time()
-    with contextlib.suppress(OSError):
+    try:
         for name in os.listdir(d):
             path = os.path.join(d, name)
             if len(name) == 64 and now - os.stat(path).st_mtime > EXIT_RECORD_TTL:
                 os.unlink(path)
+    except OSError:
+        pass
     atomic_write(os.path.join(d, cid), str(code).encode(), durable=False)
 
 
@@ -136,8 +137,10 @@ def kill_container(store: ImageStore, cid: str, sig: int) -> None:
         raise ContainerStateError(f"can only kill running containers: {cfg.name} is in state {state.status}: "
                                   "container state improper",
                                   "start it first with `rootlet start`")
-    with contextlib.suppress(RootletError, OSError):
+    try:
         container_event(store.root, containers.config(cid), "kill")
+    except (RootletError, OSError):
+        pass
 
 
 #: What each ``wait --condition`` accepts as a container's status.
@@ -224,8 +227,10 @@ def _remove_stopped(store: ImageStore, containers: ContainerStore, cid: str, cfg
 
         vols = VolumeStore(store)
         for name in cfg.anonymous_volumes:
-            with contextlib.suppress(RootletError, OSError):  # gone already, or another user (none can have it)
+            try:  # gone already, or another user (none can have it)
                 paths.append(vols.take(name))
+            except (RootletError, OSError):
+                pass
     delete_trees(paths)
     return cfg.name
 
@@ -256,8 +261,10 @@ def delete_trees(paths: list[str]) -> None:
 
         with UsernsWorker(plan_userns()) as worker:
             for p in left:
-                with contextlib.suppress(RootletError, OSError):
+                try:
                     worker.call(remove_tree, p)
+                except (RootletError, OSError):
+                    pass
 
 
 def prune_containers(store: ImageStore) -> list[str]:
@@ -265,8 +272,10 @@ def prune_containers(store: ImageStore) -> list[str]:
     containers = ContainerStore(store)
     removed = []
     for cid in containers.all_ids():
-        with contextlib.suppress(ContainerNotFound, ContainerStateError):
+        try:
             if containers.refresh(cid).status in ("created", "exited", "unknown"):
                 remove_container(store, cid, force=False, volumes=False)
                 removed.append(cid)
+        except (ContainerNotFound, ContainerStateError):
+            pass
     return removed

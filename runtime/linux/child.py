@@ -24,12 +24,15 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Callable, Iterable
 
 from rootlet.registry import errors as errors_module
 from rootlet.registry import jsoncodec
 from rootlet.registry.errors import ChildError, RootletError
 from rootlet.runtime.linux import signals
+
+TYPE_CHECKING = False  # typing costs milliseconds to import; only type checkers need it
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
 
 #: Largest error record read back from a child: a hostile or broken child cannot make us
 #: allocate more than this.

@@ -11,7 +11,6 @@ module, so that importing a module that *might* need libc costs nothing.
 
 from __future__ import annotations
 
-import functools
 import os
 
 TYPE_CHECKING = False  # typing costs milliseconds to import; only type checkers need it
@@ -19,14 +18,20 @@ if TYPE_CHECKING:
     import ctypes
 
 
-@functools.lru_cache(maxsize=1)
+#: The CDLL handle and the typed function objects made so far, by prototype (a dict, not
+#: functools.lru_cache: functools is an import the `run` path has no other use for).
+_CACHE: dict[object, object] = {}
+
+
 def _handle() -> ctypes.CDLL:
-    import ctypes
+    handle = _CACHE.get("")
+    if handle is None:
+        import ctypes
 
-    return ctypes.CDLL(None, use_errno=True)
+        handle = _CACHE[""] = ctypes.CDLL(None, use_errno=True)
+    return handle  # type: ignore[return-value]
 
 
-@functools.lru_cache(maxsize=None)
 def fn(name: str, restype: object, *argtypes: object) -> ctypes._CFuncPtr:
     """A private, typed function object for libc symbol ``name``.
 
@@ -34,10 +39,14 @@ def fn(name: str, restype: object, *argtypes: object) -> ctypes._CFuncPtr:
     symbol (``syscall`` for pivot_root and for openat2, ``prctl`` with a string or integers) never
     overwrite each other's argtypes. Cached per prototype.
     """
-    func = _handle()[name]
-    func.restype = restype
-    func.argtypes = argtypes
-    return func
+    key = (name, restype, argtypes)
+    func = _CACHE.get(key)
+    if func is None:
+        func = _handle()[name]
+        func.restype = restype
+        func.argtypes = argtypes
+        _CACHE[key] = func
+    return func  # type: ignore[return-value]
 
 
 def errno_value() -> int:

@@ -7,12 +7,15 @@ container's root (as in podman): ``--add-host``, ``--dns*`` and ``--hostname`` e
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 
 from rootlet.registry.errors import NetworkUsageError
 from rootlet.registry.fsutil import atomic_write
 from rootlet.runtime.net.addresses import (PASTA_DNS_FORWARD, SLIRP_DNS, SLIRP_GATEWAY, SLIRP_IP, NetworkInfo,
                                            host_resolv, is_loopback)
+
+TYPE_CHECKING = False  # typing costs milliseconds to import; only type checkers need it
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 
 def _valid_hostname(name: str) -> bool:

@@ -9,10 +9,13 @@ its ``run``) or privileged, and picks free ports for ``-p CONTAINER_PORT``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 
 from rootlet.registry.errors import NetworkError, NetworkUsageError
 from rootlet.registry.record import Record
+
+TYPE_CHECKING = False  # typing costs milliseconds to import; only type checkers need it
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 
 class PortMapping(Record):

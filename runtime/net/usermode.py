@@ -29,9 +29,7 @@ Port parsing is ``rootlet.runtime.net.ports``; the /etc files, ``rootlet.runtime
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Generator, Mapping, Sequence
 
 from rootlet.registry.errors import NetworkError, NetworkUsageError, RootletError
 from rootlet.registry.fsutil import make_temp_dir
@@ -49,6 +47,7 @@ READY_TIMEOUT = 10.0
 
 TYPE_CHECKING = False  # typing costs milliseconds to import; only type checkers need it
 if TYPE_CHECKING:
+    from collections.abc import Generator, Mapping, Sequence
     from typing import IO
 
 
@@ -230,8 +229,10 @@ class NetworkHandle(Record):
             os.close(self.exit_fd)
             self.exit_fd = None
         if self.state_dir is not None:
-            with contextlib.suppress(OSError, RootletError):
+            try:
                 remove_tree(self.state_dir)
+            except (OSError, RootletError):
+                pass
             self.state_dir = None
 
     def __enter__(self) -> NetworkHandle:
@@ -577,8 +578,6 @@ def _attach_steps(mode: str, pid: int, ports: Sequence[PortMapping], allow_host_
     from rootlet.runtime.net.pastaopts import pasta_args
 
     return (yield from _attach_pasta(pid, reserved, allow_host_loopback, pasta_args(dict(options or {}))))
-
-
 
 
 # --- for rootlet's own network namespace (user networks: rootlet.runtime.net.netns) --------------

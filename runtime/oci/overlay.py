@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
 
 from rootlet.registry.errors import ContainerStartError
 from rootlet.runtime.linux import syscalls as linux
 from rootlet.runtime.linux.child import describe_status, stop_child
 from rootlet.runtime.linux.proc import find_program
+
+TYPE_CHECKING = False  # typing costs milliseconds to import; only type checkers need it
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 
 def _fail(message: str, hint: str | None = None) -> ContainerStartError:

@@ -8,7 +8,6 @@ the master over a socket (crun's console socket) and relays it. Used by ``run -t
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 from rootlet.runtime.linux import signals
@@ -91,8 +90,10 @@ def relay_pty(master: int, status_fd: int | None, interactive: bool) -> None:
     finally:
         if saved is not None:
             termios.tcsetattr(0, termios.TCSADRAIN, saved)
-        with contextlib.suppress(OSError):
+        try:
             os.close(master)
+        except OSError:
+            pass
 
 
 def terminal_size() -> bytes | None:
@@ -102,8 +103,10 @@ def terminal_size() -> bytes | None:
 
     for fd in (1, 0):
         if os.isatty(fd):
-            with contextlib.suppress(OSError):
+            try:
                 return fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8)
+            except OSError:
+                pass
     return None
 
 
@@ -112,6 +115,8 @@ def _sync_winsize(master: int) -> None:
     import termios
 
     if os.isatty(1):
-        with contextlib.suppress(OSError):
+        try:
             size = fcntl.ioctl(1, termios.TIOCGWINSZ, b"\0" * 8)
             fcntl.ioctl(master, termios.TIOCSWINSZ, size)
+        except OSError:
+            pass

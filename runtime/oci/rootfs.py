@@ -16,7 +16,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterable
 
 from rootlet.registry.errors import ContainerStartError
 from rootlet.runtime.linux import syscalls as linux
@@ -27,6 +26,7 @@ from rootlet.runtime.oci.user import add_user_entries
 
 TYPE_CHECKING = False  # typing costs milliseconds to import; only type checkers need it
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from typing import Any
 
 

@@ -7,13 +7,12 @@ and ``/etc/group`` are the container's, and nothing on the host is reachable by 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
-from collections.abc import Callable, Iterable, Iterator
 
 TYPE_CHECKING = False  # typing costs milliseconds to import; the run path must not pay for it
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
     from typing import BinaryIO
 
 from rootlet.registry.errors import ContainerStartError
@@ -68,8 +67,10 @@ def add_user_entries(root: str, entries: tuple[tuple[str, str, str], ...]) -> No
                     continue
                 end = f.seek(0, os.SEEK_END)
                 newline = end > 0 and os.pread(fd, 1, end - 1) != b"\n"
-                with contextlib.suppress(OSError):  # a full disk: the command runs without the name
+                try:  # a full disk: the command runs without the name
                     f.write((b"\n" if newline else b"") + line.encode() + b"\n")
+                except OSError:
+                    pass
     finally:
         os.close(etc_fd)
 

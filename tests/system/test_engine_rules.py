@@ -171,8 +171,10 @@ def test_run_rm_with_a_published_port_does_not_import_tempfile(rootlet_env: dict
 
 #: What a warm run and the listing commands have no use for, each milliseconds to import: socket's
 #: enums, typing, tempfile, subprocess; json (its decoder compiles regular expressions: the store
-#: reads and writes through registry/jsoncodec.py), re, enum (signal's enums: runtime/linux/signals.py).
-WARM_FORBIDDEN = {"socket", "typing", "tempfile", "subprocess", "json", "re", "enum", "signal"}
+#: reads and writes through registry/jsoncodec.py), re, enum (signal's enums: runtime/linux/signals.py),
+#: contextlib with the collections and functools it imports (locks are classes: registry/fsutil.py).
+WARM_FORBIDDEN = {"socket", "typing", "tempfile", "subprocess", "json", "re", "enum", "signal", "contextlib",
+                  "collections", "functools"}
 
 
 def test_a_warm_run_imports_neither_socket_nor_typing(rootlet_env: dict[str, str], rootlet: RunRootlet,
@@ -205,7 +207,9 @@ def test_listing_and_stopping_import_neither_typer_nor_rich(rootlet_env: dict[st
     assert proc.returncode == 0, proc.stderr[-2000:]
     forbidden = {"typer", "click", "rich", "importlib.metadata"} | WARM_FORBIDDEN
     if "--format" in args:
-        forbidden -= {"re", "enum"}  # a Go template is lexed with regular expressions (cli/template.py)
+        # A Go template is lexed with regular expressions (cli/template.py); re imports enum and
+        # functools, functools collections.
+        forbidden -= {"re", "enum", "functools", "collections"}
     assert not forbidden & modules, sorted(forbidden & modules)
 
 
