@@ -27,8 +27,13 @@ from __future__ import annotations
 import errno
 import os
 import select
-import socket
 import struct
+
+# The C module behind ``socket``: socket.py wraps it in IntEnums and imports selectors (with enum,
+# collections and functools), 5-8 ms in the monitor of every detached start, before the container
+# starts. Its socket class has every method the hub uses; accept is ``_accept``, which gives a
+# descriptor (close-on-exec, as socket.accept's).
+import _socket
 
 #: Frame kinds (see the module doc).
 STDIN, STDOUT, STDERR, CLOSE_STDIN, RESIZE = 0, 1, 2, 3, 4
@@ -79,7 +84,7 @@ class FrameReader:
 class _Peer:
     """One attached client: its socket, the output it has yet to take, its partial frames."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: _socket.socket) -> None:
         sock.setblocking(False)
         self.sock = sock
         self.out = bytearray()
@@ -96,7 +101,7 @@ class AttachHub:
             os.unlink(SOCKET_NAME, dir_fd=self.dir_fd)
         except FileNotFoundError:
             pass
-        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        self.listener = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
         self.listener.bind(socket_path(self.dir_fd, SOCKET_NAME))
         self.listener.listen(64)
         self.listener.setblocking(False)
@@ -110,7 +115,7 @@ class AttachHub:
         except OSError:
             return
         for name in names:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+            sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
             sock.settimeout(1.0)
             try:
                 sock.connect(socket_path(self.dir_fd, name))
@@ -124,7 +129,7 @@ class AttachHub:
             if sock is not None:
                 self._add(sock)
 
-    def _add(self, sock: socket.socket) -> None:
+    def _add(self, sock: _socket.socket) -> None:
         peer = _Peer(sock)
         self.peers[sock.fileno()] = peer
 
@@ -135,12 +140,12 @@ class AttachHub:
     def _accept(self) -> None:
         while True:
             try:
-                sock, _ = self.listener.accept()
+                fd, _ = self.listener._accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
                 return
-            self._add(sock)
+            self._add(_socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM, 0, fd))
 
     def run(self, outputs: list[tuple[int, str]], exited_fd: int | None, log: object, stdin: int | None = None,
             master: int | None = None) -> None:
@@ -206,7 +211,7 @@ class AttachHub:
                 peer.sock.settimeout(FLUSH_TIMEOUT)
                 if peer.out:
                     peer.sock.sendall(peer.out)
-                peer.sock.shutdown(socket.SHUT_RDWR)
+                peer.sock.shutdown(_socket.SHUT_RDWR)
             except OSError:
                 pass
             self._drop(peer)
