@@ -71,13 +71,25 @@ class ContainerVerbs:
         (returns its exit code, docker's rules: 125 rootlet, 126/127 the command, 128+N a signal).
         ``rm`` removes it at the end, also when it fails to start. ``notify`` receives one-line notices
         for the user while a foreground container runs (a second Ctrl-C stops it)."""
-        created = self.create(opts, progress)
+        monitor = None
+        keep_fds = tuple(range(3, 3 + opts.preserve_fds))
+        if opts.detach:
+            from rootlet.runtime.lifecycle.detach import MonitorFork
+
+            # Forked first: it imports what a monitor needs while the container is created.
+            monitor = MonitorFork(self.images_store.root, keep_fds)
+        try:
+            created = self.create(opts, progress)
+        except BaseException:
+            if monitor is not None:
+                monitor.cancel()
+            raise
         cid = created.id
         try:
-            if opts.detach:
-                from rootlet.runtime.lifecycle.monitor import start_detached
+            if monitor is not None:
+                from rootlet.runtime.lifecycle.detach import start_detached
 
-                start_detached(self.images_store, cid, keep_fds=tuple(range(3, 3 + opts.preserve_fds)))
+                start_detached(self.images_store, cid, keep_fds, monitor)
                 return created
             from rootlet.runtime.lifecycle.foreground import run_foreground
 
@@ -86,7 +98,7 @@ class ContainerVerbs:
             streams = opts.attach or (("stdin",) if opts.interactive else ()) + ("stdout", "stderr")
             return run_foreground(self.images_store, cid, interactive="stdin" in streams, sig_proxy=opts.sig_proxy,
                                   keep_log=not opts.rm, notify=notify, streams=streams,
-                                  keep_fds=tuple(range(3, 3 + opts.preserve_fds)))
+                                  keep_fds=keep_fds)
         except BaseException:
             if opts.rm and opts.detach:  # it never ran: nothing is left to remove it
                 self._remove_quietly(cid)
@@ -160,7 +172,7 @@ class ContainerVerbs:
         """Start one container in the background; one created with ``--rm`` that cannot start is
         removed, as ``run --rm`` removes it (docker's rule: nothing is left of an auto-remove container)."""
         from rootlet.registry.errors import ContainerStartError
-        from rootlet.runtime.lifecycle.monitor import start_detached
+        from rootlet.runtime.lifecycle.detach import start_detached
 
         try:
             start_detached(self.images_store, cid)
@@ -219,7 +231,7 @@ class ContainerVerbs:
 
     def restart(self, opts: RestartOptions) -> list[ContainerResult]:
         """Stop (if running) and start containers again, in the background."""
-        from rootlet.runtime.lifecycle.monitor import start_detached
+        from rootlet.runtime.lifecycle.detach import start_detached
         from rootlet.runtime.lifecycle.stop import stop_container
 
         def one(cid: str, notes: list[str]) -> None:

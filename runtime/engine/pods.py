@@ -113,7 +113,7 @@ class PodVerbs:
     def pod_start(self, opts: PodActionOptions) -> list[NamedResult]:
         """Start the pods: their infra, then every container of theirs that is not running."""
         from rootlet.runtime.container.infra import ensure_infra
-        from rootlet.runtime.lifecycle.monitor import start_detached
+        from rootlet.runtime.lifecycle.detach import start_detached
         from rootlet.runtime.system.events import record_event
 
         def start(cfg: PodConfig) -> None:

@@ -1,7 +1,7 @@
 """The monitor of a detached container: rootlet's conmon, one per container, no daemon.
 
-``start_detached`` forks the monitor and returns once the container runs (or raises the reason it
-could not start). The monitor is a session leader of its own, with its stdio on /dev/null, so it
+``detach.start_detached`` forks the monitor and returns once the container runs (or raises the
+reason it could not start). The monitor is a session leader of its own, with its stdio on /dev/null, so it
 outlives the command that started it and holds no terminal or pipe of the caller's. It
 
 * owns the container: the keeper is its child, so mounts and fuse-overlayfs live exactly as long
@@ -21,15 +21,13 @@ from __future__ import annotations
 import os
 import time
 
-from rootlet.registry.errors import ContainerNotFound, ContainerStartError, RootletError
+from rootlet.registry.errors import ContainerNotFound, RootletError
 from rootlet.registry.store import ImageStore
-from rootlet.runtime.container.launchspec import check_layers
 from rootlet.runtime.container.record import RestartPolicy
 from rootlet.runtime.container.store import ContainerStore
 from rootlet.runtime.lifecycle.launch import launch, record_exit
 from rootlet.runtime.linux import signals
-from rootlet.runtime.linux.child import (MAX_RECORD, as_error, close_fds_except, decode_error, error_pipe,
-                                         fork_child, read_all, redirect_to_null, report_error, report_ok)
+from rootlet.runtime.linux.child import close_fds_except, redirect_to_null, report_error, report_ok
 from rootlet.runtime.oci.stdio import make_pipes
 from rootlet.runtime.system.events import container_event
 
@@ -54,49 +52,15 @@ def should_restart(policy: RestartPolicy, code: int, restarts: int, stop_request
     return False
 
 
-def start_detached(store: ImageStore, cid: str, keep_fds: tuple[int, ...] = ()) -> None:
-    """Start created or exited container ``cid`` under a new monitor; returns once it runs.
-
-    A container that already runs is left as it is (docker's and podman's ``start``).
-    ``keep_fds`` (``run -d --preserve-fds``) are our descriptors its first start gets at the same
-    numbers; the monitor closes its copies once the container has them (a restart has none).
-    """
-    containers = ContainerStore(store)
-    cfg = containers.config(cid)
-    check_layers(store, cfg)
-    with containers.starting(cid):
-        state = containers.refresh(cid)
-        if state.status in ("running", "restarting"):
-            return
-        report_r, report_w = error_pipe()
-
-        def body() -> int:
-            os.close(report_r)
-            os.setsid()
-            return _monitor(store.root, cid, report_w, keep_fds)
-
-        pid = fork_child(body, long_lived=True, default_code=1)
-        os.close(report_w)
-        try:
-            data = read_all(report_r, MAX_RECORD)
-        finally:
-            os.close(report_r)
-    # The monitor is not our child to wait for: it runs on after we exit (and is reaped by init).
-    # Reap it now only if it already ended, so no zombie lingers while we still run.
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-    if not data.strip():  # it died without a word (killed): there is no success record either
-        raise ContainerStartError("the container's monitor exited before starting it",
-                                  "run it in the foreground (without -d) to see why")
-    error = decode_error(data)
-    if error is not None:
-        raise as_error(error, ContainerStartError)  # type: ignore[misc]
+def preload() -> None:
+    """Import what ``run_monitor`` imports when it starts (a monitor forked ahead of its container
+    does it while its container is being created)."""
+    from rootlet.runtime.lifecycle import attach, logfile  # noqa: F401 - imported to have them loaded
 
 
-def _monitor(root: str, cid: str, report_w: int, keep_fds: tuple[int, ...] = ()) -> int:
-    """The monitor's life: start, log, record, restart, clean up."""
+def run_monitor(root: str, cid: str, report_w: int, keep_fds: tuple[int, ...] = ()) -> int:
+    """The monitor's life: start, log, record, restart, clean up (in a session of its own, forked by
+    detach.py; it reports on ``report_w`` whether the container started)."""
     from rootlet.runtime.lifecycle.logfile import LogWriter
 
     redirect_to_null(0, 1, 2)

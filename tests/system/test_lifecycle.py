@@ -388,6 +388,25 @@ def test_run_d_prints_the_id_and_the_container_outlives_the_command(rootlet: Run
     assert alive(state["owner_pid"], state["owner_start"]), "the monitor must run on after `run -d` returned"
 
 
+def test_run_d_that_fails_leaves_no_monitor_behind(rootlet: RunRootlet, busybox: str, store_root: Path) -> None:
+    """`run -d` forks the container's monitor before it creates the container: when creating it
+    fails, that monitor has ended by the time the command exits."""
+    proc = rootlet("run", "-d", "--pull", "never", "no-such-image:1", "true")
+    assert proc.returncode == 125 and "no-such-image" in proc.stderr, proc.stderr
+    assert leftover_processes(store_root) == []
+    taken = run_d(rootlet, "--name", "taken", busybox, "sleep", "30")
+    assert rootlet("rm", "-f", "taken").returncode == 0
+    wait_until(lambda: leftover_processes(store_root, [taken]) == [], what="the removed container's processes to end")
+    create(rootlet, "--name", "taken", busybox, "true")
+    proc = rootlet("run", "-d", "--name", "taken", busybox, "true")
+    assert proc.returncode == 125 and "already in use" in proc.stderr, proc.stderr
+    assert leftover_processes(store_root) == []
+    # It does start when the container can: the command's failure comes from the monitor.
+    proc = rootlet("run", "-d", "--name", "nocmd", busybox, "/no/such/command")
+    assert proc.returncode == 127, proc.stderr
+    wait_until(lambda: leftover_processes(store_root) == [], what="the monitor of the failed start to end")
+
+
 def test_start_attach_and_interactive(rootlet: RunRootlet, busybox: str) -> None:
     create(rootlet, "--name", "att", "-e", "GREETING=hi", "-w", "/srv", busybox,
            "sh", "-c", 'echo "$GREETING from $(pwd)"; echo to-stderr >&2; exit 4')
