@@ -8,7 +8,6 @@ the image name) and renders ``--help``. An unknown flag is an error (exit 125), 
 
 from __future__ import annotations
 
-
 from rootlet.registry.errors import UsageError
 from rootlet.registry.record import Record
 

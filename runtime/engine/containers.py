@@ -7,7 +7,6 @@ the error of each that failed; the others still proceed (podman's behaviour).
 
 from __future__ import annotations
 
-
 from rootlet.registry.errors import ContainerNotFound, ImageNotFound, RootletError, TransferError, UsageError
 from rootlet.runtime.engine.options import (
     PS_SORT_KEYS, PULL_POLICIES, CopyOptions, ExecOptions, InspectOptions, KillOptions, LogsOptions, PortOptions, PsOptions,
@@ -18,8 +17,7 @@ from rootlet.runtime.engine.reports import (ContainerResult, ContainerSummary, C
 
 TYPE_CHECKING = False  # typing costs milliseconds to import; only type checkers need it
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
-    from collections.abc import Mapping
+    from collections.abc import Callable, Iterator, Mapping
     from typing import BinaryIO
 
     from rootlet.registry.store import ImageRecord, ImageStore

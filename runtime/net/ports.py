@@ -9,7 +9,6 @@ its ``run``) or privileged, and picks free ports for ``-p CONTAINER_PORT``.
 
 from __future__ import annotations
 
-
 from rootlet.registry.errors import NetworkError, NetworkUsageError
 from rootlet.registry.record import Record
 

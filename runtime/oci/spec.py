@@ -7,9 +7,9 @@ module costs nothing, so every module on both sides can share the types.
 
 from __future__ import annotations
 
-
 from rootlet.registry.record import Record
 from rootlet.runtime.oci.capnames import PODMAN_DEFAULT_CAPS
+
 TYPE_CHECKING = False  # netlink loads ctypes, idmap pwd: the records that hold a spec need neither
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -188,7 +188,6 @@ def test_a_warm_run_imports_neither_socket_nor_typing(rootlet_env: dict[str, str
     assert not WARM_FORBIDDEN & modules, sorted(WARM_FORBIDDEN & modules)
 
 
-
 #: The commands scripts run most after `run`: parsed without typer (cli/argv.py), so that their
 #: start-up is not typer's and click's (~25 ms of imports, more than podman's whole `ps`).
 LIGHT_COMMANDS = [
