@@ -21,32 +21,37 @@ _MUTABLE = (list, dict, set)
 class Record:
     """Base class: fields are the annotated names of the class and its bases, in order."""
 
+    #: Per class, computed when it is first used (``_prepare``), not when it is defined: a command
+    #: imports dozens of record classes and instantiates a few (``exec`` imports 80, about 0.6 ms
+    #: of set-up when each was prepared at definition). Instances are made by the thousand (``ps``
+    #: of 500 containers builds 2,500), so what ``__init__`` needs is precomputed: the field names
+    #: as a set, each default, the fields whose default is mutable (copied per instance) and those
+    #: whose default is a tuple (from_json).
     _fields: tuple[str, ...] = ()
-    #: Per class, computed once when it is defined (instances are made by the thousand: ``ps`` of
-    #: 500 containers builds 2,500): the field names as a set, each default, the fields whose
-    #: default is mutable (copied per instance) and those whose default is a tuple (from_json).
     _field_set: frozenset[str] = frozenset()
     _defaults: dict[str, object] = {}
     _mutable: frozenset[str] = frozenset()
     _tuples: frozenset[str] = frozenset()
-    #: Fields holding a Record, or a list of Records: field name → Record class. Subclasses that
+    #: Fields holding a Record, or a list of Records: field name → Record class, or
+    #: ``"module:Class"`` for one imported only when such a field holds a value. Subclasses that
     #: nest records declare it (unannotated, so it is not a field), for to_json/from_json.
     _nested = {}  # type: ignore[var-annotated]
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
-        names: list[str] = []
-        for klass in reversed(cls.__mro__):
-            for name, annotation in klass.__dict__.get("__annotations__", {}).items():
-                if name.startswith("_") or "ClassVar" in str(annotation) or name in names:
-                    continue
-                names.append(name)
-        cls._fields = tuple(names)
-        cls._field_set = frozenset(names)
-        missing = object()
-        cls._defaults = {n: v for n in names if (v := getattr(cls, n, missing)) is not missing}
-        cls._mutable = frozenset(n for n, v in cls._defaults.items() if isinstance(v, _MUTABLE))
-        cls._tuples = frozenset(n for n, v in cls._defaults.items() if isinstance(v, tuple))
+        # Until it is prepared, the class's own __init__ prepares it first. Its bases' field
+        # tables are never used for it: ``fields`` and the class methods prepare it too.
+        if "__init__" in cls.__dict__:
+            _prepare(cls)  # its own __init__ may call Record's, which takes the tables as they are
+        else:
+            cls.__init__ = _first_init  # type: ignore[method-assign]
+
+    @classmethod
+    def fields(cls) -> tuple[str, ...]:
+        """The field names, in order (the base classes' first)."""
+        if "_fields" not in cls.__dict__:
+            _prepare(cls)
+        return cls._fields
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         cls = type(self)
@@ -103,6 +108,8 @@ class Record:
     @classmethod
     def from_dict(cls, doc: dict[str, object]):  # -> Self
         """An instance from a dict, ignoring keys that are not fields (records written by other versions)."""
+        if "_fields" not in cls.__dict__:
+            _prepare(cls)
         return cls(**{k: v for k, v in doc.items() if k in cls._field_set})
 
     def to_json(self) -> dict[str, object]:
@@ -113,13 +120,17 @@ class Record:
     def from_json(cls, doc: dict[str, object]):  # -> Self
         """An instance from ``to_json`` output: nested records rebuilt, lists made tuples where the
         field's default is a tuple; keys that are not fields are ignored."""
+        if "_fields" not in cls.__dict__:
+            _prepare(cls)
         values: dict[str, object] = {}
         fields, nested_fields, tuples = cls._field_set, cls._nested, cls._tuples
         for key, value in doc.items():
             if key not in fields:
                 continue
             nested = nested_fields.get(key)
-            if nested is not None and value is not None:
+            if nested is not None and value is not None and (value or isinstance(value, dict)):
+                if isinstance(nested, str):  # an empty list needs no class: its module stays unloaded
+                    nested = nested_fields[key] = _resolve(nested)
                 if isinstance(value, list):
                     value = [nested.from_json(v) if isinstance(v, dict) else v for v in value]
                 elif isinstance(value, dict):
@@ -128,6 +139,39 @@ class Record:
                 value = tuple(value)
             values[key] = value
         return cls(**values)
+
+
+def _prepare(cls: type[Record]) -> None:
+    """Compute *cls*'s field tables, and give it the plain ``__init__``."""
+    names: list[str] = []
+    for klass in reversed(cls.__mro__):
+        for name, annotation in klass.__dict__.get("__annotations__", {}).items():
+            if name.startswith("_") or "ClassVar" in str(annotation) or name in names:
+                continue
+            names.append(name)
+    missing = object()
+    defaults = {n: v for n in names if (v := getattr(cls, n, missing)) is not missing}
+    cls._field_set = frozenset(names)
+    cls._defaults = defaults
+    cls._mutable = frozenset(n for n, v in defaults.items() if isinstance(v, _MUTABLE))
+    cls._tuples = frozenset(n for n, v in defaults.items() if isinstance(v, tuple))
+    if cls.__dict__.get("__init__") is _first_init:
+        cls.__init__ = Record.__init__  # type: ignore[method-assign]
+    cls._fields = tuple(names)  # last: its presence in the class's __dict__ means "prepared"
+
+
+def _first_init(self: Record, *args: object, **kwargs: object) -> None:
+    """A record class's ``__init__`` until it is prepared."""
+    cls = type(self)
+    if "_fields" not in cls.__dict__:
+        _prepare(cls)
+    Record.__init__(self, *args, **kwargs)
+
+
+def _resolve(name: str) -> type[Record]:
+    """The class ``"module:Class"`` names (a ``_nested`` entry)."""
+    module, _, attr = name.partition(":")
+    return getattr(__import__(module, fromlist=[attr]), attr)  # type: ignore[no-any-return]
 
 
 def _plain(value: object) -> object:

@@ -11,13 +11,13 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Any
 
+    from rootlet.runtime.net.ports import PortMapping
+
 from rootlet.registry.errors import ContainerNotFound, RootletError, UsageError
 from rootlet.registry.store import ImageStore
 from rootlet.runtime.container.record import ContainerConfig, ContainerState, Mount
 from rootlet.runtime.container.store import ContainerStore
 from rootlet.runtime.linux import signals
-from rootlet.runtime.net.ports import PortMapping
-from rootlet.runtime.oci.capnames import PODMAN_DEFAULT_CAPS
 
 
 def rfc3339(ts: float | None) -> str:
@@ -44,6 +44,8 @@ def port_bindings(cfg: ContainerConfig, state: ContainerState) -> dict[str, list
 
 def inspect_container(store: ImageStore, cid: str) -> dict[str, Any]:
     """docker's ``container inspect`` document for ``cid``."""
+    from rootlet.runtime.oci.capnames import PODMAN_DEFAULT_CAPS
+
     containers = ContainerStore(store)
     cfg = containers.config(cid)
     state = containers.refresh(cid)

@@ -15,13 +15,20 @@ rename) stores the new form.
 from __future__ import annotations
 
 from rootlet.registry.record import Record
-from rootlet.runtime.net.networks import NetRequest
-from rootlet.runtime.net.ports import PortMapping
-from rootlet.runtime.oci.spec import Rlimit
 
 TYPE_CHECKING = False  # typing costs milliseconds to import; only type checkers need it
 if TYPE_CHECKING:
     from typing import Any
+
+    from rootlet.runtime.net.networks import NetRequest
+    from rootlet.runtime.net.ports import PortMapping
+    from rootlet.runtime.oci.spec import Rlimit
+
+# Nested records of other modules, by name: they are imported only for a container that has
+# some (``Record.from_json``), so listing containers loads neither the network nor the OCI code.
+_PORTS = "rootlet.runtime.net.ports:PortMapping"
+_RLIMITS = "rootlet.runtime.oci.spec:Rlimit"
+_NETWORKS = "rootlet.runtime.net.networks:NetRequest"
 
 CONFIG_VERSION = 2
 DEFAULT_STOP_TIMEOUT = 10
@@ -89,8 +96,8 @@ class ContainerConfig(Record):
     pod (``pod``), ``container:ID`` in another container's network namespace.
     """
 
-    _nested = {"mounts": Mount, "ports": PortMapping, "rlimits": Rlimit, "restart": RestartPolicy,
-               "log": LogConfig, "networks": NetRequest, "healthcheck": HealthConfig}
+    _nested = {"mounts": Mount, "ports": _PORTS, "rlimits": _RLIMITS, "restart": RestartPolicy,
+               "log": LogConfig, "networks": _NETWORKS, "healthcheck": HealthConfig}
 
     version: int = CONFIG_VERSION
     id: str
@@ -159,7 +166,7 @@ class ContainerState(Record):
     monitor, or the foreground ``rootlet run``) and ``boot_id`` the boot they belong to.
     """
 
-    _nested = {"ports": PortMapping}
+    _nested = {"ports": _PORTS}
 
     status: str = "created"                   # created | running | restarting | exited | unknown
     pid: int = 0

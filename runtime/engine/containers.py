@@ -372,7 +372,6 @@ class ContainerVerbs:
     def inspect(self, opts: InspectOptions) -> InspectReport:
         """docker's inspect documents: containers first, then images (``type`` narrows it)."""
         from rootlet.runtime.container.inspect import inspect_container
-        from rootlet.runtime.image.catalog import inspect_image
 
         if opts.type not in ("all", "container", "image"):
             raise UsageError(f"invalid --type {opts.type!r}", "use container, image or all")
@@ -387,6 +386,8 @@ class ContainerVerbs:
                     except ContainerNotFound:
                         if opts.type == "container":
                             raise
+                from rootlet.runtime.image.catalog import inspect_image  # not loaded for containers
+
                 report.docs.append(inspect_image(self.images_store, name))
             except RootletError as exc:
                 report.errors.append(exc)

@@ -44,7 +44,7 @@ def test_subclass_adds_fields_after_the_base_ones() -> None:
     class Point3(Point):
         z: int = 9
 
-    assert Point3._fields == ("x", "y", "tags", "z")
+    assert Point3.fields() == ("x", "y", "tags", "z")
     assert Point3(1, 2, [], 3).z == 3
     assert Point3(1) != Point(1)
 
@@ -55,3 +55,80 @@ def test_hash_follows_equality() -> None:
         b: str
 
     assert len({Pair(1, "x"), Pair(1, "x"), Pair(2, "x")}) == 2
+
+
+def test_a_class_is_prepared_at_its_first_use_not_at_its_definition() -> None:
+    class Late(Record):
+        a: int
+        b: list[int] = []
+
+    assert "_fields" not in Late.__dict__  # defining it computed nothing
+    assert Late(1).to_dict() == {"a": 1, "b": []}
+    assert "_fields" in Late.__dict__ and Late.__dict__["__init__"] is Record.__init__
+
+
+def test_class_methods_prepare_the_class_too() -> None:
+    class FromJson(Record):
+        a: int
+        t: tuple[int, ...] = ()
+
+    class FromDict(Record):
+        a: int = 0
+
+    assert FromJson.from_json({"a": 1, "t": [2, 3], "other": 0}) == FromJson(1, (2, 3))
+    assert FromDict.from_dict({"a": 4, "other": 0}) == FromDict(4)
+
+
+def test_subclasses_are_prepared_apart_from_their_bases() -> None:
+    class Base(Record):
+        a: int = 1
+
+    assert Base().a == 1  # Base prepared first
+
+    class Child(Base):
+        b: int = 2
+
+    class Grandchild(Child):
+        c: int = 3
+
+    assert Grandchild().to_dict() == {"a": 1, "b": 2, "c": 3}  # Child still unprepared
+    assert Child().to_dict() == {"a": 1, "b": 2}
+    assert "c" not in Child.fields()
+
+
+def test_a_class_with_its_own_init_is_prepared_when_defined() -> None:
+    class Custom(Record):
+        a: int
+        b: int = 0
+
+        def __init__(self, total: int) -> None:
+            super().__init__(a=total, b=total * 2)
+
+    assert Custom(3).to_dict() == {"a": 3, "b": 6}
+
+
+class Inner(Record):
+    v: int = 0
+
+
+class Outer(Record):
+    _nested = {"one": Inner, "many": "tests.unit.test_record:Inner"}
+    one: Inner | None = None
+    many: list[Inner] = []
+
+
+def test_nested_records_by_class_or_by_module_name() -> None:
+    doc = Outer(Inner(1), [Inner(2), Inner(3)]).to_json()
+    assert doc == {"one": {"v": 1}, "many": [{"v": 2}, {"v": 3}]}
+    assert Outer.from_json(doc) == Outer(Inner(1), [Inner(2), Inner(3)])
+    assert Outer.from_json({"one": {}}).one == Inner()  # an empty object is still a record
+
+
+def test_a_nested_class_named_by_module_is_not_imported_for_an_empty_list() -> None:
+    class Lazy(Record):
+        _nested = {"items": "rootlet.tests_no_such_module:Thing"}
+        items: list[object] = []
+
+    assert Lazy.from_json({"items": []}) == Lazy()
+    with pytest.raises(ModuleNotFoundError):
+        Lazy.from_json({"items": [{"x": 1}]})
