@@ -834,6 +834,19 @@ def test_ulimit_nofile(rootlet: RunRootlet, alpine: str) -> None:
     assert (proc.returncode, proc.stdout.split()) == (0, ["100", "200"]), proc.stderr
 
 
+def test_exec_keeps_the_containers_ulimits(rootlet: RunRootlet, alpine: str) -> None:
+    """The exec'd process gets the container's limits (podman's too); exec loads what sets them
+    before it enters the container, and only for a container that has some."""
+    started = rootlet("run", "-d", "--ulimit", "nofile=100:200", alpine, "sleep", "1000")
+    assert started.returncode == 0, started.stderr
+    cid = started.stdout.strip()
+    try:
+        proc = rootlet("exec", cid, "sh", "-c", "ulimit -n; ulimit -Hn")
+        assert (proc.returncode, proc.stdout.split()) == (0, ["100", "200"]), proc.stderr
+    finally:
+        rootlet("rm", "-f", cid)
+
+
 @pytest.mark.parametrize("flag, value", [("--memory", "64m"), ("--cpus", "1"), ("--pids-limit", "10")])
 def test_resource_limits_are_refused_on_every_host(rootlet: RunRootlet, alpine: str, flag: str, value: str) -> None:
     """rootlet has no cgroup code: a limit it cannot set is refused, never silently dropped."""
