@@ -80,8 +80,10 @@ def pid_alive(pid: int) -> bool:
 
 
 def find_program(name: str) -> str | None:
-    """``name`` on PATH, like shutil.which (without importing shutil, which costs milliseconds)."""
-    for d in os.get_exec_path():
+    """``name`` on PATH, like shutil.which (without importing shutil, which costs milliseconds).
+
+    PATH is read as ``os.get_exec_path()`` reads it, without its import of ``warnings``."""
+    for d in os.environ.get("PATH", os.defpath).split(os.pathsep):
         path = os.path.join(d, name)
         if os.access(path, os.X_OK) and not os.path.isdir(path):
             return path

@@ -52,8 +52,8 @@ def host_address(fib_trie: str = "/proc/net/fib_trie") -> str | None:
     importing the socket module would cost ``create`` several milliseconds.
     """
     try:
-        with open(fib_trie, encoding="ascii", errors="replace") as f:
-            text = f.read(1 << 20)
+        with open(fib_trie, "rb") as f:  # decoded by hand: a text file's ascii codec is a module to load
+            text = f.read(1 << 20).decode("ascii", "replace")
     except OSError:
         return None
     previous = ""

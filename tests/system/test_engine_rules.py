@@ -172,9 +172,15 @@ def test_run_rm_with_a_published_port_does_not_import_tempfile(rootlet_env: dict
 #: What a warm run and the listing commands have no use for, each milliseconds to import: socket's
 #: enums, typing, tempfile, subprocess; json (its decoder compiles regular expressions: the store
 #: reads and writes through registry/jsoncodec.py), re, enum (signal's enums: runtime/linux/signals.py),
-#: contextlib with the collections and functools it imports (locks are classes: registry/fsutil.py).
+#: contextlib with the collections and functools it imports (locks are classes: registry/fsutil.py),
+#: warnings (os.get_exec_path imports it: runtime/linux/proc.py reads PATH itself), datetime
+#: (image times are parsed by hand: cli/render.py), the ascii codec (a text file opened with
+#: encoding="ascii" loads it; bytes.decode("ascii") does not).
 WARM_FORBIDDEN = {"socket", "typing", "tempfile", "subprocess", "json", "re", "enum", "signal", "contextlib",
-                  "collections", "functools"}
+                  "collections", "functools", "warnings", "datetime", "encodings.ascii"}
+#: What listing a container has no use for either: ctypes, the OCI spec and the network code (a
+#: container record names its nested port, limit and network records by module: registry/record.py).
+LISTING_FORBIDDEN = {"ctypes", "rootlet.runtime.oci.spec", "rootlet.runtime.net.networks", "rootlet.runtime.net.ports"}
 
 
 def test_a_warm_run_imports_neither_socket_nor_typing(rootlet_env: dict[str, str], rootlet: RunRootlet,
@@ -205,6 +211,8 @@ def test_listing_and_stopping_import_neither_typer_nor_rich(rootlet_env: dict[st
     proc, modules = _imported_modules(rootlet_env, *args)
     assert proc.returncode == 0, proc.stderr[-2000:]
     forbidden = {"typer", "click", "rich", "importlib.metadata"} | WARM_FORBIDDEN
+    if args[0] in ("ps", "images", "inspect", "logs") or args[1:2] in (["ls"], ["inspect"], ["logs"]):
+        forbidden |= LISTING_FORBIDDEN
     if "--format" in args:
         # A Go template is lexed with regular expressions (cli/template.py); re imports enum and
         # functools, functools collections.
