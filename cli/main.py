@@ -156,8 +156,6 @@ def _split_globals(args: list[str]) -> tuple[str | None, bool, int]:
     ``--noout`` takes effect here (rootlet's own stdout goes to /dev/null; a container's output,
     written to the descriptor, still shows, as in podman); a value rootlet cannot honour is a
     UsageError."""
-    from rootlet.registry.errors import UsageError
-
     root: str | None = None
     debug = False
     i = 0
@@ -167,17 +165,17 @@ def _split_globals(args: list[str]) -> tuple[str | None, bool, int]:
         if name in VALUE_GLOBALS:
             if not eq:
                 if i + 1 >= len(args):
-                    raise UsageError(f"flag needs an argument: {name}", "see 'rootlet --help'")
+                    raise _usage_error(f"flag needs an argument: {name}", "see 'rootlet --help'")
                 i += 1
                 value = args[i]
             if name == "--root":
                 root = value
             elif name == "--log-level":
                 if value.lower() not in LOG_LEVELS:
-                    raise UsageError(f"invalid --log-level {value!r}", f"use one of {', '.join(LOG_LEVELS)}")
+                    raise _usage_error(f"invalid --log-level {value!r}", f"use one of {', '.join(LOG_LEVELS)}")
                 debug = debug or value.lower() in ("trace", "debug")
             elif value != "overlay":
-                raise UsageError(f"unsupported --storage-driver {value!r}", "rootlet stores layers for overlay only")
+                raise _usage_error(f"unsupported --storage-driver {value!r}", "rootlet stores layers for overlay only")
         elif arg == "--debug":
             debug = True
         elif arg == "--noout":
@@ -186,6 +184,13 @@ def _split_globals(args: list[str]) -> tuple[str | None, bool, int]:
             break
         i += 1
     return root, debug, i
+
+
+def _usage_error(message: str, hint: str) -> Exception:
+    """A UsageError, its module imported only when there is one (``--version`` needs none)."""
+    from rootlet.registry.errors import UsageError
+
+    return UsageError(message, hint)
 
 
 def _normalise_argv(argv: list[str]) -> list[str]:
@@ -203,8 +208,6 @@ def main(argv: list[str] | None = None, exit_fast: bool = False) -> int:
 
     ``exit_fast`` (the installed command's): a command parsed by the flag table ends the process
     with ``_exit_now`` once it is done, instead of returning."""
-    from rootlet.registry.errors import RootletError
-
     raw = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in raw
     fast = False
@@ -230,42 +233,41 @@ def main(argv: list[str] | None = None, exit_fast: bool = False) -> int:
             # typer sees the global flags it declares (those of podman's that it does not are done).
             kept = (["--root", root] if root else []) + (["--debug"] if debug_flag else [])
             code = _typer_main(_normalise_argv(kept + raw[start:]))
-    except RootletError as exc:
-        if debug:
-            import traceback
-
-            traceback.print_exc()
-        _error(exc.message, exc.hint)
-        code = exc.exit_code
     except KeyboardInterrupt:
         code = 130
-    except BrokenPipeError:
+    except Exception as exc:  # noqa: BLE001 - the one boundary: a bug must still exit 125, not 1
+        code = _report(exc, debug)
+    sys.stdout.flush()
+    if fast and exit_fast:
+        _exit_now(code)
+    return code
+
+
+def _report(exc: Exception, debug: bool) -> int:
+    """Tell the user what went wrong, in one line and a hint; the exit status for it.
+
+    The error classes are imported here, once something failed: ``--version`` needs none of them."""
+    from rootlet.registry.errors import RootletError
+
+    if isinstance(exc, BrokenPipeError):
         # The reader went away (`rootlet images | head`): not an error worth a traceback.
         try:
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - swallow the final flush
         except OSError:
             pass
-        code = 141
-    except OSError as exc:
-        if debug:
-            import traceback
+        return 141
+    if debug:
+        import traceback
 
-            traceback.print_exc()
-        _error(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""),
-               "run with --debug for details")
-        code = 125
-    except Exception as exc:  # noqa: BLE001 - the one boundary: a bug must still exit 125, not 1
-        if debug:
-            import traceback
-
-            traceback.print_exc()
-        _error(f"internal error: {type(exc).__name__}: {exc}",
-               "run with --debug for the traceback and report it")
-        code = 125
-    sys.stdout.flush()
-    if fast and exit_fast:
-        _exit_now(code)
-    return code
+        traceback.print_exception(exc)
+    if isinstance(exc, RootletError):
+        _error(exc.message, exc.hint)
+        return exc.exit_code
+    if isinstance(exc, OSError):
+        _error(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""), "run with --debug for details")
+        return 125
+    _error(f"internal error: {type(exc).__name__}: {exc}", "run with --debug for the traceback and report it")
+    return 125
 
 
 def _exit_now(code: int) -> None:

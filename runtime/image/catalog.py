@@ -26,7 +26,6 @@ from rootlet.registry.fsutil import flocked, make_temp_dir
 from rootlet.registry.record import Record
 from rootlet.registry.reference import DOCKER_HUB, parse_reference
 from rootlet.registry.store import ImageRecord, ImageStore, resolve_image
-from rootlet.runtime.image.layers import LayerStore
 
 TYPE_CHECKING = False  # typing costs milliseconds to import; only type checkers need it
 if TYPE_CHECKING:
@@ -270,6 +269,8 @@ def _detach_orphans(store: ImageStore, images: dict[str, ImageRecord], used: InU
     A layer whose lock is held is being placed right now: it is left alone (a later prune takes
     it if its image is never recorded), never waited for.
     """
+    from rootlet.runtime.image.layers import LayerStore  # not at the top: listing images needs none of it
+
     needed = {c for rec in images.values() for c in rec.layers} | used.layers
     layers = LayerStore(store)
     moved: list[str] = []

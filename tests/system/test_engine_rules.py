@@ -220,6 +220,14 @@ def test_listing_and_stopping_import_neither_typer_nor_rich(rootlet_env: dict[st
     assert not forbidden & modules, sorted(forbidden & modules)
 
 
+def test_version_imports_only_the_entry_point_and_the_version(rootlet_env: dict[str, str]) -> None:
+    """Nothing failed, so not even the error classes: ``--version`` is how scripts probe for rootlet."""
+    proc, modules = _imported_modules(rootlet_env, "--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("rootlet version "), proc.stderr[-2000:]
+    assert {m for m in modules if m.startswith("rootlet")} == {
+        "rootlet", "rootlet.cli", "rootlet.cli.main", "rootlet.runtime", "rootlet.runtime.version"}
+
+
 def test_fast_parsed_commands_refuse_what_they_do_not_know(rootlet: RunRootlet, busybox: str) -> None:
     """Every flag they accept works; an unknown one, a bad value or a stray argument is refused with
     125 and a hint, as the typer-parsed commands do."""
