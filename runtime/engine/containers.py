@@ -371,8 +371,6 @@ class ContainerVerbs:
 
     def inspect(self, opts: InspectOptions) -> InspectReport:
         """docker's inspect documents: containers first, then images (``type`` narrows it)."""
-        from rootlet.runtime.container.inspect import inspect_container
-
         if opts.type not in ("all", "container", "image"):
             raise UsageError(f"invalid --type {opts.type!r}", "use container, image or all")
         report = InspectReport()
@@ -381,11 +379,15 @@ class ContainerVerbs:
             try:
                 if opts.type != "image":
                     try:
-                        report.docs.append(inspect_container(self.images_store, containers.resolve(name)))
-                        continue
+                        cid = containers.resolve(name)
                     except ContainerNotFound:
                         if opts.type == "container":
                             raise
+                    else:
+                        from rootlet.runtime.container.inspect import inspect_container  # not for images
+
+                        report.docs.append(inspect_container(self.images_store, cid))
+                        continue
                 from rootlet.runtime.image.catalog import inspect_image  # not loaded for containers
 
                 report.docs.append(inspect_image(self.images_store, name))
