@@ -65,7 +65,7 @@ def exec_in_container(store: ImageStore, opts: ExecOptions, host_env: Mapping[st
 
     Its stdio is relayed to this process's own, or with ``relay_to`` handed to that function (a
     REST front end's client), which returns once the copy is over."""
-    from rootlet.runtime.container.launchspec import runtime_spec
+    from rootlet.runtime.container.launchspec import process_spec
 
     if not opts.command:
         raise UsageError("exec needs a command", "rootlet exec [OPTIONS] CONTAINER COMMAND [ARG...]")
@@ -86,7 +86,7 @@ def exec_in_container(store: ImageStore, opts: ExecOptions, host_env: Mapping[st
         env_from_files += flags.parse_env_file(path, host_env)
     extra_env = ["TERM=xterm"] if opts.tty else []
     env = flags.merge_env(cfg.env, extra_env, env_from_files, flags.expand_env(opts.env, host_env))
-    spec = runtime_spec(store, cfg).replace(
+    spec = process_spec(store, cfg).replace(
         argv=tuple(opts.command), env=tuple(env), cwd=opts.workdir or cfg.cwd or "/",
         user=opts.user if opts.user is not None else cfg.user, tty=opts.tty)
     if opts.privileged:

@@ -10,7 +10,6 @@ import os
 
 from rootlet.registry.errors import StoreError
 from rootlet.registry.store import ImageStore
-from rootlet.runtime.container.imagefiles import lower_dirs
 from rootlet.runtime.container.record import ContainerConfig
 from rootlet.runtime.oci.spec import BindMount, RuntimeSpec, TmpfsMount
 
@@ -23,6 +22,8 @@ ETC_FILES = ("hosts", "resolv.conf", "hostname", "passwd", "group")
 
 def check_layers(store: ImageStore, cfg: ContainerConfig) -> None:
     """Refuse to start a container whose image layers were removed from the store."""
+    from rootlet.runtime.container.imagefiles import lower_dirs
+
     for lower in lower_dirs(store, cfg.layers):
         if not os.path.isdir(lower):
             raise StoreError(f"the image layers of container {cfg.name} are missing from the store",
@@ -41,8 +42,28 @@ def seccomp_program(store: ImageStore, cfg: ContainerConfig, caps: list[str] | t
     return seccomp.program(profile, caps, os.path.join(store.root, "cache", "seccomp"))
 
 
+def process_spec(store: ImageStore, cfg: ContainerConfig) -> RuntimeSpec:
+    """What ``exec`` needs to start a process in ``cfg``'s running container: its command,
+    environment, user, capabilities, seccomp filter and limits. The filesystem part is left
+    empty: the container's own is joined (so neither its layers nor its files are looked up)."""
+    seccomp = None
+    if cfg.seccomp != "unconfined" and not cfg.privileged:
+        seccomp = seccomp_program(store, cfg, cfg.caps)
+    return RuntimeSpec(
+        lower_dirs=(), upper_dir="", work_dir="", merged_dir="",
+        argv=tuple(cfg.argv), env=tuple(cfg.env), cwd=cfg.cwd, user=cfg.user,
+        additional_gids=tuple(cfg.additional_gids), caps=tuple(cfg.caps), ambient_caps=tuple(cfg.ambient_caps),
+        no_new_privs=cfg.no_new_privs, seccomp=seccomp, rlimits=tuple(cfg.rlimits), tty=cfg.tty,
+        privileged=cfg.privileged,
+    )
+
+
 def runtime_spec(store: ImageStore, cfg: ContainerConfig) -> RuntimeSpec:
-    """The RuntimeSpec that starts ``cfg`` (its layers must still be in the store)."""
+    """The RuntimeSpec that starts ``cfg`` (its layers must still be in the store): ``process_spec``
+    and its filesystem, namespaces and network."""
+    from rootlet.runtime.container.imagefiles import lower_dirs
+
+    process = process_spec(store, cfg)
     d = os.path.join(store.root, "containers", cfg.id)
     plan = None
     fuse_options = ""
@@ -66,25 +87,15 @@ def runtime_spec(store: ImageStore, cfg: ContainerConfig) -> RuntimeSpec:
         taken = {m.destination for m in cfg.mounts}
         tmpfs += [TmpfsMount(t, "rw,nosuid,nodev,mode=1777") for t in READ_ONLY_TMPFS if t not in taken]
     network = cfg.network
-    seccomp = None
-    if cfg.seccomp != "unconfined" and not cfg.privileged:
-        seccomp = seccomp_program(store, cfg, cfg.caps)
     etc_files = {f"/etc/{n}": os.path.join(etc, n) for n in ETC_FILES
                  if n in ("hosts", "resolv.conf", "hostname") or os.path.exists(os.path.join(etc, n))}
     if os.path.exists(os.path.join(etc, "containerenv")):  # containers made before rootlet wrote it have none
         etc_files["/run/.containerenv"] = os.path.join(etc, "containerenv")
-    return RuntimeSpec(
+    return process.replace(
         lower_dirs=lower_dirs(store, cfg.layers), upper_dir=os.path.join(d, "upper"),
         work_dir=os.path.join(d, "work"), merged_dir=os.path.join(d, "merged"), overlay=overlay,
-        argv=tuple(cfg.argv), env=tuple(cfg.env), cwd=cfg.cwd, user=cfg.user,
-        additional_gids=tuple(cfg.additional_gids), hostname=cfg.hostname,
-        user_entries=tuple((db, wanted, line) for db, wanted, line in cfg.user_entries),
-        etc_files=etc_files,
-        binds=tuple(binds), tmpfs=tuple(tmpfs), readonly_rootfs=cfg.readonly_rootfs, caps=tuple(cfg.caps),
-        ambient_caps=tuple(cfg.ambient_caps), no_new_privs=cfg.no_new_privs, seccomp=seccomp,
-        rlimits=tuple(cfg.rlimits),
+        hostname=cfg.hostname, user_entries=tuple((db, wanted, line) for db, wanted, line in cfg.user_entries),
+        etc_files=etc_files, binds=tuple(binds), tmpfs=tuple(tmpfs), readonly_rootfs=cfg.readonly_rootfs,
         network="host" if network == "host" else ("none" if network == "none" else "private"),
-        tty=cfg.tty, init=cfg.init,
-        plan=plan, fuse_options=fuse_options, volatile=cfg.auto_remove, timeout=cfg.timeout,
-        privileged=cfg.privileged,
+        init=cfg.init, plan=plan, fuse_options=fuse_options, volatile=cfg.auto_remove, timeout=cfg.timeout,
     )
