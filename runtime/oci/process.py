@@ -55,18 +55,14 @@ def container_main(spec: RuntimeSpec, plan: UsernsPlan, err_w: int, console_fd: 
     make_workdir(spec.cwd or "/", ids[0], ids[1])
     if spec.readonly_rootfs:
         make_root_readonly()
-    if gate_r is not None:
-        if os.read(gate_r, 1) != b"G":  # the caller gave up (its network attach failed, or it died)
-            return 125
-        os.close(gate_r)
     join_keyring()
     if not spec.init:
-        exec_command(spec, plan.single_id, ids, err_w)
+        exec_command(spec, plan.single_id, ids, err_w, gate_r)
         return 126  # not reached: exec_command returns only by raising
 
     def command() -> int:
         linux.set_pdeathsig(signals.SIGKILL)  # as C2's: a fork clears it
-        exec_command(spec, plan.single_id, ids, err_w)
+        exec_command(spec, plan.single_id, ids, err_w, gate_r)
         return 126
 
     child = fork_child(command, err_w, 126)
@@ -114,11 +110,15 @@ def take_stdio(stdio: tuple[int | None, int | None, int | None]) -> None:
             os.close(fd)
 
 
-def exec_command(spec: RuntimeSpec, single_id: bool, ids: tuple[int, int, list[int]], err_w: int) -> None:
+def exec_command(spec: RuntimeSpec, single_id: bool, ids: tuple[int, int, list[int]], err_w: int,
+                 gate_r: int | None = None) -> None:
     """Credentials, capabilities, limits, descriptors, then execve. Only returns by raising.
 
     ``single_id``: the user namespace maps one id only, so supplementary groups cannot be set.
-    ``err_w`` (the O_CLOEXEC error pipe) stays open until the execve closes it.
+    ``err_w`` (the O_CLOEXEC error pipe) stays open until the execve closes it. ``gate_r``
+    (``RuntimeSpec.gate``): the command waits there for the caller's "G" (its network is up), at
+    the last moment before execve, so that all of the above is done while the network helper
+    starts; anything else (the caller gave up, or died) ends the process with 125.
     """
     uid, gid, groups = ids
     # The credential change below clears the parent-death signal: it is set again afterwards only
@@ -173,6 +173,8 @@ def exec_command(spec: RuntimeSpec, single_id: bool, ids: tuple[int, int, list[i
         linux.set_no_new_privs()
     path = find_executable(spec.argv[0], spec.env)
     keep = {0, 1, 2, err_w, *spec.keep_fds}
+    if gate_r is not None:
+        keep.add(gate_r)
     close_fds_except(keep)
     for fd in (0, 1, 2, *spec.keep_fds):
         try:
@@ -181,6 +183,11 @@ def exec_command(spec: RuntimeSpec, single_id: bool, ids: tuple[int, int, list[i
             pass
     reset_signals()
     env = dict(item.split("=", 1) if "=" in item else (item, "") for item in spec.env)
+    if gate_r is not None:
+        go = os.read(gate_r, 1)
+        os.close(gate_r)
+        if go != b"G":
+            os._exit(125)
     try:
         os.execve(path, list(spec.argv), env)
     except OSError as e:

@@ -63,8 +63,9 @@ class RuntimeSpec(Record):
     1 and 2, None meaning /dev/null; with ``tty`` the command gets a pty instead. ``keep_fds`` stay
     open in the command; every other descriptor is closed. ``fuse_options`` are extra fuse-overlayfs options (id mappings
     for ``--userns keep-id``); they force fuse-overlayfs. ``winsize`` (a struct winsize) is set on
-    the allocated pty before the command starts. With ``gate`` the command waits, fully set up,
-    until the caller's ``ContainerProcess.release()`` (the network is attached meanwhile, so the
+    the allocated pty before the command starts. With ``gate`` the command waits, fully set up
+    (credentials, capabilities, seccomp filter: all but the execve), until the caller's
+    ``ContainerProcess.release()`` (the network is attached meanwhile, so the
     command has it from its first instruction). ``volatile``: the upper dir is thrown away after
     the run (``--rm``), so the kernel overlay need not sync it. ``seccomp`` is the compiled filter
     (``rootlet.runtime.oci.seccomp``) the command runs under; None runs it unconfined.

@@ -535,3 +535,56 @@ def test_single_id_mode(alpine: tuple[str, ...], dirs: Dirs) -> None:
     assert plan.single_id
     r = run(alpine, dirs, "sh", "-c", "cat /proc/self/uid_map; id -u; ls /dev/pts", plan=plan)
     assert r.out.split()[:4] == ["0", str(os.getuid()), "1", "0"], r
+
+
+# --- the start gate: a user-mode network is attached while the command waits -------------------------
+
+def _waiting_status(pid: int) -> dict[str, str]:
+    """/proc/PID/status of a container process, read from the host."""
+    with open(f"/proc/{pid}/status") as f:
+        return _status_fields(f.read())
+
+
+def test_a_gated_command_waits_fully_set_up_and_runs_once_released(alpine: tuple[str, ...], dirs: Dirs,
+                                                                     tmp_path: Path) -> None:
+    """Everything but the execve is done at the gate (so it overlaps the network helper's start):
+    the capabilities are the container's and no_new_privs is set, yet the command has not run."""
+    with captured(tmp_path) as stdio:
+        proc = spawn(make_spec(alpine, dirs, ("echo", "ran"), stdio=stdio, gate=True, no_new_privs=True))
+    try:
+        deadline = time.monotonic() + 10
+        while _waiting_status(proc.pid)["NoNewPrivs"] != "1" and time.monotonic() < deadline:
+            time.sleep(0.01)  # setting up, not yet at the gate
+        fields = _waiting_status(proc.pid)
+        assert fields["NoNewPrivs"] == "1" and int(fields["CapEff"], 16) == caps.cap_mask(PODMAN_DEFAULT_CAPS)
+        time.sleep(0.2)
+        assert (tmp_path / "stdout").read_text() == "" and proc.returncode is None  # held at the gate
+        proc.release()
+        assert proc.wait() == 0
+    finally:
+        if proc.returncode is None:
+            proc.signal(signal.SIGKILL)
+            proc.wait()
+    assert (tmp_path / "stdout").read_text() == "ran\n"
+
+
+@pytest.mark.parametrize("init", [False, True], ids=["command", "init"])
+def test_a_gate_never_opened_ends_the_container_without_running_the_command(alpine: tuple[str, ...], dirs: Dirs,
+                                                                            tmp_path: Path, init: bool) -> None:
+    with captured(tmp_path) as stdio:
+        proc = spawn(make_spec(alpine, dirs, ("echo", "ran"), stdio=stdio, gate=True, init=init))
+    assert proc.wait() == 125  # the caller gave up (its network could not be attached)
+    assert (tmp_path / "stdout").read_text() == ""
+    assert not mounted_in_host(dirs.merged)
+
+
+def test_a_gated_container_that_cannot_start_reports_its_own_failure(alpine: tuple[str, ...], dirs: Dirs,
+                                                                      tmp_path: Path) -> None:
+    """A failure before the gate (here: the command does not exist) is waiting when the network
+    attach fails too, and is the one reported."""
+    with captured(tmp_path) as stdio:
+        proc = spawn(make_spec(alpine, dirs, ("nosuchcmd",), stdio=stdio, gate=True))
+    assert proc.failed_at_gate(timeout=10)
+    with pytest.raises(ContainerStartError) as info:
+        proc.release()
+    assert info.value.exit_code == 127 and "nosuchcmd" in info.value.message
