@@ -155,9 +155,20 @@ def _prepare(cls: type[Record]) -> None:
     cls._defaults = defaults
     cls._mutable = frozenset(n for n, v in defaults.items() if isinstance(v, _MUTABLE))
     cls._tuples = frozenset(n for n, v in defaults.items() if isinstance(v, tuple))
+    # In this order: another thread that finds "_fields" in the class's __dict__ takes it as
+    # prepared, and one that calls the plain __init__ needs every table already there.
+    cls._fields = tuple(names)
     if cls.__dict__.get("__init__") is _first_init:
-        cls.__init__ = Record.__init__  # type: ignore[method-assign]
-    cls._fields = tuple(names)  # last: its presence in the class's __dict__ means "prepared"
+        cls.__init__ = _plain_init(cls)  # type: ignore[method-assign]
+
+
+def _plain_init(cls: type[Record]) -> object:
+    """The ``__init__`` a prepared class runs: Record's, or one a base class defines itself."""
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is not None and init is not _first_init:
+            return init
+    raise AssertionError("Record defines __init__")  # not reached
 
 
 def _first_init(self: Record, *args: object, **kwargs: object) -> None:
@@ -165,7 +176,7 @@ def _first_init(self: Record, *args: object, **kwargs: object) -> None:
     cls = type(self)
     if "_fields" not in cls.__dict__:
         _prepare(cls)
-    Record.__init__(self, *args, **kwargs)
+    _plain_init(cls)(self, *args, **kwargs)  # type: ignore[operator]
 
 
 def _resolve(name: str) -> type[Record]:
