@@ -40,9 +40,12 @@ class Record:
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         # Until it is prepared, the class's own __init__ prepares it first. Its bases' field
-        # tables are never used for it: ``fields`` and the class methods prepare it too.
-        if "__init__" in cls.__dict__:
-            _prepare(cls)  # its own __init__ may call Record's, which takes the tables as they are
+        # tables are never used for it: ``fields`` and the class methods prepare it too. A class
+        # that has an __init__ of its own, or inherits one, is prepared now: that __init__ may
+        # call Record's, which takes the tables as they are.
+        if any(klass.__dict__.get("__init__", _first_init) is not _first_init
+               for klass in cls.__mro__ if klass is not Record and klass is not object):
+            _prepare(cls)
         else:
             cls.__init__ = _first_init  # type: ignore[method-assign]
 
@@ -159,24 +162,16 @@ def _prepare(cls: type[Record]) -> None:
     # prepared, and one that calls the plain __init__ needs every table already there.
     cls._fields = tuple(names)
     if cls.__dict__.get("__init__") is _first_init:
-        cls.__init__ = _plain_init(cls)  # type: ignore[method-assign]
-
-
-def _plain_init(cls: type[Record]) -> object:
-    """The ``__init__`` a prepared class runs: Record's, or one a base class defines itself."""
-    for klass in cls.__mro__:
-        init = klass.__dict__.get("__init__")
-        if init is not None and init is not _first_init:
-            return init
-    raise AssertionError("Record defines __init__")  # not reached
+        cls.__init__ = Record.__init__  # type: ignore[method-assign]
 
 
 def _first_init(self: Record, *args: object, **kwargs: object) -> None:
-    """A record class's ``__init__`` until it is prepared."""
+    """The ``__init__`` of a record class until it is prepared (no class between it and Record
+    has an ``__init__`` of its own), or of a base class reached through ``super().__init__``."""
     cls = type(self)
     if "_fields" not in cls.__dict__:
         _prepare(cls)
-    _plain_init(cls)(self, *args, **kwargs)  # type: ignore[operator]
+    Record.__init__(self, *args, **kwargs)
 
 
 def _resolve(name: str) -> type[Record]:

@@ -116,6 +116,19 @@ def test_a_class_with_its_own_init_is_prepared_when_defined() -> None:
     assert Derived(1).to_dict() == {"a": 1, "b": 2, "c": 7}
 
 
+def test_an_init_of_its_own_over_a_base_not_yet_prepared() -> None:
+    class Base(Record):
+        a: int
+        b: int = 0
+
+    class Doubling(Base):  # its super().__init__ reaches Base's, which prepares nothing more
+        def __init__(self, total: int) -> None:
+            super().__init__(a=total, b=total * 2)
+
+    assert Doubling(5).to_dict() == {"a": 5, "b": 10}
+    assert Base(1).to_dict() == {"a": 1, "b": 0}
+
+
 def test_preparing_a_class_from_several_threads_at_once() -> None:
     """No thread sees a half-prepared class (the tables are set before the marker and the plain
     __init__): thread switches are forced every microsecond to make the race likely (with the
