@@ -48,17 +48,16 @@ def create(
 
 def _template_doc(doc: dict) -> dict:
     """A volume document as podman's templates see it: ``.CreatedAt`` a Go time (to the nanosecond)."""
-    import re
     import time
-    from datetime import datetime
 
-    text = str(doc.get("CreatedAt") or "")
-    m = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", text)
-    if m is None:
+    from rootlet.registry.timestamps import parse_rfc3339
+
+    parts = parse_rfc3339(str(doc.get("CreatedAt") or ""))
+    if parts is None:
         return doc
-    secs = int(datetime.fromisoformat(m[1] + ("+00:00" if m[3] == "Z" else m[3])).timestamp())
+    secs, nanos = parts
     local = time.localtime(secs)
-    frac = (m[2] or "").rstrip("0")
+    frac = f"{nanos:09d}".rstrip("0")
     shown = time.strftime("%Y-%m-%d %H:%M:%S", local) + (f".{frac}" if frac else "") + time.strftime(" %z %Z", local)
     return dict(doc, CreatedAt=shown)
 

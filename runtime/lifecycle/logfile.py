@@ -30,12 +30,13 @@ def format_ts(ns: int) -> str:
 
 
 def parse_ts(text: str) -> int:
-    """Nanoseconds since the epoch of a timestamp written by ``format_ts``."""
-    import calendar
+    """Nanoseconds since the epoch of a timestamp written by ``format_ts`` (UTC, its Z optional)."""
+    from rootlet.registry.timestamps import parse_rfc3339
 
-    base, _, frac = text.rstrip("Z").partition(".")
-    secs = calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S"))
-    return secs * 1_000_000_000 + int((frac + "000000000")[:9] or 0)
+    parts = parse_rfc3339(text.rstrip("Z") + "Z")
+    if parts is None:
+        raise ValueError(f"not a log timestamp: {text!r}")
+    return parts[0] * 1_000_000_000 + parts[1]
 
 
 class LogWriter:
@@ -222,19 +223,19 @@ def parse_since(text: str, flag: str, now: float | None = None) -> int:
         factors = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
         secs = sum(float(n) * factors[u] for n, _, u in re.findall(r"(\d+(\.\d+)?)(ns|us|ms|s|m|h)", value))
         return int((now - secs) * 1e9)
+    from rootlet.registry.timestamps import iso_for_datetime, parse_rfc3339
+
+    parts = parse_rfc3339(value)
+    if parts is not None:
+        return parts[0] * 1_000_000_000 + parts[1]
     from datetime import datetime, timezone
 
-    try:
-        iso = value.replace("Z", "+00:00")
-        head, dot, tail = iso.partition(".")
-        frac = ""
-        if dot:
-            frac = "".join(c for c in tail if c.isdigit())
-            iso = f"{head}.{frac[:6]}{tail[len(frac):]}"
+    try:  # the other ISO 8601 forms datetime knows; without a zone, UTC
+        iso, nanos = iso_for_datetime(value)
         parsed = datetime.fromisoformat(iso)
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=timezone.utc)
-        return int(parsed.timestamp()) * 1_000_000_000 + int((frac + "000000000")[:9] or 0)
+        return int(parsed.timestamp()) * 1_000_000_000 + nanos
     except ValueError:
         raise UsageError(f"invalid time {text!r} for {flag}",
                          "use an RFC 3339 time (2026-01-02T15:04:05Z), Unix seconds, or a duration like 10m") from None

@@ -85,12 +85,18 @@ def test_follower_continues_across_rotation(tmp_path: Path) -> None:
 def test_timestamps_round_trip_with_nanoseconds() -> None:
     ns = 1795814708_123456789
     assert parse_ts(format_ts(ns)) == ns
+    assert parse_ts(format_ts(ns).rstrip("Z")) == ns
+    with pytest.raises(ValueError):
+        parse_ts("2026-01-01 garbage")
 
 
 @pytest.mark.parametrize("text, expected", [
     ("1700000000", 1700000000 * 10**9),
     ("2023-11-14T22:13:20Z", 1700000000 * 10**9),
     ("2023-11-14T22:13:20.5+00:00", 1700000000 * 10**9 + 5 * 10**8),
+    ("2023-11-14T23:13:20.25+01:00", 1700000000 * 10**9 + 25 * 10**7),  # the zone after a fraction counts
+    ("2023-11-14T22:13:20.123456789Z", 1700000000 * 10**9 + 123456789),
+    ("2023-11-14T22:13:20", 1700000000 * 10**9),  # no zone: UTC
     ("10m", (1_800_000_000 - 600) * 10**9),
     ("1h30m", (1_800_000_000 - 5400) * 10**9),
 ])
