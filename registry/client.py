@@ -51,7 +51,7 @@ from rootlet.registry.auth import Challenge, Credentials, TokenCache, lookup, pa
 from rootlet.registry.config import Endpoint, RegistriesConfig, cert_dirs_for, tls_files
 from rootlet.registry.errors import (AuthError, DigestMismatch, ManifestError, RateLimited, RegistryError,
                                      TransferError)
-from rootlet.registry.reference import DOCKER_HUB, Reference, canonical_registry, check_digest, is_digest
+from rootlet.registry.reference import DOCKER_HUB, Reference, canonical_registry, check_digest, is_digest, is_tag
 
 MAX_REDIRECTS = 5
 MAX_ERROR_BODY = 64 * 1024
@@ -61,7 +61,6 @@ BACKOFF_MIN = 0.2
 BACKOFF_MAX = 5.0
 RETRY_AFTER_MAX = 10.0
 CHUNK = 256 * 1024
-_TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 #: What the user is told when a host name does not resolve (the resolver's own words vary).
 _UNRESOLVED = "cannot resolve host"
@@ -688,7 +687,7 @@ class Source:
 
     @staticmethod
     def _check_reference(reference: str) -> None:
-        if not is_digest(reference) and not _TAG_RE.match(reference):
+        if not is_digest(reference) and not is_tag(reference):
             check_digest(reference)  # raises InvalidReference with the digest hint
 
     def _manifest_path(self, reference: str) -> str:

@@ -50,8 +50,8 @@ def _is_component(text: str) -> bool:
     return True
 
 
-def _is_tag(text: str) -> bool:
-    """``[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}``."""
+def is_tag(text: str) -> bool:
+    """True when *text* is a valid tag: ``[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}``."""
     return 0 < len(text) <= 128 and text[0] not in ".-" and _TAG_CHARS.issuperset(text)
 
 
@@ -186,7 +186,7 @@ def parse_reference(text: str) -> Reference:
     colon = text.rfind(":")
     if colon > slash:
         text, tag = text[:colon], text[colon + 1 :]
-        if not _is_tag(tag):
+        if not is_tag(tag):
             raise InvalidReference(f"invalid reference format: bad tag {tag!r} in {original!r}", _HINT)
     first, _, rest = text.partition("/")
     if rest and _looks_like_host(first):
